@@ -1,0 +1,107 @@
+//! The receiver: verify on the raw bytes, enqueue, answer 202.
+//!
+//! It never interprets the payload, so a provider's schema change cannot make
+//! it reject a correctly signed delivery.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jobhook::clock::{rfc3339, Clock};
+use jobhook::ports::EventQueue;
+use jobhook::sources_cache::SourcesCache;
+use jobhook::{verify, Envelope};
+use lambda_http::http::{header, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct Receiver {
+    pub sources: SourcesCache,
+    pub queue: Arc<dyn EventQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub max_body_bytes: usize,
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn rejected(status: StatusCode, reason: &str) -> Response<Body> {
+    reply(status, json!({"status": "rejected", "reason": reason}))
+}
+
+/// `{source}` from `…/webhooks/{source}`. API Gateway supplies it as a path
+/// parameter; Function URLs do not, and their path may carry a stage prefix.
+fn source_from(req: &Request) -> Option<String> {
+    if let Some(source) = req.path_parameters_ref().and_then(|p| p.first("source")) {
+        return Some(source.to_owned());
+    }
+    let mut segments = req.uri().path().trim_end_matches('/').rsplit('/');
+    let source = segments.next()?;
+    (segments.next()? == "webhooks" && !source.is_empty()).then(|| source.to_owned())
+}
+
+impl Receiver {
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let Some(source_name) = source_from(&req) else {
+            return rejected(StatusCode::NOT_FOUND, "not_found");
+        };
+        if req.method() != Method::POST {
+            let mut response = rejected(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            return response;
+        }
+        let sources = match self.sources.get().await {
+            Ok(sources) => sources,
+            Err(error) => {
+                tracing::error!(%error, "no sources document; asking the provider to retry");
+                return rejected(StatusCode::SERVICE_UNAVAILABLE, "sources_unavailable");
+            }
+        };
+        let Some(source) = sources.get(&source_name) else {
+            tracing::warn!(source = %source_name.escape_debug(), "delivery for an unknown source");
+            return rejected(StatusCode::NOT_FOUND, "unknown_source");
+        };
+        let body = match req.body() {
+            Body::Empty => Bytes::new(),
+            Body::Text(text) => Bytes::copy_from_slice(text.as_bytes()),
+            Body::Binary(bytes) => Bytes::copy_from_slice(bytes),
+            _ => Bytes::new(),
+        };
+        if body.len() > self.max_body_bytes {
+            tracing::warn!(source = %source.name, bytes = body.len(), "delivery body too large");
+            return rejected(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        }
+
+        let now = self.clock.now();
+        let verified = match verify(source, req.headers(), body, now.unix_timestamp()) {
+            Ok(verified) => verified,
+            Err(error) => {
+                tracing::warn!(source = %source.name, reason = error.code(), "signature verification failed");
+                return rejected(StatusCode::UNAUTHORIZED, error.code());
+            }
+        };
+
+        let envelope = Envelope::from_verified(&verified, req.headers(), rfc3339(now));
+        if let Err(error) = self.queue.enqueue(&envelope).await {
+            tracing::error!(source = %source.name, event_id = %envelope.event_id, %error, "enqueue failed; asking the provider to retry");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable", "reason": "enqueue_failed"}),
+            );
+        }
+        tracing::info!(source = %source.name, event_id = %envelope.event_id, "webhook accepted");
+        reply(
+            StatusCode::ACCEPTED,
+            json!({"status": "accepted", "event_id": envelope.event_id}),
+        )
+    }
+}

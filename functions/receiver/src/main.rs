@@ -1,0 +1,48 @@
+use std::sync::Arc;
+
+use jobhook::adapters::file::FileSources;
+use jobhook::adapters::secrets_manager::SecretsManagerSources;
+use jobhook::adapters::sqs::SqsQueue;
+use jobhook::clock::SystemClock;
+use jobhook::config::{Env, ReceiverConfig, SourcesLocation};
+use jobhook::ports::SourcesLoader;
+use jobhook::sources_cache::SourcesCache;
+use lambda_http::{run, service_fn, tracing, Error, Request};
+use receiver::Receiver;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = ReceiverConfig::from_env(&Env::process())?;
+    let aws = aws_config::load_from_env().await;
+
+    let loader: Arc<dyn SourcesLoader> = match &config.sources.location {
+        SourcesLocation::File(path) => Arc::new(FileSources::new(path)),
+        SourcesLocation::Secret(id) => Arc::new(SecretsManagerSources::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            id,
+        )),
+    };
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.queue_url);
+
+    // Load the sources and open the SQS connection once per container, during
+    // init. A document that does not load fails init loudly.
+    let sources = SourcesCache::new(loader, config.sources.ttl);
+    let (loaded, warmed) = tokio::join!(sources.get(), queue.warm_up());
+    loaded?;
+    if let Err(error) = warmed {
+        tracing::warn!(%error, "SQS warm-up failed; deliveries will retry the connection");
+    }
+
+    let receiver = Receiver {
+        sources,
+        queue: Arc::new(queue),
+        clock: Arc::new(SystemClock),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let receiver = &receiver;
+    run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(receiver.handle(req).await)
+    }))
+    .await
+}

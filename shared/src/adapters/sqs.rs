@@ -1,0 +1,64 @@
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::Client;
+
+use super::sdk_port_error;
+use crate::domain::envelope::Envelope;
+use crate::ports::{EventQueue, PortError};
+
+/// Sends envelopes to one SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// A cheap call that opens the TLS connection during init and checks the
+    /// queue exists, so the first delivery does not pay for the handshake.
+    pub async fn warm_up(&self) -> Result<(), PortError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("sqs:GetQueueAttributes", e))
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data_type is set")
+}
+
+#[async_trait]
+impl EventQueue for SqsQueue {
+    async fn enqueue(&self, envelope: &Envelope) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(envelope.to_json())
+            .message_attributes("source", string_attribute(&envelope.source))
+            .message_attributes("event_id", string_attribute(&envelope.event_id))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+    }
+}

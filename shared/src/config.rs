@@ -1,0 +1,172 @@
+//! Settings read from the environment. Errors name the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// Reads variables through `lookup`, so tests need not touch the process env.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<F>(pub F);
+
+impl Env<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Env(|name| std::env::var(name).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError {
+            name,
+            problem: "is required".into(),
+        })
+    }
+
+    /// A whole number within `range`, or `default` when unset.
+    pub fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        raw.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError {
+                name,
+                problem: format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            })
+    }
+}
+
+/// Where the sources document lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcesLocation {
+    File(PathBuf),
+    Secret(String),
+}
+
+pub const SOURCES_FILE: &str = "JOBHOOK_SOURCES_FILE";
+pub const SOURCES_SECRET: &str = "JOBHOOK_SOURCES_SECRET";
+pub const SOURCES_TTL_SECS: &str = "JOBHOOK_SOURCES_TTL_SECS";
+pub const QUEUE_URL: &str = "JOBHOOK_QUEUE_URL";
+pub const MAX_BODY_BYTES: &str = "JOBHOOK_MAX_BODY_BYTES";
+
+/// The largest body that still fits an SQS message (1 MiB) once base64
+/// encoded inside the envelope.
+pub const MAX_BODY_BYTES_LIMIT: u64 = 700_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcesSettings {
+    pub location: SourcesLocation,
+    pub ttl: Duration,
+}
+
+impl SourcesSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let location = match (env.optional(SOURCES_FILE), env.optional(SOURCES_SECRET)) {
+            (Some(path), None) => SourcesLocation::File(path.into()),
+            (None, Some(secret)) => SourcesLocation::Secret(secret),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    name: SOURCES_FILE,
+                    problem: format!("set either it or {SOURCES_SECRET}, not both"),
+                })
+            }
+            (None, None) => {
+                return Err(ConfigError {
+                    name: SOURCES_SECRET,
+                    problem: format!("is required (or {SOURCES_FILE} for a local file)"),
+                })
+            }
+        };
+        let ttl = Duration::from_secs(env.number(SOURCES_TTL_SECS, 300, 0..=86_400)?);
+        Ok(Self { location, ttl })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    pub queue_url: String,
+    pub sources: SourcesSettings,
+    pub max_body_bytes: usize,
+}
+
+impl ReceiverConfig {
+    pub const REQUIRED_ENV: &'static [&'static str] = &[QUEUE_URL, SOURCES_SECRET];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: env.required(QUEUE_URL)?,
+            sources: SourcesSettings::from_env(env)?,
+            max_body_bytes: env.number(MAX_BODY_BYTES, 262_144, 1..=MAX_BODY_BYTES_LIMIT)? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn receiver_config_defaults_and_errors() {
+        let cfg = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "http://q"), (SOURCES_SECRET, "s")]))
+            .expect("valid");
+        assert_eq!(cfg.max_body_bytes, 262_144);
+        assert_eq!(cfg.sources.ttl, Duration::from_secs(300));
+        assert_eq!(cfg.sources.location, SourcesLocation::Secret("s".into()));
+
+        let e = ReceiverConfig::from_env(&env(&[(SOURCES_SECRET, "s")])).unwrap_err();
+        assert_eq!(e.name, QUEUE_URL);
+        let e = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "q")])).unwrap_err();
+        assert_eq!(e.name, SOURCES_SECRET);
+        let e = ReceiverConfig::from_env(&env(&[
+            (QUEUE_URL, "q"),
+            (SOURCES_FILE, "f"),
+            (SOURCES_SECRET, "s"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, SOURCES_FILE);
+        let e = ReceiverConfig::from_env(&env(&[
+            (QUEUE_URL, "q"),
+            (SOURCES_FILE, "f"),
+            (MAX_BODY_BYTES, "2000000"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, MAX_BODY_BYTES);
+        let e = ReceiverConfig::from_env(&env(&[
+            (QUEUE_URL, "q"),
+            (SOURCES_FILE, "f"),
+            (SOURCES_TTL_SECS, "soon"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, SOURCES_TTL_SECS);
+    }
+}

@@ -1,0 +1,5 @@
+//! Pure domain logic: no AWS types, no I/O.
+
+pub mod envelope;
+pub mod signature;
+pub mod sources;

@@ -1,0 +1,721 @@
+//! Webhook signature verification over the raw request bytes.
+//!
+//! Every comparison is constant time and checks lengths first: a MAC is only
+//! compared with a candidate of exactly the same length, so an empty or
+//! truncated signature (a bare `v1,` or `sha256=`) can never match.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::sources::{Scheme, SigningKey, SourceConfig};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of an HMAC-SHA256 tag in bytes.
+const MAC_LEN: usize = 32;
+
+/// Why a delivery was rejected. `code()` is the machine-readable reason sent
+/// back to the caller; neither it nor `Display` ever carries secret material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the signature header is missing")]
+    MissingSignature,
+    #[error("the webhook id header is missing")]
+    MissingWebhookId,
+    #[error("the timestamp is missing")]
+    MissingTimestamp,
+    #[error("the timestamp is not a whole number of seconds")]
+    MalformedTimestamp,
+    #[error("the timestamp is outside the accepted tolerance")]
+    TimestampOutOfTolerance,
+    #[error("the signature header holds no well-formed signature")]
+    MalformedSignature,
+    #[error("no signature matches any active secret")]
+    SignatureMismatch,
+}
+
+impl VerifyError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::MissingWebhookId => "missing_webhook_id",
+            Self::MissingTimestamp => "missing_timestamp",
+            Self::MalformedTimestamp => "malformed_timestamp",
+            Self::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Self::MalformedSignature => "malformed_signature",
+            Self::SignatureMismatch => "signature_mismatch",
+        }
+    }
+}
+
+/// A delivery whose signature has been checked. Only [`verify`] constructs
+/// one, so holding a `VerifiedWebhook` is proof of authenticity.
+#[derive(Debug, Clone)]
+pub struct VerifiedWebhook {
+    source: String,
+    scheme: Scheme,
+    webhook_id: Option<String>,
+    timestamp: Option<i64>,
+    body: Bytes,
+}
+
+impl VerifiedWebhook {
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+    /// The delivery id the scheme carries (`webhook-id`), if any.
+    pub fn webhook_id(&self) -> Option<&str> {
+        self.webhook_id.as_deref()
+    }
+    /// The signed timestamp, for schemes that carry one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+    /// The delivery's identity: the scheme's id when it has one, otherwise
+    /// the SHA-256 of the body (identical bytes are the same delivery).
+    pub fn event_id(&self) -> String {
+        match &self.webhook_id {
+            Some(id) => id.clone(),
+            None => sha256_hex(&self.body),
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Verifies `body` as sent by `source`, at time `now_unix` (seconds).
+pub fn verify(
+    source: &SourceConfig,
+    headers: &HeaderMap,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<VerifiedWebhook, VerifyError> {
+    let (webhook_id, timestamp) = match source.scheme {
+        Scheme::StandardWebhooks => {
+            let (id, ts) = verify_standard_webhooks(source, headers, &body, now_unix)?;
+            (Some(id), Some(ts))
+        }
+        Scheme::Stripe => (None, Some(verify_stripe(source, headers, &body, now_unix)?)),
+        Scheme::Github => {
+            verify_github(source, headers, &body)?;
+            (None, None)
+        }
+    };
+    Ok(VerifiedWebhook {
+        source: source.name.clone(),
+        scheme: source.scheme,
+        webhook_id,
+        timestamp,
+        body,
+    })
+}
+
+/// The first of `names` present in `headers`, as visible ASCII.
+fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<Result<&'a str, ()>> {
+    names
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(|value| value.to_str().map(str::trim).map_err(|_| ()))
+}
+
+fn parse_timestamp(raw: &str) -> Result<i64, VerifyError> {
+    // Digits only: `i64::from_str` would also take signs, and a bound on the
+    // length keeps the value far from overflow.
+    if raw.is_empty() || raw.len() > 12 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(VerifyError::MalformedTimestamp);
+    }
+    raw.parse().map_err(|_| VerifyError::MalformedTimestamp)
+}
+
+fn check_tolerance(timestamp: i64, now_unix: i64, tolerance_secs: u64) -> Result<(), VerifyError> {
+    if timestamp.abs_diff(now_unix) > tolerance_secs {
+        return Err(VerifyError::TimestampOutOfTolerance);
+    }
+    Ok(())
+}
+
+fn mac(key: &SigningKey, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time equality of a computed MAC and a candidate; the length check
+/// comes first and only reveals the (public) tag length.
+fn mac_matches(expected: &[u8; MAC_LEN], candidate: &[u8]) -> bool {
+    candidate.len() == MAC_LEN && bool::from(expected.as_slice().ct_eq(candidate))
+}
+
+/// True when any active key's MAC over `parts` equals any candidate.
+fn any_key_matches(keys: &[SigningKey], parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
+    keys.iter().any(|key| {
+        let expected = mac(key, parts);
+        candidates.iter().any(|c| mac_matches(&expected, c))
+    })
+}
+
+fn verify_standard_webhooks(
+    source: &SourceConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(String, i64), VerifyError> {
+    let id = match header(headers, &["webhook-id", "svix-id"]) {
+        Some(Ok(id)) if !id.is_empty() => id,
+        Some(_) | None => return Err(VerifyError::MissingWebhookId),
+    };
+    let timestamp = match header(headers, &["webhook-timestamp", "svix-timestamp"]) {
+        Some(Ok(raw)) => parse_timestamp(raw)?,
+        Some(Err(())) => return Err(VerifyError::MalformedTimestamp),
+        None => return Err(VerifyError::MissingTimestamp),
+    };
+    let signatures = match header(headers, &["webhook-signature", "svix-signature"]) {
+        Some(Ok(raw)) => raw,
+        Some(Err(())) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    check_tolerance(timestamp, now_unix, source.tolerance_secs)?;
+
+    // Space-separated `v1,<base64>` entries; other versions are skipped, and
+    // an entry that does not decode to a full tag is never a candidate.
+    let candidates: Vec<Vec<u8>> = signatures
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| BASE64.decode(b64).ok())
+        .filter(|decoded| decoded.len() == MAC_LEN)
+        .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::MalformedSignature);
+    }
+    let timestamp_text = timestamp.to_string();
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body];
+    if any_key_matches(&source.keys, &parts, &candidates) {
+        Ok((id.to_owned(), timestamp))
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+/// Decodes a hex tag, rejecting odd lengths, non-hex digits and short tags.
+fn decode_hex_tag(hex_text: &str) -> Option<Vec<u8>> {
+    hex::decode(hex_text).ok().filter(|d| d.len() == MAC_LEN)
+}
+
+fn verify_stripe(
+    source: &SourceConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<i64, VerifyError> {
+    let name = source.header.as_deref().unwrap_or("stripe-signature");
+    let raw = match header(headers, &[name]) {
+        Some(Ok(raw)) => raw,
+        Some(Err(())) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    let mut timestamp: Option<&str> = None;
+    let mut candidates = Vec::new();
+    let mut saw_v1 = false;
+    for item in raw.split(',') {
+        let Some((key, value)) = item.trim().split_once('=') else {
+            continue;
+        };
+        match key {
+            // Two timestamps make the header ambiguous: refuse it.
+            "t" if timestamp.is_some() => return Err(VerifyError::MalformedTimestamp),
+            "t" => timestamp = Some(value),
+            "v1" => {
+                saw_v1 = true;
+                candidates.extend(decode_hex_tag(value));
+            }
+            _ => {}
+        }
+    }
+    let timestamp = parse_timestamp(timestamp.ok_or(VerifyError::MissingTimestamp)?)?;
+    if !saw_v1 {
+        return Err(VerifyError::MissingSignature);
+    }
+    check_tolerance(timestamp, now_unix, source.tolerance_secs)?;
+    if candidates.is_empty() {
+        return Err(VerifyError::MalformedSignature);
+    }
+    let timestamp_text = timestamp.to_string();
+    let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), b".", body];
+    if any_key_matches(&source.keys, &parts, &candidates) {
+        Ok(timestamp)
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+fn verify_github(
+    source: &SourceConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), VerifyError> {
+    let name = source.header.as_deref().unwrap_or("x-hub-signature-256");
+    let raw = match header(headers, &[name]) {
+        Some(Ok(raw)) => raw,
+        Some(Err(())) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    let candidate = raw
+        .strip_prefix("sha256=")
+        .and_then(decode_hex_tag)
+        .ok_or(VerifyError::MalformedSignature)?;
+    if any_key_matches(&source.keys, &[body], &[candidate]) {
+        Ok(())
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+/// Signs deliveries the way each scheme's senders do. Used by the provider
+/// simulator, the CLI's `sign` command and the tests; never by the receiver.
+pub mod sign {
+    use super::*;
+
+    /// `webhook-signature` value for a standard-webhooks delivery.
+    pub fn standard_webhooks(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let tag = mac(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+        format!("v1,{}", BASE64.encode(tag))
+    }
+
+    /// `stripe-signature`-shaped value: `t=<unix>,v1=<hex>`.
+    pub fn stripe(key: &SigningKey, timestamp: i64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let tag = mac(key, &[ts.as_bytes(), b".", body]);
+        format!("t={ts},v1={}", hex::encode(tag))
+    }
+
+    /// `x-hub-signature-256` value: `sha256=<hex>`.
+    pub fn github(key: &SigningKey, body: &[u8]) -> String {
+        format!("sha256={}", hex::encode(mac(key, &[body])))
+    }
+
+    /// The headers that make `body` a correctly signed delivery from `source`
+    /// at `timestamp`, signed with its first active secret. `id` is used by
+    /// schemes that carry one.
+    pub fn headers_for(
+        source: &SourceConfig,
+        id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        let key = &source.keys[0];
+        match source.scheme {
+            Scheme::StandardWebhooks => vec![
+                ("webhook-id".into(), id.into()),
+                ("webhook-timestamp".into(), timestamp.to_string()),
+                (
+                    "webhook-signature".into(),
+                    standard_webhooks(key, id, timestamp, body),
+                ),
+            ],
+            Scheme::Stripe => vec![(
+                source
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| "stripe-signature".into()),
+                stripe(key, timestamp, body),
+            )],
+            Scheme::Github => vec![(
+                source
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| "x-hub-signature-256".into()),
+                github(key, body),
+            )],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sources::Sources;
+    use http::HeaderValue;
+
+    // Published vector from the Standard Webhooks specification.
+    const SW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const SW_ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
+    const SW_TS: i64 = 1649367553;
+    const SW_BODY: &str = r#"{"email":"test@example.com","username":"test_user"}"#;
+    const SW_SIG: &str = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+
+    // Published vector from GitHub's webhook documentation.
+    const GH_SECRET: &str = "It's a Secret to Everybody";
+    const GH_BODY: &str = "Hello, World!";
+    const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+    const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
+
+    fn source(json: &str, name: &str) -> SourceConfig {
+        Sources::parse(json)
+            .expect("valid sources")
+            .get(name)
+            .expect("source")
+            .clone()
+    }
+
+    fn sw_source(secrets: &[&str]) -> SourceConfig {
+        let doc = serde_json::json!({"sources": {"sw": {"scheme": "standard-webhooks", "secrets": secrets}}});
+        source(&doc.to_string(), "sw")
+    }
+
+    fn stripe_source(secrets: &[&str], header: Option<&str>) -> SourceConfig {
+        let mut cfg = serde_json::json!({"scheme": "stripe", "secrets": secrets});
+        if let Some(h) = header {
+            cfg["header"] = h.into();
+        }
+        source(
+            &serde_json::json!({"sources": {"st": cfg}}).to_string(),
+            "st",
+        )
+    }
+
+    fn gh_source(secrets: &[&str]) -> SourceConfig {
+        let doc = serde_json::json!({"sources": {"gh": {"scheme": "github", "secrets": secrets}}});
+        source(&doc.to_string(), "gh")
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    fn sw_headers(sig: &str) -> HeaderMap {
+        headers(&[
+            ("webhook-id", SW_ID),
+            ("webhook-timestamp", &SW_TS.to_string()),
+            ("webhook-signature", sig),
+        ])
+    }
+
+    fn verify_sw(
+        src: &SourceConfig,
+        h: &HeaderMap,
+        body: &str,
+        now: i64,
+    ) -> Result<VerifiedWebhook, VerifyError> {
+        verify(src, h, Bytes::copy_from_slice(body.as_bytes()), now)
+    }
+
+    #[test]
+    fn standard_webhooks_published_vector_verifies() {
+        let src = sw_source(&[SW_SECRET]);
+        let verified =
+            verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS).expect("vector verifies");
+        assert_eq!(verified.webhook_id(), Some(SW_ID));
+        assert_eq!(verified.event_id(), SW_ID);
+        assert_eq!(verified.timestamp(), Some(SW_TS));
+        assert_eq!(verified.source(), "sw");
+    }
+
+    #[test]
+    fn standard_webhooks_signer_reproduces_published_vector() {
+        let src = sw_source(&[SW_SECRET]);
+        assert_eq!(
+            sign::standard_webhooks(&src.keys[0], SW_ID, SW_TS, SW_BODY.as_bytes()),
+            SW_SIG
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_accepts_svix_header_names() {
+        let src = sw_source(&[SW_SECRET]);
+        let h = headers(&[
+            ("svix-id", SW_ID),
+            ("svix-timestamp", &SW_TS.to_string()),
+            ("svix-signature", SW_SIG),
+        ]);
+        assert!(verify_sw(&src, &h, SW_BODY, SW_TS).is_ok());
+    }
+
+    #[test]
+    fn rotation_second_secret_matches() {
+        let src = sw_source(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SW_SECRET]);
+        assert!(verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS).is_ok());
+    }
+
+    #[test]
+    fn several_signatures_in_one_header_any_may_match() {
+        let src = sw_source(&[SW_SECRET]);
+        let other = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=";
+        let header_value = format!("v2,abc {other} {SW_SIG}");
+        assert!(verify_sw(&src, &sw_headers(&header_value), SW_BODY, SW_TS).is_ok());
+    }
+
+    #[test]
+    fn tampered_body_is_rejected() {
+        let src = sw_source(&[SW_SECRET]);
+        let tampered = SW_BODY.replace("test_user", "admin");
+        assert_eq!(
+            verify_sw(&src, &sw_headers(SW_SIG), &tampered, SW_TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_tolerance_are_rejected_past_and_future() {
+        let src = sw_source(&[SW_SECRET]);
+        let h = sw_headers(SW_SIG);
+        assert!(
+            verify_sw(&src, &h, SW_BODY, SW_TS + 300).is_ok(),
+            "edge of tolerance is accepted"
+        );
+        assert!(verify_sw(&src, &h, SW_BODY, SW_TS - 300).is_ok());
+        assert_eq!(
+            verify_sw(&src, &h, SW_BODY, SW_TS + 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance,
+            "a delivery signed too long ago"
+        );
+        assert_eq!(
+            verify_sw(&src, &h, SW_BODY, SW_TS - 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance,
+            "a delivery signed in the future"
+        );
+    }
+
+    #[test]
+    fn unparseable_timestamps_are_rejected() {
+        let src = sw_source(&[SW_SECRET]);
+        for bad in [
+            "",
+            "abc",
+            "-1649367553",
+            "+1649367553",
+            "1649367553.5",
+            "99999999999999999999",
+        ] {
+            let h = headers(&[
+                ("webhook-id", SW_ID),
+                ("webhook-timestamp", bad),
+                ("webhook-signature", SW_SIG),
+            ]);
+            assert_eq!(
+                verify_sw(&src, &h, SW_BODY, SW_TS).unwrap_err(),
+                VerifyError::MalformedTimestamp,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bare_or_truncated_standard_signatures_are_rejected() {
+        let src = sw_source(&[SW_SECRET]);
+        let truncated = &SW_SIG[..SW_SIG.len() - 8];
+        // A prefix of the right tag, padded to valid base64, is still too short.
+        let short_valid_b64 = format!(
+            "v1,{}",
+            BASE64.encode(&BASE64.decode(&SW_SIG[3..]).expect("b64")[..31])
+        );
+        for bad in [
+            "v1,",
+            "v1",
+            "",
+            " ",
+            truncated,
+            &short_valid_b64,
+            "v1,!!!notbase64!!!",
+        ] {
+            assert_eq!(
+                verify_sw(&src, &sw_headers(bad), SW_BODY, SW_TS).unwrap_err(),
+                VerifyError::MalformedSignature,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_standard_headers_are_reported() {
+        let src = sw_source(&[SW_SECRET]);
+        let ts = SW_TS.to_string();
+        let no_sig = headers(&[("webhook-id", SW_ID), ("webhook-timestamp", &ts)]);
+        assert_eq!(
+            verify_sw(&src, &no_sig, SW_BODY, SW_TS).unwrap_err(),
+            VerifyError::MissingSignature
+        );
+        let no_id = headers(&[("webhook-timestamp", &ts), ("webhook-signature", SW_SIG)]);
+        assert_eq!(
+            verify_sw(&src, &no_id, SW_BODY, SW_TS).unwrap_err(),
+            VerifyError::MissingWebhookId
+        );
+        let no_ts = headers(&[("webhook-id", SW_ID), ("webhook-signature", SW_SIG)]);
+        assert_eq!(
+            verify_sw(&src, &no_ts, SW_BODY, SW_TS).unwrap_err(),
+            VerifyError::MissingTimestamp
+        );
+    }
+
+    #[test]
+    fn github_published_vector_verifies() {
+        let src = gh_source(&[GH_SECRET]);
+        let h = headers(&[("x-hub-signature-256", GH_SIG)]);
+        let verified =
+            verify(&src, &h, Bytes::from_static(GH_BODY.as_bytes()), 0).expect("vector verifies");
+        assert_eq!(verified.webhook_id(), None);
+        assert_eq!(verified.event_id(), sha256_hex(GH_BODY.as_bytes()));
+        assert_eq!(sign::github(&src.keys[0], GH_BODY.as_bytes()), GH_SIG);
+    }
+
+    #[test]
+    fn github_rejects_bare_odd_non_hex_and_tampered() {
+        let src = gh_source(&[GH_SECRET]);
+        let odd = &GH_SIG[..GH_SIG.len() - 1];
+        let non_hex = GH_SIG.replace('7', "z");
+        let short = &GH_SIG[..GH_SIG.len() - 2];
+        for bad in [
+            "sha256=",
+            "sha256",
+            "",
+            odd,
+            &non_hex,
+            short,
+            "sha1=757107ea",
+        ] {
+            let h = headers(&[("x-hub-signature-256", bad)]);
+            assert_eq!(
+                verify(&src, &h, Bytes::from_static(GH_BODY.as_bytes()), 0).unwrap_err(),
+                VerifyError::MalformedSignature,
+                "{bad:?}"
+            );
+        }
+        let h = headers(&[("x-hub-signature-256", GH_SIG)]);
+        assert_eq!(
+            verify(&src, &h, Bytes::from_static(b"Hello, World?"), 0).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        assert_eq!(
+            verify(&src, &HeaderMap::new(), Bytes::from_static(b"x"), 0).unwrap_err(),
+            VerifyError::MissingSignature
+        );
+    }
+
+    #[test]
+    fn stripe_uses_the_secret_bytes_as_is_even_with_whsec_prefix() {
+        let src = stripe_source(&[STRIPE_SECRET], None);
+        let body = br#"{"id":"evt_1"}"#;
+        let ts = 1_700_000_000;
+        // Independent computation: HMAC keyed with the literal secret string.
+        let mut m = HmacSha256::new_from_slice(STRIPE_SECRET.as_bytes()).expect("key");
+        m.update(format!("{ts}.").as_bytes());
+        m.update(body);
+        let expected = format!("t={ts},v1={}", hex::encode(m.finalize().into_bytes()));
+        assert_eq!(sign::stripe(&src.keys[0], ts, body), expected);
+        let h = headers(&[("stripe-signature", &expected)]);
+        let verified = verify(&src, &h, Bytes::from_static(body), ts + 10).expect("verifies");
+        assert_eq!(verified.timestamp(), Some(ts));
+    }
+
+    #[test]
+    fn stripe_custom_header_rotation_and_multiple_v1() {
+        let src = stripe_source(&["old_secret", "new_secret"], Some("mux-signature"));
+        let body = b"{}";
+        let ts = 1_700_000_000;
+        let good = sign::stripe(&src.keys[1], ts, body);
+        let good_tag = good.split("v1=").nth(1).expect("tag");
+        let value = format!("t={ts},v1={},v0=abc,v1={good_tag}", "00".repeat(32));
+        let h = headers(&[("mux-signature", &value)]);
+        assert!(verify(&src, &h, Bytes::from_static(body), ts).is_ok());
+        // The default header name is not consulted when one is configured.
+        let h = headers(&[("stripe-signature", &value)]);
+        assert_eq!(
+            verify(&src, &h, Bytes::from_static(body), ts).unwrap_err(),
+            VerifyError::MissingSignature
+        );
+    }
+
+    #[test]
+    fn stripe_rejects_malformed_and_out_of_tolerance() {
+        let src = stripe_source(&[STRIPE_SECRET], None);
+        let body = b"{}";
+        let ts = 1_700_000_000;
+        let good = sign::stripe(&src.keys[0], ts, body);
+        let tag = good.split("v1=").nth(1).expect("tag");
+        let cases: Vec<(String, VerifyError)> = vec![
+            (format!("t={ts},v1="), VerifyError::MalformedSignature),
+            (
+                format!("t={ts},v1={}", &tag[..63]),
+                VerifyError::MalformedSignature,
+            ),
+            (
+                format!("t={ts},v1={}", &tag[..62]),
+                VerifyError::MalformedSignature,
+            ),
+            (
+                format!("t={ts},v1={}", tag.replace('a', "g")),
+                VerifyError::MalformedSignature,
+            ),
+            (format!("v1={tag}"), VerifyError::MissingTimestamp),
+            (format!("t=soon,v1={tag}"), VerifyError::MalformedTimestamp),
+            (
+                format!("t={ts},t={ts},v1={tag}"),
+                VerifyError::MalformedTimestamp,
+            ),
+            (format!("t={ts}"), VerifyError::MissingSignature),
+        ];
+        for (value, want) in cases {
+            let h = headers(&[("stripe-signature", &value)]);
+            assert_eq!(
+                verify(&src, &h, Bytes::from_static(body), ts).unwrap_err(),
+                want,
+                "{value}"
+            );
+        }
+        let h = headers(&[("stripe-signature", &good)]);
+        assert_eq!(
+            verify(&src, &h, Bytes::from_static(body), ts - 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+        assert_eq!(
+            verify(&src, &h, Bytes::from_static(body), ts + 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+        assert_eq!(
+            verify(&src, &h, Bytes::from_static(b"{ }"), ts).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn custom_tolerance_is_honoured() {
+        let doc = serde_json::json!({"sources": {"sw": {"scheme": "standard-webhooks", "secrets": [SW_SECRET], "tolerance_secs": 10}}});
+        let src = source(&doc.to_string(), "sw");
+        assert!(verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS + 10).is_ok());
+        assert_eq!(
+            verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS + 11).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+    }
+
+    #[test]
+    fn errors_never_show_secret_material() {
+        let src = sw_source(&[SW_SECRET]);
+        let err = verify_sw(&src, &sw_headers(SW_SIG), "x", SW_TS).unwrap_err();
+        let shown = format!("{err} {err:?} {src:?}");
+        assert!(!shown.contains("C2FVsBQIhrscChlQIMV"), "{shown}");
+    }
+}

@@ -1,0 +1,512 @@
+//! The sources document: one entry per provider account that sends webhooks.
+//!
+//! The document is validated by hand rather than with `#[derive(Deserialize)]`
+//! so that every error names the source and the field, and so that no error
+//! message can ever quote a value (serde's messages may echo the input).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+/// Default accepted clock skew for schemes that sign a timestamp.
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// Providers whose wire format jobhook understands.
+pub const KNOWN_PROVIDERS: &[&str] = &["generic"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    StandardWebhooks,
+    Stripe,
+    Github,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::Stripe => "stripe",
+            Self::Github => "github",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "standard-webhooks" => Ok(Self::StandardWebhooks),
+            "stripe" => Ok(Self::Stripe),
+            "github" => Ok(Self::Github),
+            _ => Err(()),
+        }
+    }
+}
+
+/// HMAC key bytes. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+/// A secret string (an API token). `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The provider's polling API for a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub name: String,
+    pub scheme: Scheme,
+    /// Active keys, in the document's order; any one may match (rotation).
+    pub keys: Vec<SigningKey>,
+    pub tolerance_secs: u64,
+    /// Signature header override, lower-cased (stripe and github schemes).
+    pub header: Option<String>,
+    pub provider: String,
+    pub api: Option<ApiConfig>,
+}
+
+/// A validated sources document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    by_name: BTreeMap<String, SourceConfig>,
+}
+
+/// A problem with the sources document. Messages name the source and field,
+/// never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourcesError {
+    #[error("sources document is not valid JSON ({0})")]
+    Syntax(String),
+    #[error("sources document: {0}")]
+    Document(String),
+    #[error("source {source_name:?}: field {field:?}: {problem}")]
+    Field {
+        source_name: String,
+        field: String,
+        problem: String,
+    },
+}
+
+fn field_error(source: &str, field: impl Into<String>, problem: impl Into<String>) -> SourcesError {
+    SourcesError::Field {
+        source_name: source.to_owned(),
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+const SOURCE_FIELDS: &[&str] = &[
+    "scheme",
+    "secrets",
+    "tolerance_secs",
+    "header",
+    "provider",
+    "api",
+];
+
+impl Sources {
+    pub fn parse(text: &str) -> Result<Self, SourcesError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| {
+            // Only the position: serde_json's data errors can quote input.
+            SourcesError::Syntax(format!("line {} column {}", e.line(), e.column()))
+        })?;
+        let Value::Object(root) = doc else {
+            return Err(SourcesError::Document(
+                "the top level must be an object".into(),
+            ));
+        };
+        if let Some(key) = root.keys().find(|k| *k != "sources") {
+            return Err(SourcesError::Document(format!(
+                "unknown top-level field {key:?}"
+            )));
+        }
+        let Some(Value::Object(entries)) = root.get("sources") else {
+            return Err(SourcesError::Document(
+                "\"sources\" must be an object of sources".into(),
+            ));
+        };
+        let mut by_name = BTreeMap::new();
+        for (name, entry) in entries {
+            by_name.insert(name.clone(), parse_source(name, entry)?);
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&SourceConfig> {
+        self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SourceConfig> {
+        self.by_name.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// Source names appear in URLs and storage keys, so they are kept simple.
+pub fn is_valid_source_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError> {
+    if !is_valid_source_name(name) {
+        return Err(SourcesError::Document(
+            "source names must be 1 to 64 characters of letters, digits, '-' and '_'".into(),
+        ));
+    }
+    let Value::Object(fields) = entry else {
+        return Err(field_error(name, "", "a source must be an object"));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !SOURCE_FIELDS.contains(&k.as_str())) {
+        return Err(field_error(name, unknown.as_str(), "unknown field"));
+    }
+
+    let scheme_text = required_str(name, fields, "scheme")?;
+    let scheme = Scheme::from_str(scheme_text).map_err(|()| {
+        field_error(
+            name,
+            "scheme",
+            "must be one of \"standard-webhooks\", \"stripe\", \"github\"",
+        )
+    })?;
+
+    let keys = parse_keys(name, scheme, fields.get("secrets"))?;
+
+    let tolerance_secs = match fields.get("tolerance_secs") {
+        None => DEFAULT_TOLERANCE_SECS,
+        Some(_) if scheme == Scheme::Github => {
+            return Err(field_error(
+                name,
+                "tolerance_secs",
+                "the github scheme signs no timestamp",
+            ))
+        }
+        Some(value) => value
+            .as_u64()
+            .filter(|secs| (1..=86_400).contains(secs))
+            .ok_or_else(|| {
+                field_error(
+                    name,
+                    "tolerance_secs",
+                    "must be a whole number of seconds from 1 to 86400",
+                )
+            })?,
+    };
+
+    let header = match fields.get("header") {
+        None => None,
+        Some(_) if scheme == Scheme::StandardWebhooks => {
+            return Err(field_error(
+                name,
+                "header",
+                "the standard-webhooks scheme uses fixed header names",
+            ))
+        }
+        Some(Value::String(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+            Some(h.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(field_error(
+                name,
+                "header",
+                "must be a valid HTTP header name",
+            ))
+        }
+    };
+
+    let provider = match fields.get("provider") {
+        None => "generic".to_owned(),
+        Some(Value::String(p)) if KNOWN_PROVIDERS.contains(&p.as_str()) => p.clone(),
+        Some(_) => {
+            return Err(field_error(
+                name,
+                "provider",
+                format!("must be one of {KNOWN_PROVIDERS:?}"),
+            ))
+        }
+    };
+
+    let api = match fields.get("api") {
+        None => None,
+        Some(value) => Some(parse_api(name, value)?),
+    };
+
+    Ok(SourceConfig {
+        name: name.to_owned(),
+        scheme,
+        keys,
+        tolerance_secs,
+        header,
+        provider,
+        api,
+    })
+}
+
+fn required_str<'a>(
+    source: &str,
+    fields: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a str, SourcesError> {
+    match fields.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(field_error(source, field, "must be a non-empty string")),
+        None => Err(field_error(source, field, "is required")),
+    }
+}
+
+fn parse_keys(
+    source: &str,
+    scheme: Scheme,
+    value: Option<&Value>,
+) -> Result<Vec<SigningKey>, SourcesError> {
+    let list = match value {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "secrets",
+                "must be a non-empty array of strings",
+            ))
+        }
+        None => return Err(field_error(source, "secrets", "is required")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = format!("secrets[{i}]");
+            let Some(secret) = item.as_str().filter(|s| !s.is_empty()) else {
+                return Err(field_error(source, field, "must be a non-empty string"));
+            };
+            match scheme {
+                Scheme::StandardWebhooks => {
+                    decode_whsec(secret).map_err(|problem| field_error(source, field, problem))
+                }
+                // Stripe-shaped and GitHub secrets are used as the string's bytes.
+                Scheme::Stripe | Scheme::Github => Ok(SigningKey(secret.as_bytes().to_vec())),
+            }
+        })
+        .collect()
+}
+
+/// Standard Webhooks secrets are `whsec_` + base64 of 24 to 64 random bytes.
+fn decode_whsec(secret: &str) -> Result<SigningKey, &'static str> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let bytes = BASE64
+        .decode(encoded)
+        .map_err(|_| "must be base64 (optionally prefixed with whsec_)")?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err("must decode to 24 to 64 bytes");
+    }
+    Ok(SigningKey(bytes))
+}
+
+fn parse_api(source: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
+    let Value::Object(fields) = value else {
+        return Err(field_error(
+            source,
+            "api",
+            "must be an object with base_url and token",
+        ));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "base_url" | "token"))
+    {
+        return Err(field_error(
+            source,
+            format!("api.{unknown}"),
+            "unknown field",
+        ));
+    }
+    let base_url = match fields.get("base_url") {
+        Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            url.trim_end_matches('/').to_owned()
+        }
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "api.base_url",
+                "must be an http(s) URL",
+            ))
+        }
+        None => return Err(field_error(source, "api.base_url", "is required")),
+    };
+    let token = match fields.get("token") {
+        Some(Value::String(token)) if !token.is_empty() => SecretString(token.clone()),
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "api.token",
+                "must be a non-empty string",
+            ))
+        }
+        None => return Err(field_error(source, "api.token", "is required")),
+    };
+    Ok(ApiConfig { base_url, token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn err(doc: Value) -> String {
+        Sources::parse(&doc.to_string())
+            .expect_err("must be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let doc = json!({"sources": {
+            "acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET, SW_SECRET], "tolerance_secs": 300,
+                     "provider": "generic", "api": {"base_url": "https://api.example.com/v1/", "token": "tok"}},
+            "mux": {"scheme": "stripe", "header": "Mux-Signature", "secrets": ["s1"]},
+            "gh": {"scheme": "github", "secrets": ["s2"]}
+        }});
+        let sources = Sources::parse(&doc.to_string()).expect("valid");
+        assert_eq!(sources.len(), 3);
+        let acme = sources.get("acme").expect("acme");
+        assert_eq!(acme.scheme, Scheme::StandardWebhooks);
+        assert_eq!(acme.keys.len(), 2);
+        assert_eq!(acme.keys[0].bytes().len(), 24);
+        let api = acme.api.as_ref().expect("api");
+        assert_eq!(api.base_url, "https://api.example.com/v1");
+        assert_eq!(api.token.expose(), "tok");
+        let mux = sources.get("mux").expect("mux");
+        assert_eq!(mux.header.as_deref(), Some("mux-signature"));
+        assert_eq!(mux.tolerance_secs, DEFAULT_TOLERANCE_SECS);
+        assert_eq!(mux.provider, "generic");
+        assert_eq!(sources.get("gh").expect("gh").keys[0].bytes(), b"s2");
+    }
+
+    #[test]
+    fn errors_name_source_and_field() {
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET, "whsec_%%%"]}}}),
+        );
+        assert!(e.contains("\"acme\"") && e.contains("secrets[1]"), "{e}");
+        let e = err(json!({"sources": {"acme": {"scheme": "hmac", "secrets": ["x"]}}}));
+        assert!(e.contains("\"acme\"") && e.contains("scheme"), "{e}");
+        let e = err(json!({"sources": {"acme": {"scheme": "github"}}}));
+        assert!(e.contains("secrets") && e.contains("required"), "{e}");
+        let e = err(json!({"sources": {"acme": {"scheme": "github", "secrets": []}}}));
+        assert!(e.contains("secrets"), "{e}");
+        let e = err(json!({"sources": {"acme": {"scheme": "github", "secret": ["x"]}}}));
+        assert!(e.contains("\"secret\"") && e.contains("unknown"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "stripe", "secrets": ["x"], "tolerance_secs": -5}}}),
+        );
+        assert!(e.contains("tolerance_secs"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "tolerance_secs": 5}}}),
+        );
+        assert!(e.contains("tolerance_secs"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET], "header": "x"}}}),
+        );
+        assert!(e.contains("header"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "provider": "nope"}}}),
+        );
+        assert!(e.contains("provider"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "api": {"base_url": "ftp://x", "token": "t"}}}}),
+        );
+        assert!(e.contains("api.base_url"), "{e}");
+        let e = err(
+            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "api": {"base_url": "http://x"}}}}),
+        );
+        assert!(e.contains("api.token"), "{e}");
+        let e = err(json!({"sources": {"bad name/": {"scheme": "github", "secrets": ["x"]}}}));
+        assert!(e.contains("source names"), "{e}");
+        let e = err(json!({"srcs": {}}));
+        assert!(e.contains("srcs"), "{e}");
+    }
+
+    #[test]
+    fn standard_webhooks_secret_length_is_checked() {
+        let short = format!("whsec_{}", BASE64.encode([7u8; 16]));
+        let e = err(json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [short]}}}));
+        assert!(e.contains("24 to 64 bytes"), "{e}");
+        let unprefixed = BASE64.encode([7u8; 32]);
+        assert!(Sources::parse(
+            &json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [unprefixed]}}})
+                .to_string()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn no_error_or_debug_output_quotes_a_secret() {
+        let leaky = "whsec_TOPSECRETVALUE%%";
+        let docs = [
+            json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [leaky]}}}).to_string(),
+            format!(r#"{{"sources": {{"a": {{"scheme": "github", "secrets": ["TOPSECRETVALUE"#),
+            json!({"sources": {"a": {"scheme": "github", "secrets": "TOPSECRETVALUE"}}}).to_string(),
+            json!({"sources": {"a": {"scheme": "github", "secrets": ["x"], "api": {"base_url": 5, "token": "TOPSECRETVALUE"}}}}).to_string(),
+        ];
+        for doc in docs {
+            let e = Sources::parse(&doc).expect_err("rejected");
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("TOPSECRETVALUE"), "{shown}");
+        }
+        let ok = json!({"sources": {"a": {"scheme": "github", "secrets": ["TOPSECRETVALUE"], "api": {"base_url": "http://x", "token": "TOPSECRETVALUE"}}}});
+        let sources = Sources::parse(&ok.to_string()).expect("valid");
+        assert!(!format!("{sources:?}").contains("TOPSECRETVALUE"));
+    }
+}

@@ -1,0 +1,16 @@
+//! jobhook's library.
+//!
+//! - [`domain`]: pure logic (signatures, sources, envelope). No AWS types.
+//! - [`ports`]: one small trait per outside capability.
+//! - [`adapters`]: those traits on SQS, Secrets Manager and files.
+
+pub mod adapters;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod ports;
+pub mod sources_cache;
+
+pub use domain::envelope::Envelope;
+pub use domain::signature::{verify, VerifiedWebhook, VerifyError};
+pub use domain::sources::{Scheme, SourceConfig, Sources};
