@@ -39,8 +39,6 @@ impl Clock for FixedClock {
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-05-13T12:00:05.123Z`.
 pub fn rfc3339(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
-    let at = at
-        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
-        .unwrap_or(at);
+    let at = at.replace_nanosecond(at.millisecond() as u32 * 1_000_000).unwrap_or(at);
     at.format(&Rfc3339).expect("UTC instants always format")
 }

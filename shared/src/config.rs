@@ -48,11 +48,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .filter(|n| range.contains(n))
             .ok_or_else(|| ConfigError {
                 name,
-                problem: format!(
-                    "must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
+                problem: format!("must be a whole number from {} to {}", range.start(), range.end()),
             })
     }
 }
@@ -128,17 +124,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Env(move |k: &str| map.get(k).cloned())
     }
 
     #[test]
     fn receiver_config_defaults_and_errors() {
-        let cfg = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "http://q"), (SOURCES_SECRET, "s")]))
-            .expect("valid");
+        let cfg = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "http://q"), (SOURCES_SECRET, "s")])).expect("valid");
         assert_eq!(cfg.max_body_bytes, 262_144);
         assert_eq!(cfg.sources.ttl, Duration::from_secs(300));
         assert_eq!(cfg.sources.location, SourcesLocation::Secret("s".into()));
@@ -147,12 +139,8 @@ mod tests {
         assert_eq!(e.name, QUEUE_URL);
         let e = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "q")])).unwrap_err();
         assert_eq!(e.name, SOURCES_SECRET);
-        let e = ReceiverConfig::from_env(&env(&[
-            (QUEUE_URL, "q"),
-            (SOURCES_FILE, "f"),
-            (SOURCES_SECRET, "s"),
-        ]))
-        .unwrap_err();
+        let e = ReceiverConfig::from_env(&env(&[(QUEUE_URL, "q"), (SOURCES_FILE, "f"), (SOURCES_SECRET, "s")]))
+            .unwrap_err();
         assert_eq!(e.name, SOURCES_FILE);
         let e = ReceiverConfig::from_env(&env(&[
             (QUEUE_URL, "q"),

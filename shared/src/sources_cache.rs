@@ -18,10 +18,7 @@ pub enum SourcesCacheError {
     #[error("cannot load sources from {location}: {error}")]
     Load { location: String, error: PortError },
     #[error("invalid sources document in {location}: {error}")]
-    Invalid {
-        location: String,
-        error: SourcesError,
-    },
+    Invalid { location: String, error: SourcesError },
 }
 
 impl SourcesCacheError {
@@ -54,14 +51,10 @@ impl SourcesCache {
 
     async fn fetch(&self) -> Result<Sources, SourcesCacheError> {
         let location = self.loader.location();
-        let text = self
-            .loader
-            .load()
-            .await
-            .map_err(|error| SourcesCacheError::Load {
-                location: location.clone(),
-                error,
-            })?;
+        let text = self.loader.load().await.map_err(|error| SourcesCacheError::Load {
+            location: location.clone(),
+            error,
+        })?;
         Sources::parse(&text).map_err(|error| SourcesCacheError::Invalid { location, error })
     }
 

@@ -1,1 +1,4 @@
+//! One integration-test binary: every test runs against the moto server that
+//! `make test` starts, with its own queues, tables and secrets.
 
+mod receiver;

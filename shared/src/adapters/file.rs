@@ -19,9 +19,9 @@ impl FileSources {
 #[async_trait]
 impl SourcesLoader for FileSources {
     async fn load(&self) -> Result<String, PortError> {
-        tokio::fs::read_to_string(&self.path).await.map_err(|e| {
-            PortError::permanent("read sources file", format!("{}: {e}", self.path.display()))
-        })
+        tokio::fs::read_to_string(&self.path)
+            .await
+            .map_err(|e| PortError::permanent("read sources file", format!("{}: {e}", self.path.display())))
     }
 
     fn location(&self) -> String {

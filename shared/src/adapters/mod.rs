@@ -35,12 +35,7 @@ where
     let retryable = match &err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
-            status >= 500
-                || status == 429
-                || ctx
-                    .err()
-                    .code()
-                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+            status >= 500 || status == 429 || ctx.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
         }
         SdkError::ConstructionFailure(_) => false,
         _ => true,

@@ -49,11 +49,7 @@ pub enum EnvelopeError {
 }
 
 impl Envelope {
-    pub fn from_verified(
-        webhook: &VerifiedWebhook,
-        headers: &HeaderMap,
-        received_at: String,
-    ) -> Self {
+    pub fn from_verified(webhook: &VerifiedWebhook, headers: &HeaderMap, received_at: String) -> Self {
         let kept = KEPT_HEADERS
             .iter()
             .filter_map(|name| {

@@ -216,12 +216,7 @@ fn decode_hex_tag(hex_text: &str) -> Option<Vec<u8>> {
     hex::decode(hex_text).ok().filter(|d| d.len() == MAC_LEN)
 }
 
-fn verify_stripe(
-    source: &SourceConfig,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_unix: i64,
-) -> Result<i64, VerifyError> {
+fn verify_stripe(source: &SourceConfig, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<i64, VerifyError> {
     let name = source.header.as_deref().unwrap_or("stripe-signature");
     let raw = match header(headers, &[name]) {
         Some(Ok(raw)) => raw,
@@ -263,11 +258,7 @@ fn verify_stripe(
     }
 }
 
-fn verify_github(
-    source: &SourceConfig,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), VerifyError> {
+fn verify_github(source: &SourceConfig, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
     let name = source.header.as_deref().unwrap_or("x-hub-signature-256");
     let raw = match header(headers, &[name]) {
         Some(Ok(raw)) => raw,
@@ -312,34 +303,20 @@ pub mod sign {
     /// The headers that make `body` a correctly signed delivery from `source`
     /// at `timestamp`, signed with its first active secret. `id` is used by
     /// schemes that carry one.
-    pub fn headers_for(
-        source: &SourceConfig,
-        id: &str,
-        timestamp: i64,
-        body: &[u8],
-    ) -> Vec<(String, String)> {
+    pub fn headers_for(source: &SourceConfig, id: &str, timestamp: i64, body: &[u8]) -> Vec<(String, String)> {
         let key = &source.keys[0];
         match source.scheme {
             Scheme::StandardWebhooks => vec![
                 ("webhook-id".into(), id.into()),
                 ("webhook-timestamp".into(), timestamp.to_string()),
-                (
-                    "webhook-signature".into(),
-                    standard_webhooks(key, id, timestamp, body),
-                ),
+                ("webhook-signature".into(), standard_webhooks(key, id, timestamp, body)),
             ],
             Scheme::Stripe => vec![(
-                source
-                    .header
-                    .clone()
-                    .unwrap_or_else(|| "stripe-signature".into()),
+                source.header.clone().unwrap_or_else(|| "stripe-signature".into()),
                 stripe(key, timestamp, body),
             )],
             Scheme::Github => vec![(
-                source
-                    .header
-                    .clone()
-                    .unwrap_or_else(|| "x-hub-signature-256".into()),
+                source.header.clone().unwrap_or_else(|| "x-hub-signature-256".into()),
                 github(key, body),
             )],
         }
@@ -384,10 +361,7 @@ mod tests {
         if let Some(h) = header {
             cfg["header"] = h.into();
         }
-        source(
-            &serde_json::json!({"sources": {"st": cfg}}).to_string(),
-            "st",
-        )
+        source(&serde_json::json!({"sources": {"st": cfg}}).to_string(), "st")
     }
 
     fn gh_source(secrets: &[&str]) -> SourceConfig {
@@ -414,20 +388,14 @@ mod tests {
         ])
     }
 
-    fn verify_sw(
-        src: &SourceConfig,
-        h: &HeaderMap,
-        body: &str,
-        now: i64,
-    ) -> Result<VerifiedWebhook, VerifyError> {
+    fn verify_sw(src: &SourceConfig, h: &HeaderMap, body: &str, now: i64) -> Result<VerifiedWebhook, VerifyError> {
         verify(src, h, Bytes::copy_from_slice(body.as_bytes()), now)
     }
 
     #[test]
     fn standard_webhooks_published_vector_verifies() {
         let src = sw_source(&[SW_SECRET]);
-        let verified =
-            verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS).expect("vector verifies");
+        let verified = verify_sw(&src, &sw_headers(SW_SIG), SW_BODY, SW_TS).expect("vector verifies");
         assert_eq!(verified.webhook_id(), Some(SW_ID));
         assert_eq!(verified.event_id(), SW_ID);
         assert_eq!(verified.timestamp(), Some(SW_TS));
@@ -528,19 +496,8 @@ mod tests {
         let src = sw_source(&[SW_SECRET]);
         let truncated = &SW_SIG[..SW_SIG.len() - 8];
         // A prefix of the right tag, padded to valid base64, is still too short.
-        let short_valid_b64 = format!(
-            "v1,{}",
-            BASE64.encode(&BASE64.decode(&SW_SIG[3..]).expect("b64")[..31])
-        );
-        for bad in [
-            "v1,",
-            "v1",
-            "",
-            " ",
-            truncated,
-            &short_valid_b64,
-            "v1,!!!notbase64!!!",
-        ] {
+        let short_valid_b64 = format!("v1,{}", BASE64.encode(&BASE64.decode(&SW_SIG[3..]).expect("b64")[..31]));
+        for bad in ["v1,", "v1", "", " ", truncated, &short_valid_b64, "v1,!!!notbase64!!!"] {
             assert_eq!(
                 verify_sw(&src, &sw_headers(bad), SW_BODY, SW_TS).unwrap_err(),
                 VerifyError::MalformedSignature,
@@ -574,8 +531,7 @@ mod tests {
     fn github_published_vector_verifies() {
         let src = gh_source(&[GH_SECRET]);
         let h = headers(&[("x-hub-signature-256", GH_SIG)]);
-        let verified =
-            verify(&src, &h, Bytes::from_static(GH_BODY.as_bytes()), 0).expect("vector verifies");
+        let verified = verify(&src, &h, Bytes::from_static(GH_BODY.as_bytes()), 0).expect("vector verifies");
         assert_eq!(verified.webhook_id(), None);
         assert_eq!(verified.event_id(), sha256_hex(GH_BODY.as_bytes()));
         assert_eq!(sign::github(&src.keys[0], GH_BODY.as_bytes()), GH_SIG);
@@ -587,15 +543,7 @@ mod tests {
         let odd = &GH_SIG[..GH_SIG.len() - 1];
         let non_hex = GH_SIG.replace('7', "z");
         let short = &GH_SIG[..GH_SIG.len() - 2];
-        for bad in [
-            "sha256=",
-            "sha256",
-            "",
-            odd,
-            &non_hex,
-            short,
-            "sha1=757107ea",
-        ] {
+        for bad in ["sha256=", "sha256", "", odd, &non_hex, short, "sha1=757107ea"] {
             let h = headers(&[("x-hub-signature-256", bad)]);
             assert_eq!(
                 verify(&src, &h, Bytes::from_static(GH_BODY.as_bytes()), 0).unwrap_err(),
@@ -657,24 +605,15 @@ mod tests {
         let tag = good.split("v1=").nth(1).expect("tag");
         let cases: Vec<(String, VerifyError)> = vec![
             (format!("t={ts},v1="), VerifyError::MalformedSignature),
-            (
-                format!("t={ts},v1={}", &tag[..63]),
-                VerifyError::MalformedSignature,
-            ),
-            (
-                format!("t={ts},v1={}", &tag[..62]),
-                VerifyError::MalformedSignature,
-            ),
+            (format!("t={ts},v1={}", &tag[..63]), VerifyError::MalformedSignature),
+            (format!("t={ts},v1={}", &tag[..62]), VerifyError::MalformedSignature),
             (
                 format!("t={ts},v1={}", tag.replace('a', "g")),
                 VerifyError::MalformedSignature,
             ),
             (format!("v1={tag}"), VerifyError::MissingTimestamp),
             (format!("t=soon,v1={tag}"), VerifyError::MalformedTimestamp),
-            (
-                format!("t={ts},t={ts},v1={tag}"),
-                VerifyError::MalformedTimestamp,
-            ),
+            (format!("t={ts},t={ts},v1={tag}"), VerifyError::MalformedTimestamp),
             (format!("t={ts}"), VerifyError::MissingSignature),
         ];
         for (value, want) in cases {

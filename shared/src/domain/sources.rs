@@ -138,14 +138,7 @@ fn field_error(source: &str, field: impl Into<String>, problem: impl Into<String
     }
 }
 
-const SOURCE_FIELDS: &[&str] = &[
-    "scheme",
-    "secrets",
-    "tolerance_secs",
-    "header",
-    "provider",
-    "api",
-];
+const SOURCE_FIELDS: &[&str] = &["scheme", "secrets", "tolerance_secs", "header", "provider", "api"];
 
 impl Sources {
     pub fn parse(text: &str) -> Result<Self, SourcesError> {
@@ -154,14 +147,10 @@ impl Sources {
             SourcesError::Syntax(format!("line {} column {}", e.line(), e.column()))
         })?;
         let Value::Object(root) = doc else {
-            return Err(SourcesError::Document(
-                "the top level must be an object".into(),
-            ));
+            return Err(SourcesError::Document("the top level must be an object".into()));
         };
         if let Some(key) = root.keys().find(|k| *k != "sources") {
-            return Err(SourcesError::Document(format!(
-                "unknown top-level field {key:?}"
-            )));
+            return Err(SourcesError::Document(format!("unknown top-level field {key:?}")));
         }
         let Some(Value::Object(entries)) = root.get("sources") else {
             return Err(SourcesError::Document(
@@ -254,16 +243,8 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
                 "the standard-webhooks scheme uses fixed header names",
             ))
         }
-        Some(Value::String(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
-            Some(h.to_ascii_lowercase())
-        }
-        Some(_) => {
-            return Err(field_error(
-                name,
-                "header",
-                "must be a valid HTTP header name",
-            ))
-        }
+        Some(Value::String(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => Some(h.to_ascii_lowercase()),
+        Some(_) => return Err(field_error(name, "header", "must be a valid HTTP header name")),
     };
 
     let provider = match fields.get("provider") {
@@ -294,11 +275,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
     })
 }
 
-fn required_str<'a>(
-    source: &str,
-    fields: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, SourcesError> {
+fn required_str<'a>(source: &str, fields: &'a Map<String, Value>, field: &str) -> Result<&'a str, SourcesError> {
     match fields.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(_) => Err(field_error(source, field, "must be a non-empty string")),
@@ -306,20 +283,10 @@ fn required_str<'a>(
     }
 }
 
-fn parse_keys(
-    source: &str,
-    scheme: Scheme,
-    value: Option<&Value>,
-) -> Result<Vec<SigningKey>, SourcesError> {
+fn parse_keys(source: &str, scheme: Scheme, value: Option<&Value>) -> Result<Vec<SigningKey>, SourcesError> {
     let list = match value {
         Some(Value::Array(list)) if !list.is_empty() => list,
-        Some(_) => {
-            return Err(field_error(
-                source,
-                "secrets",
-                "must be a non-empty array of strings",
-            ))
-        }
+        Some(_) => return Err(field_error(source, "secrets", "must be a non-empty array of strings")),
         None => return Err(field_error(source, "secrets", "is required")),
     };
     list.iter()
@@ -330,9 +297,7 @@ fn parse_keys(
                 return Err(field_error(source, field, "must be a non-empty string"));
             };
             match scheme {
-                Scheme::StandardWebhooks => {
-                    decode_whsec(secret).map_err(|problem| field_error(source, field, problem))
-                }
+                Scheme::StandardWebhooks => decode_whsec(secret).map_err(|problem| field_error(source, field, problem)),
                 // Stripe-shaped and GitHub secrets are used as the string's bytes.
                 Scheme::Stripe | Scheme::Github => Ok(SigningKey(secret.as_bytes().to_vec())),
             }
@@ -354,44 +319,21 @@ fn decode_whsec(secret: &str) -> Result<SigningKey, &'static str> {
 
 fn parse_api(source: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
     let Value::Object(fields) = value else {
-        return Err(field_error(
-            source,
-            "api",
-            "must be an object with base_url and token",
-        ));
+        return Err(field_error(source, "api", "must be an object with base_url and token"));
     };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "base_url" | "token"))
-    {
-        return Err(field_error(
-            source,
-            format!("api.{unknown}"),
-            "unknown field",
-        ));
+    if let Some(unknown) = fields.keys().find(|k| !matches!(k.as_str(), "base_url" | "token")) {
+        return Err(field_error(source, format!("api.{unknown}"), "unknown field"));
     }
     let base_url = match fields.get("base_url") {
         Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
             url.trim_end_matches('/').to_owned()
         }
-        Some(_) => {
-            return Err(field_error(
-                source,
-                "api.base_url",
-                "must be an http(s) URL",
-            ))
-        }
+        Some(_) => return Err(field_error(source, "api.base_url", "must be an http(s) URL")),
         None => return Err(field_error(source, "api.base_url", "is required")),
     };
     let token = match fields.get("token") {
         Some(Value::String(token)) if !token.is_empty() => SecretString(token.clone()),
-        Some(_) => {
-            return Err(field_error(
-                source,
-                "api.token",
-                "must be a non-empty string",
-            ))
-        }
+        Some(_) => return Err(field_error(source, "api.token", "must be a non-empty string")),
         None => return Err(field_error(source, "api.token", "is required")),
     };
     Ok(ApiConfig { base_url, token })
@@ -436,9 +378,7 @@ mod tests {
 
     #[test]
     fn errors_name_source_and_field() {
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET, "whsec_%%%"]}}}),
-        );
+        let e = err(json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET, "whsec_%%%"]}}}));
         assert!(e.contains("\"acme\"") && e.contains("secrets[1]"), "{e}");
         let e = err(json!({"sources": {"acme": {"scheme": "hmac", "secrets": ["x"]}}}));
         assert!(e.contains("\"acme\"") && e.contains("scheme"), "{e}");
@@ -448,29 +388,21 @@ mod tests {
         assert!(e.contains("secrets"), "{e}");
         let e = err(json!({"sources": {"acme": {"scheme": "github", "secret": ["x"]}}}));
         assert!(e.contains("\"secret\"") && e.contains("unknown"), "{e}");
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "stripe", "secrets": ["x"], "tolerance_secs": -5}}}),
-        );
+        let e = err(json!({"sources": {"acme": {"scheme": "stripe", "secrets": ["x"], "tolerance_secs": -5}}}));
         assert!(e.contains("tolerance_secs"), "{e}");
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "tolerance_secs": 5}}}),
-        );
+        let e = err(json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "tolerance_secs": 5}}}));
         assert!(e.contains("tolerance_secs"), "{e}");
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET], "header": "x"}}}),
-        );
+        let e =
+            err(json!({"sources": {"acme": {"scheme": "standard-webhooks", "secrets": [SW_SECRET], "header": "x"}}}));
         assert!(e.contains("header"), "{e}");
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "provider": "nope"}}}),
-        );
+        let e = err(json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "provider": "nope"}}}));
         assert!(e.contains("provider"), "{e}");
         let e = err(
             json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "api": {"base_url": "ftp://x", "token": "t"}}}}),
         );
         assert!(e.contains("api.base_url"), "{e}");
-        let e = err(
-            json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "api": {"base_url": "http://x"}}}}),
-        );
+        let e =
+            err(json!({"sources": {"acme": {"scheme": "github", "secrets": ["x"], "api": {"base_url": "http://x"}}}}));
         assert!(e.contains("api.token"), "{e}");
         let e = err(json!({"sources": {"bad name/": {"scheme": "github", "secrets": ["x"]}}}));
         assert!(e.contains("source names"), "{e}");
@@ -485,8 +417,7 @@ mod tests {
         assert!(e.contains("24 to 64 bytes"), "{e}");
         let unprefixed = BASE64.encode([7u8; 32]);
         assert!(Sources::parse(
-            &json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [unprefixed]}}})
-                .to_string()
+            &json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [unprefixed]}}}).to_string()
         )
         .is_ok());
     }

@@ -1,0 +1,38 @@
+# jobhook: every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+export VENV
+
+.PHONY: help venv build test lint fmt demo watch
+
+help:
+	@echo "make demo   run the receiver locally and deliver a signed webhook to a local queue"
+	@echo "make test   run all tests against a local moto server"
+	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make build  debug build of the workspace"
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+build:
+	cargo build --workspace --all-targets
+
+test: venv
+	scripts/with-moto.sh cargo test --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+demo: venv
+	scripts/with-moto.sh scripts/demo.sh

@@ -1,0 +1,232 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::Message;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use jobhook::adapters::file::FileSources;
+use jobhook::adapters::secrets_manager::SecretsManagerSources;
+use jobhook::adapters::sqs::SqsQueue;
+use jobhook::clock::FixedClock;
+use jobhook::domain::signature::{sha256_hex, sign};
+use jobhook::ports::SourcesLoader;
+use jobhook::sources_cache::SourcesCache;
+use jobhook::{Envelope, Sources};
+use jobhook_tests::{aws, fixture, fixture_path, sqs, temp_file};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use receiver::Receiver;
+use serde_json::Value;
+
+/// The fixtures in `events/receiver/` are signed at this instant.
+const FIXTURE_TS: i64 = 1649367553;
+
+struct Harness {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    receiver: Receiver,
+}
+
+async fn harness_with(loader: Arc<dyn SourcesLoader>, queue_url: Option<String>, now: i64) -> Harness {
+    let config = aws().await;
+    let sqs_client = aws_sdk_sqs::Client::new(&config);
+    let queue_url = match queue_url {
+        Some(url) => url,
+        None => sqs::create_queue(&sqs_client, "receiver").await,
+    };
+    let receiver = Receiver {
+        sources: SourcesCache::new(loader, Duration::from_secs(300)),
+        queue: Arc::new(SqsQueue::new(sqs_client.clone(), &queue_url)),
+        clock: Arc::new(FixedClock::at_unix(now)),
+        max_body_bytes: 262_144,
+    };
+    Harness { sqs: sqs_client, queue_url, receiver }
+}
+
+async fn harness() -> Harness {
+    let loader = Arc::new(FileSources::new(fixture_path("sources.fixtures.json")));
+    harness_with(loader, None, FIXTURE_TS + 5).await
+}
+
+fn load_event(name: &str) -> Request {
+    lambda_http::request::from_str(&fixture(&format!("receiver/{name}"))).expect("fixture is a valid Lambda HTTP event")
+}
+
+/// The body bytes the provider sent, decoded from the fixture independently of lambda_http.
+fn raw_body_of(name: &str) -> Vec<u8> {
+    let event: Value = serde_json::from_str(&fixture(&format!("receiver/{name}"))).expect("json");
+    let body = event["body"].as_str().expect("body");
+    if event["isBase64Encoded"].as_bool().unwrap_or(false) {
+        BASE64.decode(body).expect("base64 body")
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
+fn json_of(response: &Response<Body>) -> Value {
+    match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("json response"),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+fn attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
+    message.message_attributes.as_ref()?.get(name)?.string_value.as_deref()
+}
+
+#[tokio::test]
+async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envelope() {
+    let cases = [
+        ("http-api-v2.json", "acme", Some("msg_fixture_json"), "standard-webhooks"),
+        ("http-api-v2-base64.json", "acme", Some("msg_fixture_form"), "standard-webhooks"),
+        ("rest-v1.json", "gh", None, "github"),
+        ("rest-v1-base64.json", "gh", None, "github"),
+        ("function-url.json", "mux", None, "stripe"),
+        ("function-url-base64.json", "mux", None, "stripe"),
+    ];
+    for (name, source, webhook_id, scheme) in cases {
+        let h = harness().await;
+        let response = h.receiver.handle(load_event(name)).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
+        let raw = raw_body_of(name);
+        let expected_id = webhook_id.map(str::to_owned).unwrap_or_else(|| sha256_hex(&raw));
+        assert_eq!(json_of(&response), serde_json::json!({"status": "accepted", "event_id": expected_id}));
+
+        let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+        assert_eq!(messages.len(), 1, "{name}: exactly one message");
+        let message = &messages[0];
+        assert_eq!(attribute(message, "source"), Some(source));
+        assert_eq!(attribute(message, "event_id"), Some(expected_id.as_str()));
+
+        let envelope = Envelope::from_json(message.body.as_deref().expect("body")).expect("envelope");
+        assert_eq!(envelope.v, 1);
+        assert_eq!(envelope.source, source);
+        assert_eq!(envelope.event_id, expected_id);
+        assert_eq!(envelope.scheme, scheme);
+        assert_eq!(envelope.webhook_id.as_deref(), webhook_id);
+        assert_eq!(envelope.received_at, "2022-04-07T21:39:18Z");
+        assert_eq!(envelope.body_bytes().expect("body"), raw, "{name}: raw bytes preserved");
+        let content_type = if name.contains("base64") { "application/x-www-form-urlencoded" } else { "application/json" };
+        assert_eq!(envelope.headers.get("content-type").map(String::as_str), Some(content_type));
+        assert!(
+            !envelope.headers.keys().any(|k| k.contains("signature")),
+            "signature headers are not forwarded"
+        );
+    }
+}
+
+/// A request as a Function URL or the local emulator delivers it: no path
+/// parameters, possibly a prefix before `/webhooks/{source}`.
+fn raw_request(method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Request {
+    let mut builder = lambda_http::http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Body::Binary(body)).expect("request")
+}
+
+fn acme_source() -> jobhook::SourceConfig {
+    Sources::parse(&fixture("sources.fixtures.json"))
+        .expect("fixture sources")
+        .get("acme")
+        .expect("acme")
+        .clone()
+}
+
+#[tokio::test]
+async fn binary_body_on_a_prefixed_path_is_verified_and_carried_as_base64() {
+    let h = harness().await;
+    let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'{', 0x80];
+    let headers = sign::headers_for(&acme_source(), "msg_binary", FIXTURE_TS, &body);
+    let response =
+        h.receiver.handle(raw_request("POST", "/lambda-url/receiver/webhooks/acme/", &headers, body.clone())).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "{:?}", response.body());
+    let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+    assert_eq!(messages.len(), 1);
+    let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
+    assert!(envelope.body_base64);
+    assert_eq!(envelope.body_bytes().expect("decodes"), body);
+    assert_eq!(envelope.signed_at, Some(FIXTURE_TS));
+}
+
+#[tokio::test]
+async fn rejected_deliveries_enqueue_nothing() {
+    let h = harness().await;
+    let body = br#"{"id":"evt_1"}"#.to_vec();
+    let good = sign::headers_for(&acme_source(), "msg_reject", FIXTURE_TS, &body);
+    let stale_ts = FIXTURE_TS - 3600;
+    let stale = sign::headers_for(&acme_source(), "msg_reject", stale_ts, &body);
+    let mut bare = good.clone();
+    bare[2].1 = "v1,".into();
+
+    let cases: Vec<(Request, StatusCode, &str)> = vec![
+        (raw_request("POST", "/webhooks/acme", &good, b"{\"id\":\"evt_2\"}".to_vec()), StatusCode::UNAUTHORIZED, "signature_mismatch"),
+        (raw_request("POST", "/webhooks/acme", &stale, body.clone()), StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"),
+        (raw_request("POST", "/webhooks/acme", &bare, body.clone()), StatusCode::UNAUTHORIZED, "malformed_signature"),
+        (raw_request("POST", "/webhooks/acme", &[], body.clone()), StatusCode::UNAUTHORIZED, "missing_webhook_id"),
+        (raw_request("POST", "/webhooks/nobody", &good, body.clone()), StatusCode::NOT_FOUND, "unknown_source"),
+        (raw_request("POST", "/hooks/acme", &good, body.clone()), StatusCode::NOT_FOUND, "not_found"),
+        (raw_request("GET", "/webhooks/acme", &good, Vec::new()), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (raw_request("POST", "/webhooks/acme", &good, vec![b' '; 262_145]), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+    ];
+    for (request, status, reason) in cases {
+        let response = h.receiver.handle(request).await;
+        assert_eq!(response.status(), status, "{reason}");
+        assert_eq!(json_of(&response), serde_json::json!({"status": "rejected", "reason": reason}));
+    }
+    let response = h.receiver.handle(raw_request("GET", "/webhooks/acme", &[], Vec::new())).await;
+    assert_eq!(response.headers().get("allow").map(|v| v.as_bytes()), Some(&b"POST"[..]));
+
+    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty(), "nothing rejected was enqueued");
+}
+
+#[tokio::test]
+async fn an_sqs_failure_answers_503_so_the_provider_retries() {
+    let config = aws().await;
+    let missing = format!("{}/123456789012/{}", std::env::var("AWS_ENDPOINT_URL").expect("endpoint"), jobhook_tests::unique_name("missing"));
+    let loader = Arc::new(FileSources::new(fixture_path("sources.fixtures.json")));
+    let h = harness_with(loader, Some(missing), FIXTURE_TS + 5).await;
+    drop(config);
+    let response = h.receiver.handle(load_event("http-api-v2.json")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(&response), serde_json::json!({"status": "unavailable", "reason": "enqueue_failed"}));
+}
+
+#[tokio::test]
+async fn sources_come_from_secrets_manager_and_a_rotated_secret_takes_effect_after_the_ttl() {
+    let config = aws().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = jobhook_tests::unique_name("sources");
+    let doc = |secret: &str| serde_json::json!({"sources": {"rot": {"scheme": "github", "secrets": [secret]}}}).to_string();
+    secrets.create_secret().name(&secret_id).secret_string(doc("old-secret")).send().await.expect("create secret");
+
+    let loader = Arc::new(SecretsManagerSources::new(secrets.clone(), &secret_id));
+    let mut h = harness_with(loader.clone(), None, FIXTURE_TS).await;
+    h.receiver.sources = SourcesCache::new(loader, Duration::ZERO);
+
+    let body = b"{\"rotated\":true}".to_vec();
+    let sign_with = |secret: &str| {
+        let source = Sources::parse(&doc(secret)).expect("doc").get("rot").expect("rot").clone();
+        sign::headers_for(&source, "", 0, &body)
+    };
+    let response = h.receiver.handle(raw_request("POST", "/webhooks/rot", &sign_with("new-secret"), body.clone())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "new secret not active yet");
+
+    secrets.put_secret_value().secret_id(&secret_id).secret_string(doc("new-secret")).send().await.expect("rotate");
+    let response = h.receiver.handle(raw_request("POST", "/webhooks/rot", &sign_with("new-secret"), body.clone())).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "rotated secret accepted without a restart");
+    assert_eq!(sqs::drain(&h.sqs, &h.queue_url, 2).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_that_fails_keeps_serving_the_last_good_document() {
+    let path = temp_file("sources", &fixture("sources.fixtures.json"));
+    let cache = SourcesCache::new(Arc::new(FileSources::new(&path)), Duration::ZERO);
+    assert_eq!(cache.get().await.expect("loads").len(), 3);
+    std::fs::write(&path, r#"{"sources": {"acme": {"scheme": "github"}}}"#).expect("write");
+    assert_eq!(cache.get().await.expect("stale document served").len(), 3);
+    let fresh = SourcesCache::new(Arc::new(FileSources::new(&path)), Duration::ZERO);
+    let error = fresh.get().await.expect_err("never loaded a good one");
+    assert!(error.to_string().contains("\"acme\"") && error.to_string().contains("secrets"), "{error}");
+    std::fs::remove_file(path).ok();
+}
