@@ -40,7 +40,11 @@ async fn harness_with(loader: Arc<dyn SourcesLoader>, queue_url: Option<String>,
         clock: Arc::new(FixedClock::at_unix(now)),
         max_body_bytes: 262_144,
     };
-    Harness { sqs: sqs_client, queue_url, receiver }
+    Harness {
+        sqs: sqs_client,
+        queue_url,
+        receiver,
+    }
 }
 
 async fn harness() -> Harness {
@@ -77,8 +81,18 @@ fn attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envelope() {
     let cases = [
-        ("http-api-v2.json", "acme", Some("msg_fixture_json"), "standard-webhooks"),
-        ("http-api-v2-base64.json", "acme", Some("msg_fixture_form"), "standard-webhooks"),
+        (
+            "http-api-v2.json",
+            "acme",
+            Some("msg_fixture_json"),
+            "standard-webhooks",
+        ),
+        (
+            "http-api-v2-base64.json",
+            "acme",
+            Some("msg_fixture_form"),
+            "standard-webhooks",
+        ),
         ("rest-v1.json", "gh", None, "github"),
         ("rest-v1-base64.json", "gh", None, "github"),
         ("function-url.json", "mux", None, "stripe"),
@@ -90,7 +104,10 @@ async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envel
         assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
         let raw = raw_body_of(name);
         let expected_id = webhook_id.map(str::to_owned).unwrap_or_else(|| sha256_hex(&raw));
-        assert_eq!(json_of(&response), serde_json::json!({"status": "accepted", "event_id": expected_id}));
+        assert_eq!(
+            json_of(&response),
+            serde_json::json!({"status": "accepted", "event_id": expected_id})
+        );
 
         let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
         assert_eq!(messages.len(), 1, "{name}: exactly one message");
@@ -106,8 +123,15 @@ async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envel
         assert_eq!(envelope.webhook_id.as_deref(), webhook_id);
         assert_eq!(envelope.received_at, "2022-04-07T21:39:18Z");
         assert_eq!(envelope.body_bytes().expect("body"), raw, "{name}: raw bytes preserved");
-        let content_type = if name.contains("base64") { "application/x-www-form-urlencoded" } else { "application/json" };
-        assert_eq!(envelope.headers.get("content-type").map(String::as_str), Some(content_type));
+        let content_type = if name.contains("base64") {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
+        assert_eq!(
+            envelope.headers.get("content-type").map(String::as_str),
+            Some(content_type)
+        );
         assert!(
             !envelope.headers.keys().any(|k| k.contains("signature")),
             "signature headers are not forwarded"
@@ -138,8 +162,15 @@ async fn binary_body_on_a_prefixed_path_is_verified_and_carried_as_base64() {
     let h = harness().await;
     let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'{', 0x80];
     let headers = sign::headers_for(&acme_source(), "msg_binary", FIXTURE_TS, &body);
-    let response =
-        h.receiver.handle(raw_request("POST", "/lambda-url/receiver/webhooks/acme/", &headers, body.clone())).await;
+    let response = h
+        .receiver
+        .handle(raw_request(
+            "POST",
+            "/lambda-url/receiver/webhooks/acme/",
+            &headers,
+            body.clone(),
+        ))
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED, "{:?}", response.body());
     let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
     assert_eq!(messages.len(), 1);
@@ -160,36 +191,87 @@ async fn rejected_deliveries_enqueue_nothing() {
     bare[2].1 = "v1,".into();
 
     let cases: Vec<(Request, StatusCode, &str)> = vec![
-        (raw_request("POST", "/webhooks/acme", &good, b"{\"id\":\"evt_2\"}".to_vec()), StatusCode::UNAUTHORIZED, "signature_mismatch"),
-        (raw_request("POST", "/webhooks/acme", &stale, body.clone()), StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"),
-        (raw_request("POST", "/webhooks/acme", &bare, body.clone()), StatusCode::UNAUTHORIZED, "malformed_signature"),
-        (raw_request("POST", "/webhooks/acme", &[], body.clone()), StatusCode::UNAUTHORIZED, "missing_webhook_id"),
-        (raw_request("POST", "/webhooks/nobody", &good, body.clone()), StatusCode::NOT_FOUND, "unknown_source"),
-        (raw_request("POST", "/hooks/acme", &good, body.clone()), StatusCode::NOT_FOUND, "not_found"),
-        (raw_request("GET", "/webhooks/acme", &good, Vec::new()), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (raw_request("POST", "/webhooks/acme", &good, vec![b' '; 262_145]), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        (
+            raw_request("POST", "/webhooks/acme", &good, b"{\"id\":\"evt_2\"}".to_vec()),
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            raw_request("POST", "/webhooks/acme", &stale, body.clone()),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            raw_request("POST", "/webhooks/acme", &bare, body.clone()),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            raw_request("POST", "/webhooks/acme", &[], body.clone()),
+            StatusCode::UNAUTHORIZED,
+            "missing_webhook_id",
+        ),
+        (
+            raw_request("POST", "/webhooks/nobody", &good, body.clone()),
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+        ),
+        (
+            raw_request("POST", "/hooks/acme", &good, body.clone()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            raw_request("GET", "/webhooks/acme", &good, Vec::new()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            raw_request("POST", "/webhooks/acme", &good, vec![b' '; 262_145]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
     ];
     for (request, status, reason) in cases {
         let response = h.receiver.handle(request).await;
         assert_eq!(response.status(), status, "{reason}");
-        assert_eq!(json_of(&response), serde_json::json!({"status": "rejected", "reason": reason}));
+        assert_eq!(
+            json_of(&response),
+            serde_json::json!({"status": "rejected", "reason": reason})
+        );
     }
-    let response = h.receiver.handle(raw_request("GET", "/webhooks/acme", &[], Vec::new())).await;
-    assert_eq!(response.headers().get("allow").map(|v| v.as_bytes()), Some(&b"POST"[..]));
+    let response = h
+        .receiver
+        .handle(raw_request("GET", "/webhooks/acme", &[], Vec::new()))
+        .await;
+    assert_eq!(
+        response.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"POST"[..])
+    );
 
-    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty(), "nothing rejected was enqueued");
+    assert!(
+        sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty(),
+        "nothing rejected was enqueued"
+    );
 }
 
 #[tokio::test]
 async fn an_sqs_failure_answers_503_so_the_provider_retries() {
     let config = aws().await;
-    let missing = format!("{}/123456789012/{}", std::env::var("AWS_ENDPOINT_URL").expect("endpoint"), jobhook_tests::unique_name("missing"));
+    let missing = format!(
+        "{}/123456789012/{}",
+        std::env::var("AWS_ENDPOINT_URL").expect("endpoint"),
+        jobhook_tests::unique_name("missing")
+    );
     let loader = Arc::new(FileSources::new(fixture_path("sources.fixtures.json")));
     let h = harness_with(loader, Some(missing), FIXTURE_TS + 5).await;
     drop(config);
     let response = h.receiver.handle(load_event("http-api-v2.json")).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(json_of(&response), serde_json::json!({"status": "unavailable", "reason": "enqueue_failed"}));
+    assert_eq!(
+        json_of(&response),
+        serde_json::json!({"status": "unavailable", "reason": "enqueue_failed"})
+    );
 }
 
 #[tokio::test]
@@ -197,8 +279,15 @@ async fn sources_come_from_secrets_manager_and_a_rotated_secret_takes_effect_aft
     let config = aws().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let secret_id = jobhook_tests::unique_name("sources");
-    let doc = |secret: &str| serde_json::json!({"sources": {"rot": {"scheme": "github", "secrets": [secret]}}}).to_string();
-    secrets.create_secret().name(&secret_id).secret_string(doc("old-secret")).send().await.expect("create secret");
+    let doc =
+        |secret: &str| serde_json::json!({"sources": {"rot": {"scheme": "github", "secrets": [secret]}}}).to_string();
+    secrets
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(doc("old-secret"))
+        .send()
+        .await
+        .expect("create secret");
 
     let loader = Arc::new(SecretsManagerSources::new(secrets.clone(), &secret_id));
     let mut h = harness_with(loader.clone(), None, FIXTURE_TS).await;
@@ -206,15 +295,45 @@ async fn sources_come_from_secrets_manager_and_a_rotated_secret_takes_effect_aft
 
     let body = b"{\"rotated\":true}".to_vec();
     let sign_with = |secret: &str| {
-        let source = Sources::parse(&doc(secret)).expect("doc").get("rot").expect("rot").clone();
+        let source = Sources::parse(&doc(secret))
+            .expect("doc")
+            .get("rot")
+            .expect("rot")
+            .clone();
         sign::headers_for(&source, "", 0, &body)
     };
-    let response = h.receiver.handle(raw_request("POST", "/webhooks/rot", &sign_with("new-secret"), body.clone())).await;
+    let response = h
+        .receiver
+        .handle(raw_request(
+            "POST",
+            "/webhooks/rot",
+            &sign_with("new-secret"),
+            body.clone(),
+        ))
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "new secret not active yet");
 
-    secrets.put_secret_value().secret_id(&secret_id).secret_string(doc("new-secret")).send().await.expect("rotate");
-    let response = h.receiver.handle(raw_request("POST", "/webhooks/rot", &sign_with("new-secret"), body.clone())).await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED, "rotated secret accepted without a restart");
+    secrets
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(doc("new-secret"))
+        .send()
+        .await
+        .expect("rotate");
+    let response = h
+        .receiver
+        .handle(raw_request(
+            "POST",
+            "/webhooks/rot",
+            &sign_with("new-secret"),
+            body.clone(),
+        ))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "rotated secret accepted without a restart"
+    );
     assert_eq!(sqs::drain(&h.sqs, &h.queue_url, 2).await.len(), 1);
 }
 
@@ -227,6 +346,9 @@ async fn a_refresh_that_fails_keeps_serving_the_last_good_document() {
     assert_eq!(cache.get().await.expect("stale document served").len(), 3);
     let fresh = SourcesCache::new(Arc::new(FileSources::new(&path)), Duration::ZERO);
     let error = fresh.get().await.expect_err("never loaded a good one");
-    assert!(error.to_string().contains("\"acme\"") && error.to_string().contains("secrets"), "{error}");
+    assert!(
+        error.to_string().contains("\"acme\"") && error.to_string().contains("secrets"),
+        "{error}"
+    );
     std::fs::remove_file(path).ok();
 }

@@ -427,7 +427,7 @@ mod tests {
         let leaky = "whsec_TOPSECRETVALUE%%";
         let docs = [
             json!({"sources": {"a": {"scheme": "standard-webhooks", "secrets": [leaky]}}}).to_string(),
-            format!(r#"{{"sources": {{"a": {{"scheme": "github", "secrets": ["TOPSECRETVALUE"#),
+            r#"{"sources": {"a": {"scheme": "github", "secrets": ["TOPSECRETVALUE"#.to_string(),
             json!({"sources": {"a": {"scheme": "github", "secrets": "TOPSECRETVALUE"}}}).to_string(),
             json!({"sources": {"a": {"scheme": "github", "secrets": ["x"], "api": {"base_url": 5, "token": "TOPSECRETVALUE"}}}}).to_string(),
         ];
