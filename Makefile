@@ -25,7 +25,9 @@ build:
 	cargo build --workspace --all-targets
 
 test: venv
-	scripts/with-moto.sh cargo test --workspace
+	@mkdir -p target
+	set -o pipefail; scripts/with-moto.sh cargo test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test.log
 
 lint:
 	cargo fmt --all -- --check

@@ -105,3 +105,36 @@ impl Receiver {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source_of(path: &str) -> Option<String> {
+        let req = lambda_http::http::Request::builder()
+            .uri(path)
+            .body(Body::Empty)
+            .expect("request");
+        source_from(&req)
+    }
+
+    #[test]
+    fn source_comes_from_the_segment_after_webhooks() {
+        assert_eq!(source_of("/webhooks/acme").as_deref(), Some("acme"));
+        assert_eq!(
+            source_of("/prod/webhooks/acme").as_deref(),
+            Some("acme"),
+            "stage prefix"
+        );
+        assert_eq!(
+            source_of("/lambda-url/receiver/webhooks/acme/").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(source_of("/webhooks/acme?x=1").as_deref(), Some("acme"));
+        assert_eq!(source_of("/webhooks/"), None);
+        assert_eq!(source_of("/webhooks"), None);
+        assert_eq!(source_of("/hooks/acme"), None);
+        assert_eq!(source_of("/webhooks/acme/extra"), None);
+        assert_eq!(source_of("/"), None);
+    }
+}
