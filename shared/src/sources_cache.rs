@@ -23,7 +23,7 @@ pub enum SourcesCacheError {
 
 impl SourcesCacheError {
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Load { error, .. } if error.retryable)
+        matches!(self, Self::Load { error, .. } if error.is_retryable())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Adapters: the ports implemented on AWS services, files and HTTP.
 
+pub mod dynamodb;
 pub mod file;
 pub mod secrets_manager;
 pub mod sqs;
@@ -9,7 +10,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::ports::PortError;
+use crate::ports::{ErrorKind, PortError};
 
 /// Error codes AWS services use for throttling and transient faults.
 const TRANSIENT_CODES: &[&str] = &[
@@ -26,19 +27,38 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
 ];
 
+/// Error codes that mean the deployment itself is wrong.
+const SYSTEMIC_CODES: &[&str] = &[
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+];
+
 /// Classifies an SDK error: network faults, timeouts, throttling and 5xx are
-/// retryable; anything else the service rejected is permanent.
+/// transient; a missing resource or denied access is systemic; anything else
+/// the service rejected is permanent.
 pub fn sdk_port_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let retryable = match &err {
+    let kind = match &err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
-            status >= 500 || status == 429 || ctx.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+            let code = ctx.err().code().unwrap_or_default();
+            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
+                ErrorKind::Transient
+            } else if SYSTEMIC_CODES.contains(&code) {
+                ErrorKind::Systemic
+            } else {
+                ErrorKind::Permanent
+            }
         }
-        SdkError::ConstructionFailure(_) => false,
-        _ => true,
+        SdkError::ConstructionFailure(_) => ErrorKind::Permanent,
+        _ => ErrorKind::Transient,
     };
     let message = match &err {
         SdkError::ServiceError(ctx) => format!(
@@ -51,6 +71,6 @@ where
     PortError {
         operation,
         message,
-        retryable,
+        kind,
     }
 }

@@ -1,5 +1,8 @@
 //! Pure domain logic: no AWS types, no I/O.
 
 pub mod envelope;
+pub mod event;
+pub mod job;
+pub mod provider;
 pub mod signature;
 pub mod sources;

@@ -1,0 +1,543 @@
+//! Job state in one DynamoDB table.
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | job state | `JOB#{source}#{job_id}` | `STATE` |
+//! | timeline entry | `JOB#{source}#{job_id}` | `EVT#{event_id}` |
+//!
+//! A non-terminal job also carries `open_pk = OPEN#{source}` and
+//! `last_activity` (epoch ms): the sparse `open-jobs` index the reconciler
+//! pages through. Both attributes are removed when the job ends.
+//!
+//! **Apply protocol** (no reads; at most two write requests per event):
+//! 1. One `TransactWriteItems`: the state update, conditioned on the event
+//!    moving the job forward, and the timeline put (`applied`), conditioned
+//!    on the event id being new. Atomic, so no crash can leave one without
+//!    the other. Success means applied.
+//! 2. If the timeline condition failed, the event was seen before: duplicate.
+//!    If only the state condition failed, the cancellation carries the current
+//!    state (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which classifies
+//!    the event as stale or conflicting; a second conditional put records it.
+//!    A crash before that put only means the redelivery records it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use time::format_description::well_known::Rfc3339;
+
+use super::sdk_port_error;
+use crate::clock::{rfc3339, Clock};
+use crate::domain::job::{
+    decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
+};
+use crate::ports::{JobStore, PortError};
+
+pub const OPEN_JOBS_INDEX: &str = "open-jobs";
+pub const STATE_SK: &str = "STATE";
+pub const EVENT_SK_PREFIX: &str = "EVT#";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub fn job_pk(source: &str, job_id: &str) -> String {
+    format!("JOB#{source}#{job_id}")
+}
+
+pub fn open_pk(source: &str) -> String {
+    format!("OPEN#{source}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn status_of(item: &Item) -> Option<(JobStatus, Option<u8>)> {
+    let status = get_s(item, "status")?.parse().ok()?;
+    Some((status, get_n(item, "progress")))
+}
+
+/// The conditional state update and its expression, mirroring
+/// [`crate::domain::job::moves_forward`].
+struct StateUpdate {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+fn state_update(event: &JobEvent, now: &str, now_ms: i64) -> StateUpdate {
+    let fields = JobFields::from_event(event);
+    let mut names: HashMap<String, String> = [
+        "pk",
+        "status",
+        "rank",
+        "source",
+        "job_id",
+        "progress",
+        "output_url",
+        "error",
+        "provider_time",
+        "first_seen",
+        "updated_at",
+        "transitions",
+        "last_event_id",
+        "open_pk",
+        "last_activity",
+    ]
+    .into_iter()
+    .map(|a| (format!("#{a}"), a.to_owned()))
+    .collect();
+    let mut values: Item = [
+        (":status", s(fields.status.as_str())),
+        (":rank", n(fields.status.rank())),
+        (":source", s(&event.source)),
+        (":job_id", s(&event.job_id)),
+        (":now", s(now)),
+        (":event_id", s(&event.event_id)),
+        (":one", n(1)),
+        (":zero", n(0)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    let mut set = vec![
+        "#status = :status",
+        "#rank = :rank",
+        "#source = :source",
+        "#job_id = :job_id",
+        "#updated_at = :now",
+        "#first_seen = if_not_exists(#first_seen, :now)",
+        "#transitions = if_not_exists(#transitions, :zero) + :one",
+        "#last_event_id = :event_id",
+    ];
+    let mut remove = Vec::new();
+    let optional = [
+        ("progress", fields.progress.map(n)),
+        ("output_url", fields.output_url.map(s)),
+        ("error", fields.error.map(s)),
+        (
+            "provider_time",
+            event.provider_time.and_then(|t| t.format(&Rfc3339).ok()).map(s),
+        ),
+    ];
+    let mut optional_sets = Vec::new();
+    for (attr, value) in optional {
+        match value {
+            Some(v) => {
+                values.insert(format!(":{attr}"), v);
+                optional_sets.push(format!("#{attr} = :{attr}"));
+            }
+            None => remove.push(format!("#{attr}")),
+        }
+    }
+    if fields.status.is_terminal() {
+        remove.extend(["#open_pk".to_owned(), "#last_activity".to_owned()]);
+    } else {
+        values.insert(":open_pk".into(), s(open_pk(&event.source)));
+        values.insert(":now_ms".into(), n(now_ms));
+        set.extend(["#open_pk = :open_pk", "#last_activity = :now_ms"]);
+    }
+    let mut update = format!(
+        "SET {}",
+        set.into_iter()
+            .map(str::to_owned)
+            .chain(optional_sets)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+
+    let mut condition = "attribute_not_exists(#pk) OR #rank < :rank".to_owned();
+    if fields.status == JobStatus::Processing && fields.progress.is_some() {
+        values.insert(":processing".into(), s(JobStatus::Processing.as_str()));
+        condition
+            .push_str(" OR (#status = :processing AND (attribute_not_exists(#progress) OR #progress < :progress))");
+    }
+    // Only names the expressions use may be declared.
+    names.retain(|placeholder, _| update.contains(placeholder.as_str()) || condition.contains(placeholder.as_str()));
+    StateUpdate {
+        update,
+        condition,
+        names,
+        values,
+    }
+}
+
+/// DynamoDB-backed [`JobStore`].
+#[derive(Debug, Clone)]
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+    event_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, table: impl Into<String>, event_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            event_ttl,
+            clock,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn timeline_item(&self, event: &JobEvent, outcome: Outcome, now: &str, now_unix: i64) -> Item {
+        let mut item: Item = [
+            ("pk", s(job_pk(&event.source, &event.job_id))),
+            ("sk", s(format!("{EVENT_SK_PREFIX}{}", event.event_id))),
+            ("event_id", s(&event.event_id)),
+            ("outcome", s(outcome.as_str())),
+            ("kind", s(&event.kind)),
+            ("origin", s(event.origin.as_str())),
+            ("status", s(event.status.as_str())),
+            ("received_at", s(now)),
+            (TTL_ATTRIBUTE, n(now_unix + self.event_ttl.as_secs() as i64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(p) = event.progress {
+            item.insert("progress".into(), n(p));
+        }
+        if let Some(t) = event.provider_time.and_then(|t| t.format(&Rfc3339).ok()) {
+            item.insert("provider_time".into(), s(t));
+        }
+        item
+    }
+
+    fn timeline_put(&self, item: Item) -> Put {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .expect("table, item and condition are set")
+    }
+
+    /// Records a stale or conflicting event. Returns `Duplicate` if another
+    /// delivery of it got there first.
+    async fn record(&self, item: Item, outcome: Outcome) -> Result<Outcome, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(outcome),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(Outcome::Duplicate),
+            Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
+        }
+    }
+
+    /// Records a job the application has just submitted to the provider, so
+    /// the reconciler polls it even if no webhook ever arrives. Returns false
+    /// if the job was already known (nothing is changed then).
+    pub async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let item: Item = [
+            ("pk", s(job_pk(source, job_id))),
+            ("sk", s(STATE_SK)),
+            ("source", s(source)),
+            ("job_id", s(job_id)),
+            ("status", s(JobStatus::Submitted.as_str())),
+            ("rank", n(JobStatus::Submitted.rank())),
+            ("first_seen", s(&now_text)),
+            ("updated_at", s(&now_text)),
+            ("transitions", n(0)),
+            ("open_pk", s(open_pk(source))),
+            (
+                "last_activity",
+                n(now.unix_timestamp() * 1000 + i64::from(now.millisecond())),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
+        }
+    }
+
+    /// The job's state (a strongly consistent read).
+    pub async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(STATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_port_error("dynamodb:GetItem", e))?;
+        Ok(out.item.as_ref().and_then(job_state_from_item))
+    }
+
+    /// Every distinct event received for the job, oldest first.
+    pub async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
+        let mut entries = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(job_pk(source, job_id)))
+                .expression_attribute_values(":prefix", s(EVENT_SK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
+            entries.extend(out.items().iter().filter_map(timeline_entry_from_item));
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                break;
+            }
+        }
+        entries.sort_by(|a, b| {
+            a.received_at
+                .cmp(&b.received_at)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        Ok(entries)
+    }
+}
+
+fn job_state_from_item(item: &Item) -> Option<JobState> {
+    let (status, progress) = status_of(item)?;
+    Some(JobState {
+        source: get_s(item, "source")?.to_owned(),
+        job_id: get_s(item, "job_id")?.to_owned(),
+        fields: JobFields {
+            status,
+            progress,
+            output_url: get_s(item, "output_url").map(str::to_owned),
+            error: get_s(item, "error").map(str::to_owned),
+        },
+        first_seen: get_s(item, "first_seen").unwrap_or_default().to_owned(),
+        updated_at: get_s(item, "updated_at").unwrap_or_default().to_owned(),
+        provider_time: get_s(item, "provider_time").map(str::to_owned),
+        transitions: get_n(item, "transitions").unwrap_or(0),
+        last_event_id: get_s(item, "last_event_id").map(str::to_owned),
+    })
+}
+
+fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
+    Some(TimelineEntry {
+        event_id: get_s(item, "event_id")?.to_owned(),
+        outcome: get_s(item, "outcome")?.parse().ok()?,
+        kind: get_s(item, "kind").unwrap_or_default().to_owned(),
+        origin: match get_s(item, "origin") {
+            Some("poll") => Origin::Poll,
+            _ => Origin::Webhook,
+        },
+        status: get_s(item, "status").and_then(|v| v.parse().ok()),
+        progress: get_n(item, "progress"),
+        received_at: get_s(item, "received_at").unwrap_or_default().to_owned(),
+        provider_time: get_s(item, "provider_time").map(str::to_owned),
+    })
+}
+
+const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let now_ms = now.unix_timestamp() * 1000 + i64::from(now.millisecond());
+        let pk = job_pk(&event.source, &event.job_id);
+        let StateUpdate {
+            update,
+            condition,
+            names,
+            values,
+        } = state_update(event, &now_text, now_ms);
+
+        let state = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(STATE_SK))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, key and expression are set");
+        let timeline = self.timeline_item(event, Outcome::Applied, &now_text, now.unix_timestamp());
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(state).build())
+            .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
+            .send()
+            .await;
+
+        let reasons = match result {
+            // A transaction returns no old values, and reading them first
+            // would cost a read per event, so the previous status of an
+            // applied event is not known here.
+            Ok(_) => {
+                return Ok(ApplyResult {
+                    outcome: Outcome::Applied,
+                    from: None,
+                    to: Some(event.status),
+                    write_requests: 1,
+                })
+            }
+            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    cancelled.cancellation_reasons().to_vec()
+                }
+                _ => {
+                    return Err(sdk_port_error(
+                        "dynamodb:TransactWriteItems",
+                        SdkError::ServiceError(ctx),
+                    ))
+                }
+            },
+            Err(e) => return Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+        };
+
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some(CONDITIONAL_CHECK_FAILED);
+        let current = reasons.first().and_then(|r| r.item()).and_then(status_of);
+        if failed(1) {
+            let status = current.map(|(s, _)| s);
+            return Ok(ApplyResult {
+                outcome: Outcome::Duplicate,
+                from: status,
+                to: status,
+                write_requests: 1,
+            });
+        }
+        if !failed(0) {
+            // Cancelled for another reason (a concurrent transaction on the
+            // item, throttling): nothing was written, so a retry is safe.
+            let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+            return Err(PortError::transient(
+                "dynamodb:TransactWriteItems",
+                format!("transaction cancelled: {codes:?}"),
+            ));
+        }
+        let decision = decide(current, event);
+        if decision == Decision::Apply {
+            // The state changed between the condition and the returned item;
+            // a retry will see it settled.
+            return Err(PortError::transient(
+                "dynamodb:TransactWriteItems",
+                "job state changed concurrently",
+            ));
+        }
+        let item = self.timeline_item(event, decision.into(), &now_text, now.unix_timestamp());
+        let outcome = self.record(item, decision.into()).await?;
+        let status = current.map(|(s, _)| s);
+        Ok(ApplyResult {
+            outcome,
+            from: status,
+            to: status,
+            write_requests: 2,
+        })
+    }
+}
+
+/// Creates the table with its open-jobs index and TTL, as `template.yaml`
+/// declares it. Used by tests and the local stack.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError> {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    let attr = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("sk", ScalarAttributeType::S))
+        .attribute_definitions(attr("open_pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("last_activity", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(OPEN_JOBS_INDEX)
+                .key_schema(key("open_pk", KeyType::Hash))
+                .key_schema(key("last_activity", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("index name and keys are set"),
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("dynamodb:CreateTable", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("name and flag are set"),
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("dynamodb:UpdateTimeToLive", e))?;
+    Ok(())
+}

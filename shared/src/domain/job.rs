@@ -1,0 +1,430 @@
+//! Job state rules: the one definition of what "moves a job forward".
+//!
+//! A job goes `submitted` → `processing` → `completed` | `failed`. An event is
+//! applied only if it has a higher status rank, or the same `processing` rank
+//! with strictly higher progress. Terminal states are final. Because the new
+//! state depends only on the event that wins, the final state after any
+//! permutation (and duplication) of a job's events is the in-order one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Submitted,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Submitted => 0,
+            Self::Processing => 1,
+            Self::Completed | Self::Failed => 2,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 2
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "submitted" => Ok(Self::Submitted),
+            "processing" => Ok(Self::Processing),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Webhook,
+    Poll,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// One observation of a job's state: a webhook or a poll answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    /// The dedupe key.
+    pub event_id: String,
+    pub source: String,
+    pub job_id: String,
+    /// The provider's event type, e.g. `job.progress` (kept in the timeline).
+    pub kind: String,
+    pub origin: Origin,
+    pub status: JobStatus,
+    /// 0 to 100.
+    pub progress: Option<u8>,
+    pub output_url: Option<String>,
+    /// A string, or an object serialized as JSON.
+    pub error: Option<String>,
+    /// When the provider says the event happened.
+    pub provider_time: Option<OffsetDateTime>,
+}
+
+/// The fields of a job that events move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFields {
+    pub status: JobStatus,
+    pub progress: Option<u8>,
+    pub output_url: Option<String>,
+    pub error: Option<String>,
+}
+
+impl JobFields {
+    /// The fields a job has once `event` is applied: they come from the event
+    /// alone, which is what makes the outcome independent of order.
+    pub fn from_event(event: &JobEvent) -> Self {
+        let progress = match event.status {
+            JobStatus::Submitted => None,
+            JobStatus::Completed => event.progress.or(Some(100)),
+            JobStatus::Processing | JobStatus::Failed => event.progress,
+        };
+        Self {
+            status: event.status,
+            progress,
+            output_url: event.output_url.clone(),
+            error: event.error.clone(),
+        }
+    }
+}
+
+/// What to do with an event, given the job's current status and progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Apply,
+    /// It would move the job sideways or backwards.
+    Stale,
+    /// A different terminal status for a job that already ended.
+    Conflict,
+}
+
+/// True when an event with `status`/`progress` moves a job that is at
+/// `current`/`current_progress` forward. Storage adapters encode exactly this
+/// rule in their conditional writes.
+pub fn moves_forward(
+    current: JobStatus,
+    current_progress: Option<u8>,
+    status: JobStatus,
+    progress: Option<u8>,
+) -> bool {
+    status.rank() > current.rank()
+        || (current == JobStatus::Processing
+            && status == JobStatus::Processing
+            && progress.is_some()
+            && progress > current_progress)
+}
+
+pub fn decide(current: Option<(JobStatus, Option<u8>)>, event: &JobEvent) -> Decision {
+    let Some((status, progress)) = current else {
+        return Decision::Apply;
+    };
+    if moves_forward(status, progress, event.status, event.progress) {
+        Decision::Apply
+    } else if status.is_terminal() && event.status.is_terminal() && status != event.status {
+        Decision::Conflict
+    } else {
+        Decision::Stale
+    }
+}
+
+/// The outcome recorded for each distinct event in a job's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    Stale,
+    Duplicate,
+    Conflict,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Stale => "stale",
+            Self::Duplicate => "duplicate",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "applied" => Ok(Self::Applied),
+            "stale" => Ok(Self::Stale),
+            "duplicate" => Ok(Self::Duplicate),
+            "conflict" => Ok(Self::Conflict),
+            _ => Err(()),
+        }
+    }
+}
+
+impl From<Decision> for Outcome {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Apply => Self::Applied,
+            Decision::Stale => Self::Stale,
+            Decision::Conflict => Self::Conflict,
+        }
+    }
+}
+
+/// The result of applying one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyResult {
+    pub outcome: Outcome,
+    /// The job's status before the event (None for a job first seen now, or
+    /// when storage did not report it).
+    pub from: Option<JobStatus>,
+    /// The job's status after the event.
+    pub to: Option<JobStatus>,
+    /// Storage write requests this event cost.
+    pub write_requests: u32,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub source: String,
+    pub job_id: String,
+    #[serde(flatten)]
+    pub fields: JobFields,
+    /// RFC 3339 times.
+    pub first_seen: String,
+    pub updated_at: String,
+    /// The provider's time of the last applied event.
+    pub provider_time: Option<String>,
+    /// Applied transitions (a tracked job starts at 0).
+    pub transitions: u64,
+    pub last_event_id: Option<String>,
+}
+
+/// One distinct event received for a job, with what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub event_id: String,
+    pub outcome: Outcome,
+    pub kind: String,
+    pub origin: Origin,
+    pub status: Option<JobStatus>,
+    pub progress: Option<u8>,
+    pub received_at: String,
+    pub provider_time: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    fn event(id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
+        JobEvent {
+            event_id: id.into(),
+            source: "s".into(),
+            job_id: "j".into(),
+            kind: format!("job.{status}"),
+            origin: Origin::Webhook,
+            status,
+            progress,
+            output_url: (status == JobStatus::Completed).then(|| format!("https://cdn/{id}")),
+            error: (status == JobStatus::Failed).then(|| "boom".into()),
+            provider_time: None,
+        }
+    }
+
+    /// Applies events the way the store does: dedupe by id, then decide.
+    fn fold(events: &[JobEvent]) -> (Option<JobFields>, Vec<(String, Outcome)>) {
+        let mut state: Option<JobFields> = None;
+        let mut seen = HashSet::new();
+        let mut log = Vec::new();
+        for e in events {
+            if !seen.insert(e.event_id.clone()) {
+                log.push((e.event_id.clone(), Outcome::Duplicate));
+                continue;
+            }
+            let decision = decide(state.as_ref().map(|s| (s.status, s.progress)), e);
+            if decision == Decision::Apply {
+                state = Some(JobFields::from_event(e));
+            }
+            log.push((e.event_id.clone(), decision.into()));
+        }
+        (state, log)
+    }
+
+    #[test]
+    fn reordered_lifecycle_ends_completed() {
+        let started = event("e1", JobStatus::Processing, None);
+        let p40 = event("e2", JobStatus::Processing, Some(40));
+        let p80 = event("e3", JobStatus::Processing, Some(80));
+        let done = event("e4", JobStatus::Completed, None);
+        let (state, log) = fold(&[done.clone(), p80.clone(), started.clone(), p40.clone()]);
+        let state = state.expect("state");
+        assert_eq!(state.status, JobStatus::Completed);
+        assert_eq!(state.progress, Some(100));
+        assert_eq!(state.output_url.as_deref(), Some("https://cdn/e4"));
+        assert!(log[1..].iter().all(|(_, o)| *o == Outcome::Stale), "{log:?}");
+
+        let (state, log) = fold(&[p80, p40, started]);
+        assert_eq!(state.expect("state").progress, Some(80));
+        assert_eq!(log[1].1, Outcome::Stale, "progress 40 after 80 is stale");
+        assert_eq!(log[2].1, Outcome::Stale, "started after progress is stale");
+    }
+
+    #[test]
+    fn terminal_states_are_final_and_conflicts_are_flagged() {
+        let done = event("e1", JobStatus::Completed, None);
+        let failed = event("e2", JobStatus::Failed, None);
+        let again = event("e3", JobStatus::Completed, Some(100));
+        let late = event("e4", JobStatus::Processing, Some(99));
+        let (state, log) = fold(&[done, failed, again, late]);
+        assert_eq!(state.expect("state").status, JobStatus::Completed);
+        let outcomes: Vec<Outcome> = log.into_iter().map(|(_, o)| o).collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::Applied, Outcome::Conflict, Outcome::Stale, Outcome::Stale]
+        );
+    }
+
+    #[test]
+    fn progress_must_strictly_increase() {
+        let cur = Some((JobStatus::Processing, Some(40)));
+        assert_eq!(
+            decide(cur, &event("a", JobStatus::Processing, Some(40))),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(cur, &event("a", JobStatus::Processing, Some(41))),
+            Decision::Apply
+        );
+        assert_eq!(decide(cur, &event("a", JobStatus::Processing, None)), Decision::Stale);
+        let no_progress = Some((JobStatus::Processing, None));
+        assert_eq!(
+            decide(no_progress, &event("a", JobStatus::Processing, Some(0))),
+            Decision::Apply
+        );
+        let submitted = Some((JobStatus::Submitted, None));
+        assert_eq!(
+            decide(submitted, &event("a", JobStatus::Processing, None)),
+            Decision::Apply
+        );
+        assert_eq!(
+            decide(submitted, &event("a", JobStatus::Submitted, None)),
+            Decision::Stale
+        );
+    }
+
+    /// A consistent history of one job: started, strictly increasing progress,
+    /// then at most one terminal event.
+    fn history() -> impl Strategy<Value = Vec<JobEvent>> {
+        (
+            any::<bool>(),
+            proptest::collection::btree_set(0u8..=100, 0..8),
+            prop_oneof![
+                Just(None),
+                Just(Some(JobStatus::Completed)),
+                Just(Some(JobStatus::Failed))
+            ],
+        )
+            .prop_map(|(with_started, progress, terminal)| {
+                let mut events = Vec::new();
+                if with_started {
+                    events.push(event("started", JobStatus::Processing, None));
+                }
+                for p in progress {
+                    events.push(event(&format!("p{p}"), JobStatus::Processing, Some(p)));
+                }
+                if let Some(t) = terminal {
+                    events.push(event("terminal", t, None));
+                }
+                events
+            })
+            .prop_filter("at least one event", |e| !e.is_empty())
+    }
+
+    /// A history, and a delivery of it: shuffled, with some events repeated.
+    fn delivery() -> impl Strategy<Value = (Vec<JobEvent>, Vec<JobEvent>)> {
+        history().prop_flat_map(|events| {
+            let n = events.len();
+            let dupes = proptest::collection::vec(0..n, 0..n * 2);
+            (Just(events), dupes).prop_flat_map(|(events, dupes)| {
+                let mut delivered = events.clone();
+                delivered.extend(dupes.into_iter().map(|i| events[i].clone()));
+                (Just(events), Just(delivered).prop_shuffle())
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_permutation_with_duplicates_ends_in_the_in_order_state((in_order, delivered) in delivery()) {
+            let (expected, _) = fold(&in_order);
+            let (actual, log) = fold(&delivered);
+            prop_assert_eq!(actual, expected);
+            // Each distinct event gets exactly one non-duplicate outcome.
+            let distinct: HashSet<&str> = in_order.iter().map(|e| e.event_id.as_str()).collect();
+            let recorded = log.iter().filter(|(_, o)| *o != Outcome::Duplicate).count();
+            prop_assert_eq!(recorded, distinct.len());
+            prop_assert_eq!(log.len() - recorded, delivered.len() - in_order.len());
+        }
+
+        #[test]
+        fn state_never_moves_backwards((_, delivered) in delivery()) {
+            let mut state: Option<JobFields> = None;
+            for e in &delivered {
+                let before = state.clone();
+                if decide(state.as_ref().map(|s| (s.status, s.progress)), e) == Decision::Apply {
+                    state = Some(JobFields::from_event(e));
+                }
+                if let (Some(b), Some(a)) = (before, state.as_ref()) {
+                    prop_assert!(a.status.rank() >= b.status.rank());
+                    if b.status.is_terminal() { prop_assert_eq!(&b, a); }
+                    if a.status == JobStatus::Processing && b.status == JobStatus::Processing {
+                        prop_assert!(a.progress >= b.progress);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The generic profile, jobhook's documented default wire format:
+//!
+//! ```json
+//! { "id": "evt_…", "type": "job.progress", "created_at": "2026-05-13T12:00:05Z",
+//!   "data": { "job_id": "job_123", "status": "processing", "progress": 40,
+//!             "output_url": null, "error": null } }
+//! ```
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{PayloadError, ProviderProfile, WebhookPayload};
+use crate::domain::job::JobStatus;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generic;
+
+/// Ids end up in storage keys; bound them.
+const MAX_ID_LEN: usize = 256;
+
+fn err(message: impl Into<String>) -> PayloadError {
+    PayloadError(message.into())
+}
+
+fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<String>, PayloadError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= 4096 => Ok(Some(s.clone())),
+        Some(_) => Err(err(format!("field {field:?} must be a string of at most 4096 bytes"))),
+    }
+}
+
+fn id_string(value: Option<&Value>, field: &str) -> Result<Option<String>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control) => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(err(format!(
+            "field {field:?} must be a non-empty string of at most {MAX_ID_LEN} bytes"
+        ))),
+    }
+}
+
+/// `progress`: a whole number from 0 to 100, or absent.
+pub(crate) fn parse_progress(value: Option<&Value>) -> Result<Option<u8>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|p| *p <= 100)
+            .map(|p| Some(p as u8))
+            .ok_or_else(|| err("field \"progress\" must be a whole number from 0 to 100")),
+    }
+}
+
+/// `error`: a string, or an object kept as its JSON text.
+pub(crate) fn parse_error(value: Option<&Value>) -> Result<Option<String>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ Value::Object(_)) => Ok(Some(v.to_string())),
+        Some(_) => Err(err("field \"error\" must be a string or an object")),
+    }
+}
+
+pub(crate) fn parse_time(value: Option<&Value>, field: &str) -> Result<Option<OffsetDateTime>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+            .map(Some)
+            .map_err(|_| err(format!("field {field:?} must be an RFC 3339 time"))),
+        Some(_) => Err(err(format!("field {field:?} must be an RFC 3339 time"))),
+    }
+}
+
+impl ProviderProfile for Generic {
+    fn name(&self) -> &'static str {
+        "generic"
+    }
+
+    fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError> {
+        let doc: Value = serde_json::from_slice(body)
+            .map_err(|e| err(format!("body is not JSON (line {} column {})", e.line(), e.column())))?;
+        let Value::Object(root) = doc else {
+            return Err(err("body must be a JSON object"));
+        };
+        let kind = match root.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            _ => return Err(err("field \"type\" is required")),
+        };
+        let status = match kind.as_str() {
+            "job.started" | "job.progress" => JobStatus::Processing,
+            "job.completed" => JobStatus::Completed,
+            "job.failed" => JobStatus::Failed,
+            _ => {
+                return Err(err(
+                    "field \"type\" must be job.started, job.progress, job.completed or job.failed",
+                ))
+            }
+        };
+        let Some(Value::Object(data)) = root.get("data") else {
+            return Err(err("field \"data\" must be an object"));
+        };
+        let job_id =
+            id_string(data.get("job_id"), "data.job_id")?.ok_or_else(|| err("field \"data.job_id\" is required"))?;
+        Ok(WebhookPayload {
+            id: id_string(root.get("id"), "id")?,
+            job_id,
+            kind,
+            status,
+            progress: parse_progress(data.get("progress"))?,
+            output_url: optional_string(data, "output_url")?,
+            error: parse_error(data.get("error"))?,
+            provider_time: parse_time(root.get("created_at"), "created_at")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<WebhookPayload, PayloadError> {
+        Generic.parse_webhook(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let p = parse(
+            json!({"id": "evt_1", "type": "job.progress", "created_at": "2026-05-13T12:00:05Z",
+            "data": {"job_id": "job_123", "status": "processing", "progress": 40, "output_url": null, "error": null}}),
+        )
+        .expect("valid");
+        assert_eq!(p.id.as_deref(), Some("evt_1"));
+        assert_eq!(p.job_id, "job_123");
+        assert_eq!(p.status, JobStatus::Processing);
+        assert_eq!(p.progress, Some(40));
+        assert_eq!(p.provider_time.map(|t| t.unix_timestamp()), Some(1778673605));
+    }
+
+    #[test]
+    fn error_may_be_a_string_or_an_object() {
+        let p = parse(json!({"type": "job.failed", "data": {"job_id": "j", "error": {"code": "E1"}}})).expect("valid");
+        assert_eq!(p.error.as_deref(), Some(r#"{"code":"E1"}"#));
+        assert_eq!(p.status, JobStatus::Failed);
+        let p = parse(json!({"type": "job.failed", "data": {"job_id": "j", "error": "boom"}})).expect("valid");
+        assert_eq!(p.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn bad_payloads_are_rejected_with_the_field_named() {
+        let cases = [
+            (json!({"type": "job.progress", "data": {"progress": 5}}), "data.job_id"),
+            (json!({"type": "job.progress", "data": {"job_id": ""}}), "data.job_id"),
+            (json!({"type": "job.exploded", "data": {"job_id": "j"}}), "type"),
+            (json!({"data": {"job_id": "j"}}), "type"),
+            (json!({"type": "job.progress"}), "data"),
+            (
+                json!({"type": "job.progress", "data": {"job_id": "j", "progress": 101}}),
+                "progress",
+            ),
+            (
+                json!({"type": "job.progress", "data": {"job_id": "j", "progress": 4.5}}),
+                "progress",
+            ),
+            (
+                json!({"type": "job.failed", "data": {"job_id": "j", "error": 7}}),
+                "error",
+            ),
+            (
+                json!({"type": "job.started", "created_at": "yesterday", "data": {"job_id": "j"}}),
+                "created_at",
+            ),
+            (json!(["not", "an", "object"]), "object"),
+        ];
+        for (doc, field) in cases {
+            let e = parse(doc.clone()).expect_err("rejected");
+            assert!(e.0.contains(field), "{doc}: {e}");
+        }
+        assert!(Generic
+            .parse_webhook(b"{not json")
+            .expect_err("rejected")
+            .0
+            .contains("not JSON"));
+    }
+}
