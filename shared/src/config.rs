@@ -118,6 +118,35 @@ impl ReceiverConfig {
     }
 }
 
+pub const TABLE_NAME: &str = "JOBHOOK_TABLE_NAME";
+pub const DLQ_URL: &str = "JOBHOOK_DLQ_URL";
+pub const EVENT_TTL_DAYS: &str = "JOBHOOK_EVENT_TTL_DAYS";
+pub const PROCESSOR_CONCURRENCY: &str = "JOBHOOK_PROCESSOR_CONCURRENCY";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    pub table_name: String,
+    pub dlq_url: String,
+    pub sources: SourcesSettings,
+    pub event_ttl: Duration,
+    /// Messages of one batch processed at once.
+    pub concurrency: usize,
+}
+
+impl ProcessorConfig {
+    pub const REQUIRED_ENV: &'static [&'static str] = &[TABLE_NAME, DLQ_URL, SOURCES_SECRET];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env.required(TABLE_NAME)?,
+            dlq_url: env.required(DLQ_URL)?,
+            sources: SourcesSettings::from_env(env)?,
+            event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
+            concurrency: env.number(PROCESSOR_CONCURRENCY, 8, 1..=100)? as usize,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +185,20 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.name, SOURCES_TTL_SECS);
+    }
+
+    #[test]
+    fn processor_config_defaults_and_errors() {
+        let base = [(TABLE_NAME, "t"), (DLQ_URL, "d"), (SOURCES_FILE, "f")];
+        let cfg = ProcessorConfig::from_env(&env(&base)).expect("valid");
+        assert_eq!(cfg.event_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(cfg.concurrency, 8);
+        let e = ProcessorConfig::from_env(&env(&base[1..])).unwrap_err();
+        assert_eq!(e.name, TABLE_NAME);
+        let e = ProcessorConfig::from_env(&env(&[base[0], base[2]])).unwrap_err();
+        assert_eq!(e.name, DLQ_URL);
+        let mut bad = base.to_vec();
+        bad.push((EVENT_TTL_DAYS, "0"));
+        assert_eq!(ProcessorConfig::from_env(&env(&bad)).unwrap_err().name, EVENT_TTL_DAYS);
     }
 }

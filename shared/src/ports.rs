@@ -68,3 +68,9 @@ pub trait SourcesLoader: Send + Sync + std::fmt::Debug {
 pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError>;
 }
+
+/// Where messages that can never be processed go, with the reason attached.
+#[async_trait]
+pub trait DeadLetters: Send + Sync + std::fmt::Debug {
+    async fn dead_letter(&self, body: &str, reason: &str, source: Option<&str>) -> Result<(), PortError>;
+}

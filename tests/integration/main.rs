@@ -1,4 +1,5 @@
 //! One integration-test binary: every test runs against the moto server that
 //! `make test` starts, with its own queues, tables and secrets.
 
+mod processor;
 mod receiver;

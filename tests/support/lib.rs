@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::SdkConfig;
 
+pub mod probe;
+
 /// The workspace root, for reading `events/` fixtures.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -86,5 +88,31 @@ pub mod sqs {
             }
             all.extend(batch);
         }
+    }
+}
+
+pub mod dynamodb {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::Client;
+
+    use super::probe::Probe;
+
+    /// A DynamoDB client whose requests the probe sees; SDK retries are off
+    /// so that injected faults reach the code under test.
+    pub fn probed_client(config: &aws_config::SdkConfig, probe: &Probe) -> Client {
+        let conf = aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(probe.clone())
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Client::from_conf(conf)
+    }
+
+    /// A fresh table laid out as the template declares it.
+    pub async fn create_table(client: &Client, prefix: &str) -> String {
+        let name = super::unique_name(prefix);
+        jobhook::adapters::dynamodb::create_table(client, &name)
+            .await
+            .expect("create table");
+        name
     }
 }

@@ -4,7 +4,7 @@ use aws_sdk_sqs::Client;
 
 use super::sdk_port_error;
 use crate::domain::envelope::Envelope;
-use crate::ports::{EventQueue, PortError};
+use crate::ports::{DeadLetters, EventQueue, PortError};
 
 /// Sends envelopes to one SQS queue.
 #[derive(Debug, Clone)]
@@ -57,6 +57,25 @@ impl EventQueue for SqsQueue {
             .message_attributes("source", string_attribute(&envelope.source))
             .message_attributes("event_id", string_attribute(&envelope.event_id))
             .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsQueue {
+    async fn dead_letter(&self, body: &str, reason: &str, source: Option<&str>) -> Result<(), PortError> {
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("reason", string_attribute(reason));
+        if let Some(source) = source {
+            send = send.message_attributes("source", string_attribute(source));
+        }
+        send.send()
             .await
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:SendMessage", e))

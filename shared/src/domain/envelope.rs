@@ -42,8 +42,10 @@ pub struct Envelope {
 pub enum EnvelopeError {
     #[error("envelope is not valid JSON: line {line} column {column}")]
     Json { line: usize, column: usize },
+    #[error("envelope is malformed: {0}")]
+    Shape(String),
     #[error("envelope version {0} is not supported (expected {ENVELOPE_VERSION})")]
-    Version(u32),
+    Version(u64),
     #[error("envelope body is flagged base64 but does not decode")]
     Body,
 }
@@ -80,14 +82,17 @@ impl Envelope {
     }
 
     pub fn from_json(text: &str) -> Result<Self, EnvelopeError> {
-        let envelope: Self = serde_json::from_str(text).map_err(|e| EnvelopeError::Json {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| EnvelopeError::Json {
             line: e.line(),
             column: e.column(),
         })?;
-        if envelope.v != ENVELOPE_VERSION {
-            return Err(EnvelopeError::Version(envelope.v));
+        // The version decides how to read the rest, so it is checked first.
+        match value.get("v").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(ENVELOPE_VERSION) => {}
+            Some(v) => return Err(EnvelopeError::Version(v)),
+            None => return Err(EnvelopeError::Shape("field `v` must be a version number".into())),
         }
-        Ok(envelope)
+        serde_json::from_value(value).map_err(|e| EnvelopeError::Shape(e.to_string()))
     }
 
     /// The raw body bytes exactly as the provider sent them.

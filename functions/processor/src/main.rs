@@ -1,0 +1,48 @@
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::adapters::file::FileSources;
+use jobhook::adapters::secrets_manager::SecretsManagerSources;
+use jobhook::adapters::sqs::SqsQueue;
+use jobhook::clock::SystemClock;
+use jobhook::config::{Env, ProcessorConfig, SourcesLocation};
+use jobhook::ports::SourcesLoader;
+use jobhook::sources_cache::SourcesCache;
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use processor::Processor;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = ProcessorConfig::from_env(&Env::process())?;
+    let aws = aws_config::load_from_env().await;
+
+    let loader: Arc<dyn SourcesLoader> = match &config.sources.location {
+        SourcesLocation::File(path) => Arc::new(FileSources::new(path)),
+        SourcesLocation::Secret(id) => Arc::new(SecretsManagerSources::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            id,
+        )),
+    };
+    let sources = SourcesCache::new(loader, config.sources.ttl);
+    sources.get().await?;
+
+    let store = DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.table_name,
+        config.event_ttl,
+        Arc::new(SystemClock),
+    );
+    let processor = Processor {
+        sources,
+        store: Arc::new(store),
+        dead_letters: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url)),
+        concurrency: config.concurrency,
+    };
+    let processor = &processor;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        processor.handle(event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,497 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::adapters::file::FileSources;
+use jobhook::adapters::sqs::SqsQueue;
+use jobhook::clock::SystemClock;
+use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
+use jobhook::sources_cache::SourcesCache;
+use jobhook::Envelope;
+use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
+use jobhook_tests::{aws, dynamodb, fixture, fixture_path, sqs};
+use processor::Processor;
+use serde_json::json;
+
+struct Harness {
+    probe: Probe,
+    store: DynamoJobStore,
+    sqs: aws_sdk_sqs::Client,
+    dlq_url: String,
+    processor: Processor,
+}
+
+async fn harness_with_concurrency(concurrency: usize) -> Harness {
+    let config = aws().await;
+    let probe = Probe::default();
+    let ddb = dynamodb::probed_client(&config, &probe);
+    let table = dynamodb::create_table(&ddb, "jobs").await;
+    let sqs_client = aws_sdk_sqs::Client::new(&config);
+    let dlq_url = sqs::create_queue(&sqs_client, "dlq").await;
+    let store = DynamoJobStore::new(ddb, table, Duration::from_secs(30 * 86_400), Arc::new(SystemClock));
+    let processor = Processor {
+        sources: SourcesCache::new(
+            Arc::new(FileSources::new(fixture_path("sources.fixtures.json"))),
+            Duration::from_secs(300),
+        ),
+        store: Arc::new(store.clone()),
+        dead_letters: Arc::new(SqsQueue::new(sqs_client.clone(), &dlq_url)),
+        concurrency,
+    };
+    probe.reset();
+    Harness {
+        probe,
+        store,
+        sqs: sqs_client,
+        dlq_url,
+        processor,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with_concurrency(8).await
+}
+
+/// A generic-profile webhook as the receiver would have queued it.
+fn webhook(event_id: &str, kind: &str, job_id: &str, progress: Option<u8>) -> SqsMessage {
+    let mut data = json!({"job_id": job_id, "progress": progress});
+    match kind {
+        "job.completed" => data["output_url"] = json!(format!("https://cdn.example.com/{job_id}.mp4")),
+        "job.failed" => data["error"] = json!({"code": "E_RENDER", "message": "render failed"}),
+        _ => {}
+    }
+    let body =
+        json!({"id": format!("body-{event_id}"), "type": kind, "created_at": "2026-05-13T12:00:05Z", "data": data});
+    let envelope = Envelope {
+        v: 1,
+        source: "acme".into(),
+        event_id: event_id.into(),
+        received_at: "2026-05-13T12:00:06.000Z".into(),
+        scheme: "standard-webhooks".into(),
+        webhook_id: Some(event_id.into()),
+        signed_at: Some(1778673605),
+        headers: Default::default(),
+        body: body.to_string(),
+        body_base64: false,
+    };
+    message(&envelope.to_json())
+}
+
+fn message(body: &str) -> SqsMessage {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut m = SqsMessage::default();
+    m.message_id = Some(format!("m-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    m.body = Some(body.to_owned());
+    m
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+impl Harness {
+    async fn deliver(&self, messages: Vec<SqsMessage>) -> SqsBatchResponse {
+        self.processor
+            .handle(batch(messages))
+            .await
+            .expect("no systemic failure")
+    }
+
+    /// Delivers one message at a time, redelivering failures as SQS would.
+    async fn deliver_each(&self, messages: &[SqsMessage]) {
+        for m in messages {
+            for attempt in 0.. {
+                let response = self.deliver(vec![m.clone()]).await;
+                if response.batch_item_failures.is_empty() {
+                    break;
+                }
+                assert!(attempt < 10, "message kept failing");
+            }
+        }
+    }
+
+    async fn state(&self, job_id: &str) -> JobState {
+        self.store.get("acme", job_id).await.expect("get").expect("job exists")
+    }
+
+    async fn timeline(&self, job_id: &str) -> Vec<TimelineEntry> {
+        self.store.timeline("acme", job_id).await.expect("timeline")
+    }
+}
+
+fn outcomes(timeline: &[TimelineEntry]) -> HashMap<String, Outcome> {
+    timeline.iter().map(|e| (e.event_id.clone(), e.outcome)).collect()
+}
+
+fn applied_count(timeline: &[TimelineEntry]) -> u64 {
+    timeline.iter().filter(|e| e.outcome == Outcome::Applied).count() as u64
+}
+
+#[tokio::test]
+async fn the_sqs_fixture_batch_is_applied_and_its_poison_goes_to_the_dlq() {
+    let h = harness_with_concurrency(1).await;
+    let event: SqsEvent = serde_json::from_str(&fixture("processor/sqs-batch.json")).expect("fixture is an SqsEvent");
+    let response = h.processor.handle(event).await.expect("handled");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+
+    let state = h.state("job_fixture_1").await;
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(state.fields.progress, Some(100));
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://cdn.example.com/job_fixture_1.mp4")
+    );
+    assert_eq!(state.provider_time.as_deref(), Some("2026-05-13T12:01:00Z"));
+    assert_eq!(state.transitions, 1);
+    assert_eq!(state.last_event_id.as_deref(), Some("msg_p_3"));
+
+    let timeline = h.timeline("job_fixture_1").await;
+    let expected: HashMap<String, Outcome> = [
+        ("msg_p_3".to_owned(), Outcome::Applied),
+        ("msg_p_1".to_owned(), Outcome::Stale),
+        ("msg_p_2".to_owned(), Outcome::Stale),
+    ]
+    .into();
+    assert_eq!(outcomes(&timeline), expected, "the duplicate makes no second entry");
+
+    let dead = sqs::drain(&h.sqs, &h.dlq_url, 2).await;
+    assert_eq!(dead.len(), 2);
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes()
+                .and_then(|a| a.get("reason"))
+                .and_then(|r| r.string_value.clone())
+                .expect("reason")
+        })
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("data.job_id")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("envelope is not valid JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        dead.iter().any(|m| m.body() == Some("this is not an envelope")),
+        "the original body is kept"
+    );
+}
+
+#[tokio::test]
+async fn redelivered_events_make_no_second_transition_or_timeline_entry() {
+    let h = harness().await;
+    let started = webhook("dup-1", "job.started", "job-dup", None);
+    let progress = webhook("dup-2", "job.progress", "job-dup", Some(30));
+    // The same events again and again, in one batch and across batches.
+    let response = h
+        .deliver(vec![started.clone(), started.clone(), progress.clone()])
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    h.deliver_each(&[progress.clone(), started.clone(), progress]).await;
+
+    let state = h.state("job-dup").await;
+    assert_eq!(
+        (state.fields.status, state.fields.progress),
+        (JobStatus::Processing, Some(30))
+    );
+    let timeline = h.timeline("job-dup").await;
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    assert_eq!(state.transitions, applied_count(&timeline));
+    assert_eq!(outcomes(&timeline)["dup-2"], Outcome::Applied);
+}
+
+#[tokio::test]
+async fn reordered_events_end_in_the_in_order_state() {
+    let h = harness().await;
+    // completed before started
+    h.deliver_each(&[
+        webhook("ro-4", "job.completed", "job-ro", None),
+        webhook("ro-1", "job.started", "job-ro", None),
+        webhook("ro-3", "job.progress", "job-ro", Some(80)),
+        webhook("ro-2", "job.progress", "job-ro", Some(40)),
+    ])
+    .await;
+    let state = h.state("job-ro").await;
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(state.fields.progress, Some(100));
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://cdn.example.com/job-ro.mp4")
+    );
+    assert_eq!(state.transitions, 1);
+    let timeline = outcomes(&h.timeline("job-ro").await);
+    assert_eq!(timeline["ro-4"], Outcome::Applied);
+    for stale in ["ro-1", "ro-2", "ro-3"] {
+        assert_eq!(timeline[stale], Outcome::Stale, "{stale}");
+    }
+
+    // progress 80 before 40
+    h.deliver_each(&[
+        webhook("pg-2", "job.progress", "job-pg", Some(80)),
+        webhook("pg-1", "job.progress", "job-pg", Some(40)),
+    ])
+    .await;
+    let state = h.state("job-pg").await;
+    assert_eq!(
+        (state.fields.status, state.fields.progress),
+        (JobStatus::Processing, Some(80))
+    );
+    assert_eq!(outcomes(&h.timeline("job-pg").await)["pg-1"], Outcome::Stale);
+
+    // in order, for comparison: the same final fields
+    h.deliver_each(&[
+        webhook("io-1", "job.started", "job-io", None),
+        webhook("io-2", "job.progress", "job-io", Some(40)),
+        webhook("io-3", "job.progress", "job-io", Some(80)),
+        webhook("io-4", "job.completed", "job-io", None),
+    ])
+    .await;
+    let in_order = h.state("job-io").await;
+    assert_eq!(in_order.transitions, 4);
+    assert_eq!(in_order.fields.status, JobStatus::Completed);
+    assert_eq!(in_order.fields.progress, Some(100));
+}
+
+#[tokio::test]
+async fn a_conflicting_terminal_event_is_recorded_not_applied() {
+    let h = harness().await;
+    h.deliver_each(&[
+        webhook("cf-1", "job.completed", "job-cf", None),
+        webhook("cf-2", "job.failed", "job-cf", None),
+    ])
+    .await;
+    let state = h.state("job-cf").await;
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(state.fields.error, None);
+    let timeline = outcomes(&h.timeline("job-cf").await);
+    assert_eq!(timeline["cf-2"], Outcome::Conflict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appliers_never_lose_an_update_or_move_backwards() {
+    let h = Arc::new(harness().await);
+    const ROUNDS: usize = 12;
+    for round in 0..ROUNDS {
+        let job = format!("job-cc-{round}");
+        // Two processors share one job, each with half of its events.
+        let odd: Vec<SqsMessage> = (1..=9)
+            .step_by(2)
+            .map(|p| webhook(&format!("{job}-p{p}"), "job.progress", &job, Some(p * 10)))
+            .collect();
+        let mut even: Vec<SqsMessage> = (2..=8)
+            .step_by(2)
+            .map(|p| webhook(&format!("{job}-p{p}"), "job.progress", &job, Some(p * 10)))
+            .collect();
+        even.push(webhook(&format!("{job}-done"), "job.completed", &job, None));
+        let (a, b) = (h.clone(), h.clone());
+        let ta = tokio::spawn(async move { a.deliver_each(&odd).await });
+        let tb = tokio::spawn(async move { b.deliver_each(&even).await });
+        ta.await.expect("task a");
+        tb.await.expect("task b");
+
+        let state = h.state(&job).await;
+        assert_eq!(state.fields.status, JobStatus::Completed, "{job}");
+        assert_eq!(state.fields.progress, Some(100));
+        let timeline = h.timeline(&job).await;
+        assert_eq!(timeline.len(), 10, "{job}: every event recorded exactly once");
+        assert_eq!(
+            state.transitions,
+            applied_count(&timeline),
+            "{job}: no lost or doubled update"
+        );
+        // Applied processing events, in the order they were written, only go up.
+        let mut applied: Vec<&TimelineEntry> = timeline.iter().filter(|e| e.outcome == Outcome::Applied).collect();
+        applied.sort_by(|x, y| x.received_at.cmp(&y.received_at));
+        assert_eq!(
+            applied.last().map(|e| e.status),
+            Some(Some(JobStatus::Completed)),
+            "{job}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_the_apply_write_then_redelivery_ends_as_if_no_crash() {
+    let h = harness().await;
+    let events = [
+        webhook("cr-1", "job.started", "job-crash", None),
+        webhook("cr-2", "job.progress", "job-crash", Some(50)),
+    ];
+    h.deliver_each(&events[..1]).await;
+    // The transaction commits, then the processor sees a failure.
+    h.probe.fail_after_execution("TransactWriteItems", Some("job-crash"), 1);
+    let response = h.deliver(vec![events[1].clone()]).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "reported for redelivery");
+    h.deliver_each(&events[1..]).await;
+
+    // The same events without a crash.
+    let control: Vec<SqsMessage> = [("ok-1", None), ("ok-2", Some(50))]
+        .into_iter()
+        .map(|(id, p)| {
+            webhook(
+                id,
+                if p.is_none() { "job.started" } else { "job.progress" },
+                "job-nocrash",
+                p,
+            )
+        })
+        .collect();
+    h.deliver_each(&control).await;
+
+    let (crashed, clean) = (h.state("job-crash").await, h.state("job-nocrash").await);
+    assert_eq!(crashed.fields, clean.fields);
+    assert_eq!(crashed.transitions, clean.transitions);
+    assert_eq!(crashed.transitions, 2);
+    let timeline = h.timeline("job-crash").await;
+    assert_eq!(timeline.len(), 2);
+    assert!(timeline.iter().all(|e| e.outcome == Outcome::Applied), "{timeline:?}");
+}
+
+#[tokio::test]
+async fn a_crash_after_the_second_write_then_redelivery_ends_as_if_no_crash() {
+    let h = harness().await;
+    h.deliver_each(&[webhook("cs-2", "job.completed", "job-crash2", None)])
+        .await;
+    // The stale event's timeline put (the second write) commits, then fails.
+    h.probe.fail_after_execution("PutItem", Some("cs-1"), 1);
+    let stale = webhook("cs-1", "job.progress", "job-crash2", Some(10));
+    assert_eq!(h.deliver(vec![stale.clone()]).await.batch_item_failures.len(), 1);
+    h.deliver_each(&[stale]).await;
+
+    let state = h.state("job-crash2").await;
+    assert_eq!((state.fields.status, state.transitions), (JobStatus::Completed, 1));
+    let timeline = outcomes(&h.timeline("job-crash2").await);
+    assert_eq!(timeline.len(), 2);
+    assert_eq!(timeline["cs-1"], Outcome::Stale);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_reported_for_that_message_only() {
+    let h = harness().await;
+    h.probe.fail_after_execution("TransactWriteItems", Some("job-rt-2"), 1);
+    let messages: Vec<SqsMessage> = (1..=3)
+        .map(|i| webhook(&format!("rt-{i}"), "job.started", &format!("job-rt-{i}"), None))
+        .collect();
+    let failed_id = messages[1].message_id.clone().expect("id");
+    let response = h.deliver(messages).await;
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failures, [failed_id.as_str()]);
+    for job in ["job-rt-1", "job-rt-3"] {
+        assert_eq!(h.state(job).await.fields.status, JobStatus::Processing);
+    }
+    assert!(
+        sqs::drain(&h.sqs, &h.dlq_url, 1).await.is_empty(),
+        "retryable is not poison"
+    );
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dlq_with_their_reason() {
+    let h = harness().await;
+    let unknown_source = webhook("ps-1", "job.started", "job-ps", None)
+        .body
+        .expect("body")
+        .replace("\"source\":\"acme\"", "\"source\":\"nobody\"");
+    let cases = [
+        ("{\"v\":2}", "version 2"),
+        ("[]", "field `v`"),
+        ("{nope", "envelope is not valid JSON"),
+        (unknown_source.as_str(), "unknown source"),
+    ];
+    let response = h.deliver(cases.iter().map(|(body, _)| message(body)).collect()).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "poison is acknowledged, not retried"
+    );
+    let dead = sqs::drain(&h.sqs, &h.dlq_url, 2).await;
+    assert_eq!(dead.len(), cases.len());
+    for (body, reason) in cases {
+        let m = dead
+            .iter()
+            .find(|m| m.body() == Some(body))
+            .expect("original body kept");
+        let got = m
+            .message_attributes()
+            .and_then(|a| a.get("reason"))
+            .and_then(|r| r.string_value.clone());
+        assert!(
+            got.as_deref().is_some_and(|r| r.contains(reason)),
+            "{got:?} should mention {reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_table_fails_the_whole_invocation() {
+    let mut h = harness().await;
+    let config = aws().await;
+    h.processor.store = Arc::new(DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        "no-such-table",
+        Duration::from_secs(60),
+        Arc::new(SystemClock),
+    ));
+    let result = h
+        .processor
+        .handle(batch(vec![webhook("mt-1", "job.started", "job-mt", None)]))
+        .await;
+    let error = result.expect_err("systemic failure is loud");
+    assert!(error.to_string().contains("ResourceNotFound"), "{error}");
+}
+
+#[tokio::test]
+async fn write_budget_is_at_most_two_requests_per_delivered_event_and_no_reads() {
+    let h = harness().await;
+    const JOBS: usize = 15;
+    let mut delivered = Vec::new();
+    for j in 0..JOBS {
+        let job = format!("job-wb-{j}");
+        let mut events = vec![webhook(&format!("{job}-s"), "job.started", &job, None)];
+        events.extend([25, 50, 75].map(|p| webhook(&format!("{job}-{p}"), "job.progress", &job, Some(p))));
+        events.push(webhook(&format!("{job}-c"), "job.completed", &job, None));
+        // Reorder (terminal first for odd jobs) and duplicate two events.
+        if j % 2 == 1 {
+            events.rotate_right(1);
+        }
+        events.push(events[0].clone());
+        events.push(events[2].clone());
+        delivered.extend(events);
+    }
+    h.probe.reset();
+    for chunk in delivered.chunks(10) {
+        let response = h.deliver(chunk.to_vec()).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{:?}",
+            response.batch_item_failures
+        );
+    }
+    let writes = h.probe.total(WRITE_OPERATIONS);
+    let reads = h.probe.total(READ_OPERATIONS);
+    let per_event = f64::from(writes) / delivered.len() as f64;
+    println!(
+        "write budget: {writes} write requests for {} delivered events = {per_event:.2} per event \
+         (budget 2.00; Powertools-style idempotency costs 3 per new event); reads on the hot path: {reads}; by operation: {:?}",
+        delivered.len(),
+        h.probe.counts()
+    );
+    assert_eq!(reads, 0);
+    assert!(writes as usize <= 2 * delivered.len());
+    for j in 0..JOBS {
+        assert_eq!(
+            h.state(&format!("job-wb-{j}")).await.fields.status,
+            JobStatus::Completed
+        );
+    }
+}
