@@ -6,14 +6,14 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv build test lint fmt demo budget
+.PHONY: help venv build test lint fmt demo figures
 
 help:
 	@echo "make demo   run the receiver locally and deliver a signed webhook to a local queue"
 	@echo "make test   run all tests against a local moto server"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make build  debug build of the workspace"
-	@echo "make budget print the processor's DynamoDB write requests per delivered event"
+	@echo "make figures print measured figures: write requests per event, reconciler calls per missed webhook"
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,6 @@ fmt:
 demo: venv
 	scripts/with-moto.sh scripts/demo.sh
 
-budget: venv
-	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture write_budget 2>&1 | grep -E '^write budget|test result'
+figures: venv
+	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
+	  write_budget only_for_jobs_that_lost concurrency_bound 2>&1 | grep -E '^(write budget|reconciler efficiency|poll concurrency)|test result'

@@ -42,3 +42,31 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     let at = at.replace_nanosecond(at.millisecond() as u32 * 1_000_000).unwrap_or(at);
     at.format(&Rfc3339).expect("UTC instants always format")
 }
+
+/// A clock that tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn at_unix(secs: i64) -> Self {
+        Self(std::sync::Mutex::new(
+            OffsetDateTime::from_unix_timestamp(secs).expect("timestamp in range"),
+        ))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.0.lock().expect("clock lock");
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -147,6 +147,37 @@ impl ProcessorConfig {
     }
 }
 
+pub const STALE_AFTER_SECS: &str = "JOBHOOK_STALE_AFTER_SECS";
+pub const POLL_INTERVAL_SECS: &str = "JOBHOOK_POLL_INTERVAL_SECS";
+pub const MAX_POLLS_PER_RUN: &str = "JOBHOOK_MAX_POLLS_PER_RUN";
+pub const POLL_CONCURRENCY: &str = "JOBHOOK_POLL_CONCURRENCY";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcilerConfig {
+    pub table_name: String,
+    pub sources: SourcesSettings,
+    pub event_ttl: Duration,
+    pub settings: crate::reconcile::ReconcileSettings,
+}
+
+impl ReconcilerConfig {
+    pub const REQUIRED_ENV: &'static [&'static str] = &[TABLE_NAME, SOURCES_SECRET];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env.required(TABLE_NAME)?,
+            sources: SourcesSettings::from_env(env)?,
+            event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
+            settings: crate::reconcile::ReconcileSettings {
+                stale_after: Duration::from_secs(env.number(STALE_AFTER_SECS, 600, 0..=30 * 86_400)?),
+                poll_interval: Duration::from_secs(env.number(POLL_INTERVAL_SECS, 300, 0..=30 * 86_400)?),
+                max_polls_per_run: env.number(MAX_POLLS_PER_RUN, 500, 1..=100_000)? as usize,
+                poll_concurrency: env.number(POLL_CONCURRENCY, 8, 1..=256)? as usize,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +231,23 @@ mod tests {
         let mut bad = base.to_vec();
         bad.push((EVENT_TTL_DAYS, "0"));
         assert_eq!(ProcessorConfig::from_env(&env(&bad)).unwrap_err().name, EVENT_TTL_DAYS);
+    }
+
+    #[test]
+    fn reconciler_config_defaults_and_errors() {
+        let base = [(TABLE_NAME, "t"), (SOURCES_FILE, "f")];
+        let cfg = ReconcilerConfig::from_env(&env(&base)).expect("valid");
+        assert_eq!(cfg.settings, crate::reconcile::ReconcileSettings::default());
+        let mut bad = base.to_vec();
+        bad.push((POLL_CONCURRENCY, "0"));
+        assert_eq!(
+            ReconcilerConfig::from_env(&env(&bad)).unwrap_err().name,
+            POLL_CONCURRENCY
+        );
+        let mut fast = base.to_vec();
+        fast.extend([(STALE_AFTER_SECS, "5"), (POLL_INTERVAL_SECS, "2")]);
+        let cfg = ReconcilerConfig::from_env(&env(&fast)).expect("valid");
+        assert_eq!(cfg.settings.stale_after, Duration::from_secs(5));
+        assert_eq!(cfg.settings.poll_interval, Duration::from_secs(2));
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod outcomes;
 pub mod ports;
+pub mod reconcile;
 pub mod sources_cache;
 
 pub use domain::envelope::Envelope;

@@ -35,3 +35,21 @@ pub fn record_permanent_failure(source: Option<&str>, message_id: &str, reason: 
         "permanent failure: message sent to the DLQ"
     );
 }
+
+/// Logs a reconciler run's summary.
+pub fn record_reconcile_run(summary: &crate::reconcile::RunSummary) {
+    tracing::info!(
+        candidates = summary.candidates,
+        polled = summary.polled,
+        advanced = summary.advanced,
+        missed_webhooks_recovered = summary.missed_webhooks_recovered(),
+        recovered_completed = summary.recovered_completed,
+        recovered_failed = summary.recovered_failed,
+        unchanged = summary.unchanged,
+        not_found = summary.not_found,
+        errors = summary.errors,
+        skipped_rate_limited = summary.skipped_rate_limited,
+        rate_limited_sources = ?summary.rate_limited_sources.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
+        "reconciler run finished"
+    );
+}

@@ -4,7 +4,11 @@
 use async_trait::async_trait;
 
 use crate::domain::envelope::Envelope;
-use crate::domain::job::{ApplyResult, JobEvent};
+use std::time::Duration;
+
+use crate::domain::job::{ApplyResult, JobEvent, JobStatus};
+use crate::domain::provider::PollAnswer;
+use crate::domain::sources::SourceConfig;
 
 /// How an adapter failed, which decides what the caller does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,4 +77,62 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait DeadLetters: Send + Sync + std::fmt::Debug {
     async fn dead_letter(&self, body: &str, reason: &str, source: Option<&str>) -> Result<(), PortError>;
+}
+
+/// An open (non-terminal) job the reconciler may poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenJob {
+    pub source: String,
+    pub job_id: String,
+    pub status: JobStatus,
+    /// Epoch ms of the last applied event (or of tracking).
+    pub last_activity_ms: i64,
+}
+
+/// The open-jobs index and the reconciler's bookkeeping.
+#[async_trait]
+pub trait OpenJobIndex: Send + Sync + std::fmt::Debug {
+    /// Open jobs of `source` with no applied event since `active_before_ms`
+    /// and no poll since `polled_before_ms`, least recently active first.
+    async fn stale_open_jobs(
+        &self,
+        source: &str,
+        active_before_ms: i64,
+        polled_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OpenJob>, PortError>;
+    /// Notes that the job was polled now (a no-op if it has ended).
+    async fn record_poll(&self, source: &str, job_id: &str) -> Result<(), PortError>;
+    /// Adds a `not_found` entry to the job's timeline.
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<(), PortError>;
+}
+
+/// What the provider said about one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollOutcome {
+    Found(PollAnswer),
+    NotFound,
+    RateLimited { retry_after: Option<Duration> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    #[error("timed out")]
+    Timeout,
+    #[error("provider answered {0}")]
+    Server(u16),
+    #[error("unexpected status {0}")]
+    Unexpected(u16),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("unusable answer: {0}")]
+    BadAnswer(String),
+    #[error("source has no api configured")]
+    NoApi,
+}
+
+/// The provider's job API.
+#[async_trait]
+pub trait JobPoller: Send + Sync + std::fmt::Debug {
+    async fn poll(&self, source: &SourceConfig, job_id: &str) -> Result<PollOutcome, PollError>;
 }

@@ -3,3 +3,4 @@
 
 mod processor;
 mod receiver;
+mod reconciler;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_config::SdkConfig;
 
 pub mod probe;
+pub mod provider;
 
 /// The workspace root, for reading `events/` fixtures.
 pub fn workspace_root() -> PathBuf {

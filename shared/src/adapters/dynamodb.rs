@@ -36,11 +36,11 @@ use aws_sdk_dynamodb::Client;
 use time::format_description::well_known::Rfc3339;
 
 use super::sdk_port_error;
-use crate::clock::{rfc3339, Clock};
+use crate::clock::{rfc3339, unix_ms, Clock};
 use crate::domain::job::{
     decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
-use crate::ports::{JobStore, PortError};
+use crate::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
@@ -279,10 +279,7 @@ impl DynamoJobStore {
             ("updated_at", s(&now_text)),
             ("transitions", n(0)),
             ("open_pk", s(open_pk(source))),
-            (
-                "last_activity",
-                n(now.unix_timestamp() * 1000 + i64::from(now.millisecond())),
-            ),
+            ("last_activity", n(unix_ms(now))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -387,11 +384,100 @@ fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 
 #[async_trait]
+impl OpenJobIndex for DynamoJobStore {
+    async fn stale_open_jobs(
+        &self,
+        source: &str,
+        active_before_ms: i64,
+        polled_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OpenJob>, PortError> {
+        let mut jobs = Vec::new();
+        let mut start_key = None;
+        while jobs.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_JOBS_INDEX)
+                .key_condition_expression("open_pk = :open AND last_activity < :active_before")
+                .filter_expression("attribute_not_exists(last_polled_at) OR last_polled_at < :polled_before")
+                .expression_attribute_values(":open", s(open_pk(source)))
+                .expression_attribute_values(":active_before", n(active_before_ms))
+                .expression_attribute_values(":polled_before", n(polled_before_ms))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
+            jobs.extend(out.items().iter().filter_map(|item| {
+                Some(OpenJob {
+                    source: get_s(item, "source")?.to_owned(),
+                    job_id: get_s(item, "job_id")?.to_owned(),
+                    status: get_s(item, "status")?.parse().ok()?,
+                    last_activity_ms: get_n(item, "last_activity")?,
+                })
+            }));
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                break;
+            }
+        }
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    async fn record_poll(&self, source: &str, job_id: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression("SET last_polled_at = :now")
+            .condition_expression("attribute_exists(open_pk)")
+            .expression_attribute_values(":now", n(unix_ms(self.clock.now())))
+            .send()
+            .await;
+        match result {
+            // The job ended meanwhile: there is nothing left to schedule.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            other => other.map(|_| ()).map_err(|e| sdk_port_error("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<(), PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let item: Item = [
+            ("pk", s(job_pk(source, job_id))),
+            ("sk", s(format!("{EVENT_SK_PREFIX}poll-404-{}", unix_ms(now)))),
+            ("event_id", s(format!("poll-404-{}", unix_ms(now)))),
+            ("outcome", s(Outcome::NotFound.as_str())),
+            ("kind", s("poll.not_found")),
+            ("origin", s(Origin::Poll.as_str())),
+            ("received_at", s(now_text)),
+            (TTL_ATTRIBUTE, n(now.unix_timestamp() + self.event_ttl.as_secs() as i64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("dynamodb:PutItem", e))
+    }
+}
+
+#[async_trait]
 impl JobStore for DynamoJobStore {
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
         let now = self.clock.now();
         let now_text = rfc3339(now);
-        let now_ms = now.unix_timestamp() * 1000 + i64::from(now.millisecond());
+        let now_ms = unix_ms(now);
         let pk = job_pk(&event.source, &event.job_id);
         let StateUpdate {
             update,

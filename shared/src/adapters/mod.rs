@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod file;
+pub mod provider_http;
 pub mod secrets_manager;
 pub mod sqs;
 

@@ -174,6 +174,8 @@ pub enum Outcome {
     Stale,
     Duplicate,
     Conflict,
+    /// A poll the provider answered 404: recorded, the state is unchanged.
+    NotFound,
 }
 
 impl Outcome {
@@ -183,6 +185,7 @@ impl Outcome {
             Self::Stale => "stale",
             Self::Duplicate => "duplicate",
             Self::Conflict => "conflict",
+            Self::NotFound => "not_found",
         }
     }
 }
@@ -195,6 +198,7 @@ impl FromStr for Outcome {
             "stale" => Ok(Self::Stale),
             "duplicate" => Ok(Self::Duplicate),
             "conflict" => Ok(Self::Conflict),
+            "not_found" => Ok(Self::NotFound),
             _ => Err(()),
         }
     }

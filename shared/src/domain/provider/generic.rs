@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{PayloadError, ProviderProfile, WebhookPayload};
+use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
 use crate::domain::job::JobStatus;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,6 +116,34 @@ impl ProviderProfile for Generic {
             provider_time: parse_time(root.get("created_at"), "created_at")?,
         })
     }
+
+    fn poll_path(&self, job_id: &str) -> Vec<String> {
+        vec!["jobs".into(), job_id.into()]
+    }
+
+    /// `{ "id": "job_123", "status": "queued|processing|completed|failed",
+    /// "progress": 40, "output_url": null, "error": null, "updated_at": "…" }`
+    fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError> {
+        let doc: Value = serde_json::from_slice(body)
+            .map_err(|e| err(format!("answer is not JSON (line {} column {})", e.line(), e.column())))?;
+        let Value::Object(root) = doc else {
+            return Err(err("answer must be a JSON object"));
+        };
+        let status = match root.get("status").and_then(Value::as_str) {
+            Some("queued") => JobStatus::Submitted,
+            Some("processing") => JobStatus::Processing,
+            Some("completed") => JobStatus::Completed,
+            Some("failed") => JobStatus::Failed,
+            _ => return Err(err("field \"status\" must be queued, processing, completed or failed")),
+        };
+        Ok(PollAnswer {
+            status,
+            progress: parse_progress(root.get("progress"))?,
+            output_url: optional_string(&root, "output_url")?,
+            error: parse_error(root.get("error"))?,
+            updated_at: parse_time(root.get("updated_at"), "updated_at")?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +213,45 @@ mod tests {
             .expect_err("rejected")
             .0
             .contains("not JSON"));
+    }
+
+    #[test]
+    fn parses_poll_answers() {
+        let body = json!({"id": "job_123", "status": "completed", "progress": 100,
+            "output_url": "https://cdn/x.mp4", "error": null, "updated_at": "2026-05-13T12:00:05Z"});
+        let a = Generic.parse_poll(body.to_string().as_bytes()).expect("valid");
+        assert_eq!(a.status, JobStatus::Completed);
+        assert_eq!(a.output_url.as_deref(), Some("https://cdn/x.mp4"));
+        let queued = Generic.parse_poll(br#"{"id":"j","status":"queued"}"#).expect("valid");
+        assert_eq!(queued.status, JobStatus::Submitted);
+        for bad in [
+            &br#"{"status":"done"}"#[..],
+            b"[]",
+            b"<html>",
+            br#"{"status":"processing","progress":"x"}"#,
+        ] {
+            assert!(Generic.parse_poll(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn poll_event_ids_are_deterministic_per_job_status_and_progress() {
+        use crate::domain::provider::job_event_from_poll;
+        let answer = |status, progress| PollAnswer {
+            status,
+            progress,
+            output_url: None,
+            error: None,
+            updated_at: None,
+        };
+        let a = job_event_from_poll("s", "j", &answer(JobStatus::Processing, Some(40)));
+        let b = job_event_from_poll("s", "j", &answer(JobStatus::Processing, Some(40)));
+        let c = job_event_from_poll("s", "j", &answer(JobStatus::Processing, Some(41)));
+        let d = job_event_from_poll("s", "k", &answer(JobStatus::Processing, Some(40)));
+        assert_eq!(a.event_id, b.event_id);
+        assert_ne!(a.event_id, c.event_id);
+        assert_ne!(a.event_id, d.event_id);
+        assert_eq!(a.origin, crate::domain::job::Origin::Poll);
+        assert_eq!(a.kind, "poll.processing");
     }
 }

@@ -1,0 +1,203 @@
+//! The `jobhook` command line. `run` takes parsed arguments and writes to any
+//! output, so tests drive it without a subprocess.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::clock::SystemClock;
+use jobhook::domain::job::{JobState, TimelineEntry};
+use jobhook::domain::sources::is_valid_source_name;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobhook",
+    version,
+    about = "Reliable webhooks for async job APIs: inspect and track jobs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Table {
+    /// The DynamoDB table holding job state.
+    #[arg(long = "table", env = "JOBHOOK_TABLE_NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JobRef {
+    pub source: String,
+    pub job_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record a job just submitted to the provider, so the reconciler polls it
+    /// even if no webhook ever arrives.
+    Track {
+        #[command(flatten)]
+        job: JobRef,
+        #[command(flatten)]
+        table: Table,
+    },
+    /// Show a job's state.
+    Status {
+        #[command(flatten)]
+        job: JobRef,
+        #[command(flatten)]
+        table: Table,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every event received for a job, oldest first, with its outcome.
+    Timeline {
+        #[command(flatten)]
+        job: JobRef,
+        #[command(flatten)]
+        table: Table,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Failed(_) => 1,
+        }
+    }
+}
+
+fn check(job: &JobRef) -> Result<(), CliError> {
+    if !is_valid_source_name(&job.source) {
+        return Err(CliError::Usage(format!(
+            "source {:?} is not a valid source name (letters, digits, '-' and '_')",
+            job.source
+        )));
+    }
+    if job.job_id.is_empty() || job.job_id.len() > 256 {
+        return Err(CliError::Usage("job id must be 1 to 256 bytes".into()));
+    }
+    Ok(())
+}
+
+fn store(aws: &aws_config::SdkConfig, table: &Table) -> DynamoJobStore {
+    // The timeline TTL only matters to the processor's writes.
+    DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        &table.name,
+        Duration::from_secs(30 * 86_400),
+        Arc::new(SystemClock),
+    )
+}
+
+fn failed(table: &str, error: impl std::fmt::Display) -> CliError {
+    CliError::Failed(format!("table {table}: {error}"))
+}
+
+fn write(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    writeln!(out, "{text}").map_err(|e| CliError::Failed(format!("cannot write output: {e}")))
+}
+
+fn status_text(state: &JobState) -> String {
+    let mut lines = vec![
+        format!("job          {}/{}", state.source, state.job_id),
+        format!("status       {}", state.fields.status),
+    ];
+    if let Some(p) = state.fields.progress {
+        lines.push(format!("progress     {p}%"));
+    }
+    if let Some(url) = &state.fields.output_url {
+        lines.push(format!("output_url   {url}"));
+    }
+    if let Some(error) = &state.fields.error {
+        lines.push(format!("error        {error}"));
+    }
+    lines.push(format!("first_seen   {}", state.first_seen));
+    lines.push(format!("updated_at   {}", state.updated_at));
+    lines.push(format!("transitions  {}", state.transitions));
+    lines.join("\n")
+}
+
+fn timeline_text(entries: &[TimelineEntry]) -> String {
+    let mut lines = vec![format!(
+        "{:<26} {:<9} {:<8} {:<16} {:<11} {}",
+        "received_at", "outcome", "origin", "kind", "status", "event_id"
+    )];
+    for e in entries {
+        let status = match (e.status, e.progress) {
+            (Some(s), Some(p)) => format!("{s} {p}%"),
+            (Some(s), None) => s.to_string(),
+            (None, _) => "-".into(),
+        };
+        lines.push(format!(
+            "{:<26} {:<9} {:<8} {:<16} {:<11} {}",
+            e.received_at,
+            e.outcome.as_str(),
+            e.origin.as_str(),
+            e.kind,
+            status,
+            e.event_id
+        ));
+    }
+    lines.join("\n")
+}
+
+pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Track { job, table } => {
+            check(&job)?;
+            let created = store(aws, &table)
+                .track(&job.source, &job.job_id)
+                .await
+                .map_err(|e| failed(&table.name, e))?;
+            let verb = if created { "tracking" } else { "already known:" };
+            write(out, &format!("{verb} {}/{}", job.source, job.job_id))
+        }
+        Command::Status { job, table, json } => {
+            check(&job)?;
+            let state = store(aws, &table)
+                .get(&job.source, &job.job_id)
+                .await
+                .map_err(|e| failed(&table.name, e))?
+                .ok_or_else(|| failed(&table.name, format!("no job {}/{}", job.source, job.job_id)))?;
+            if json {
+                write(out, &serde_json::to_string_pretty(&state).expect("state serializes"))
+            } else {
+                write(out, &status_text(&state))
+            }
+        }
+        Command::Timeline { job, table, json } => {
+            check(&job)?;
+            let entries = store(aws, &table)
+                .timeline(&job.source, &job.job_id)
+                .await
+                .map_err(|e| failed(&table.name, e))?;
+            if json {
+                write(
+                    out,
+                    &serde_json::to_string_pretty(&entries).expect("timeline serializes"),
+                )
+            } else if entries.is_empty() {
+                write(out, &format!("no events for {}/{}", job.source, job.job_id))
+            } else {
+                write(out, &timeline_text(&entries))
+            }
+        }
+    }
+}

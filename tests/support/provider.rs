@@ -1,0 +1,125 @@
+//! A real HTTP server standing in for a provider's job API: `GET
+//! /v1/jobs/{id}` with bearer auth. Tests script each job's answer and read
+//! back the calls made and the most requests ever in flight at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// 200 with this body.
+    Job(Value),
+    /// This status with an empty body.
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    RateLimited(u64),
+    /// Waits, then answers.
+    Slow(Duration, Box<Answer>),
+}
+
+#[derive(Debug, Default)]
+struct ProviderState {
+    token: String,
+    answers: Mutex<HashMap<String, Answer>>,
+    calls: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    delay: Mutex<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestProvider {
+    pub base_url: String,
+    state: Arc<ProviderState>,
+}
+
+/// A generic-profile job answer.
+pub fn job(id: &str, status: &str, progress: Option<u8>) -> Value {
+    let output = (status == "completed").then(|| format!("https://cdn.example.com/{id}.mp4"));
+    let error = (status == "failed").then_some("render failed");
+    serde_json::json!({"id": id, "status": status, "progress": progress, "output_url": output,
+                       "error": error, "updated_at": "2026-05-13T12:00:05Z"})
+}
+
+async fn respond(answer: Answer) -> Response {
+    match answer {
+        Answer::Job(body) => Json(body).into_response(),
+        Answer::Status(code) => StatusCode::from_u16(code).expect("status").into_response(),
+        Answer::RateLimited(secs) => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())]).into_response()
+        }
+        Answer::Slow(wait, then) => {
+            tokio::time::sleep(wait).await;
+            Box::pin(respond(*then)).await
+        }
+    }
+}
+
+async fn get_job(State(state): State<Arc<ProviderState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    state.calls.lock().expect("lock").push(id.clone());
+    let delay = *state.delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {}", state.token));
+    let answer = state.answers.lock().expect("lock").get(&id).cloned();
+    let response = match (authorized, answer) {
+        (false, _) => StatusCode::UNAUTHORIZED.into_response(),
+        (true, None) => StatusCode::NOT_FOUND.into_response(),
+        (true, Some(answer)) => respond(answer).await,
+    };
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+impl TestProvider {
+    pub async fn start(token: &str) -> Self {
+        let state = Arc::new(ProviderState {
+            token: token.to_owned(),
+            ..Default::default()
+        });
+        let app = Router::new()
+            .route("/v1/jobs/{id}", get(get_job))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            state,
+        }
+    }
+
+    pub fn answer(&self, job_id: &str, answer: Answer) {
+        self.state
+            .answers
+            .lock()
+            .expect("lock")
+            .insert(job_id.to_owned(), answer);
+    }
+
+    /// Every request waits this long before it is answered.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().expect("lock") = delay;
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.calls.lock().expect("lock").clone()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+}
