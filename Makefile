@@ -6,10 +6,11 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv build test lint fmt demo figures
+.PHONY: help venv build test lint fmt demo dev figures
 
 help:
-	@echo "make demo   run the receiver locally and deliver a signed webhook to a local queue"
+	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
+	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make build  debug build of the workspace"
@@ -28,7 +29,9 @@ build:
 test: venv
 	@mkdir -p target
 	set -o pipefail; scripts/with-moto.sh cargo test --workspace 2>&1 | tee target/test.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test.log
+	set -o pipefail; scripts/e2e.sh 2>&1 | tee target/e2e.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^e2e: / { passed += $$2; failed += $$4 } \
+	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log
 
 lint:
 	cargo fmt --all -- --check
@@ -39,6 +42,9 @@ fmt:
 
 demo: venv
 	scripts/with-moto.sh scripts/demo.sh
+
+dev: venv
+	scripts/with-moto.sh scripts/dev.sh
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \

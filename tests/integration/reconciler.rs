@@ -272,11 +272,19 @@ async fn a_webhook_and_a_poll_answer_racing_on_one_job_make_one_transition() {
         let h = harness().await;
         let id = format!("race-{round}");
         h.webhook(&id, "w-start", JobStatus::Processing, Some(40)).await;
-        h.provider.answer(&id, Answer::Job(job(&id, "completed", Some(100))));
+        // Even rounds: the webhook lands while the poll is in flight. Odd
+        // rounds: the poll answer is applied first, the webhook after it.
+        let (answer_after, webhook_after) = if round % 2 == 0 { (300, 100) } else { (0, 300) };
+        let answer = Answer::Job(job(&id, "completed", Some(100)));
+        h.provider
+            .answer(&id, Answer::Slow(Duration::from_millis(answer_after), Box::new(answer)));
         h.advance(601);
         let before = h.store.get("acme", &id).await.expect("get").expect("job").transitions;
         let late_webhook = webhook("acme", &id, "w-done", JobStatus::Completed, None);
-        let (summary, applied) = tokio::join!(h.run(), h.store.apply(&late_webhook));
+        let (summary, applied) = tokio::join!(h.run(), async {
+            tokio::time::sleep(Duration::from_millis(webhook_after)).await;
+            h.store.apply(&late_webhook).await
+        });
         applied.expect("webhook applied or recorded");
         assert_eq!(summary.polled, 1);
         let state = h.store.get("acme", &id).await.expect("get").expect("job");

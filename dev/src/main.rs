@@ -1,0 +1,221 @@
+//! `jobhook-dev`: the local pipeline's own parts. See `scripts/dev.sh` and
+//! `scripts/demo.sh` for how they are put together.
+
+mod bridge;
+mod seed;
+mod simulator;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use clap::{Parser, Subcommand};
+use seed::Error;
+
+#[derive(Debug, Parser)]
+#[command(name = "jobhook-dev", about = "Local pipeline tooling for jobhook")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the queue, DLQ, table and sources secret; write the functions' env file.
+    Seed {
+        #[arg(long)]
+        sources_file: PathBuf,
+        /// Point every source's `api.base_url` here (the provider simulator).
+        #[arg(long)]
+        sim_url: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        visibility_timeout_secs: u32,
+        /// KEY=VALUE lines for `cargo lambda watch --env-file`.
+        #[arg(long)]
+        env_out: PathBuf,
+    },
+    /// Run the SQS event source mapping and the reconciler schedule.
+    Bridge {
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        emulator: String,
+        #[arg(long, env = "JOBHOOK_QUEUE_URL")]
+        queue_url: String,
+        #[arg(long, env = "JOBHOOK_DEV_SCHEDULE_SECS", default_value_t = 10)]
+        schedule_secs: u64,
+        /// Concurrent queue pollers, each invoking the processor.
+        #[arg(long, default_value_t = 4)]
+        pollers: usize,
+    },
+    /// Invoke each function once through the emulator, until all answer.
+    Warm {
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        emulator: String,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Run the provider simulator against the receiver, then check the result.
+    Simulate {
+        #[command(flatten)]
+        args: Box<simulator::SimArgs>,
+        #[arg(long, default_value = "dev")]
+        source: String,
+        #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
+        secret: String,
+        #[arg(long)]
+        receiver_url: String,
+        /// Where the simulated job API listens.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: String,
+        #[arg(long, env = "JOBHOOK_TABLE_NAME")]
+        table: String,
+        #[arg(long, env = "JOBHOOK_QUEUE_URL")]
+        queue_url: String,
+        #[arg(long, env = "JOBHOOK_DLQ_URL")]
+        dlq_url: String,
+        #[arg(long)]
+        summary_out: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let aws = aws_config::load_from_env().await;
+    match run(cli, &aws).await {
+        Ok(code) => std::process::exit(code),
+        Err(error) => {
+            eprintln!("jobhook-dev: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
+    match cli.command {
+        Command::Seed {
+            sources_file,
+            sim_url,
+            visibility_timeout_secs,
+            env_out,
+        } => {
+            let text =
+                std::fs::read_to_string(&sources_file).map_err(|e| format!("{}: {e}", sources_file.display()))?;
+            let seeded = seed::seed(aws, &text, sim_url.as_deref(), visibility_timeout_secs).await?;
+            let mut lines = vec![
+                format!("JOBHOOK_QUEUE_URL={}", seeded.queue_url),
+                format!("JOBHOOK_DLQ_URL={}", seeded.dlq_url),
+                format!("JOBHOOK_TABLE_NAME={}", seeded.table),
+                format!("JOBHOOK_SOURCES_SECRET={}", seeded.secret),
+            ];
+            // The AWS settings and any reconciler overrides pass through.
+            for name in [
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_EC2_METADATA_DISABLED",
+                "JOBHOOK_STALE_AFTER_SECS",
+                "JOBHOOK_POLL_INTERVAL_SECS",
+                "JOBHOOK_MAX_POLLS_PER_RUN",
+                "JOBHOOK_POLL_CONCURRENCY",
+                "JOBHOOK_SOURCES_TTL_SECS",
+            ] {
+                if let Ok(value) = std::env::var(name) {
+                    lines.push(format!("{name}={value}"));
+                }
+            }
+            if let Some(dir) = env_out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&env_out, lines.join("\n") + "\n")?;
+            Ok(0)
+        }
+        Command::Bridge {
+            emulator,
+            queue_url,
+            schedule_secs,
+            pollers,
+        } => {
+            let sqs = aws_sdk_sqs::Client::new(aws);
+            let queue_arn = sqs
+                .get_queue_attributes()
+                .queue_url(&queue_url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await?
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+                .ok_or("queue has no ARN")?;
+            let bridge = bridge::Bridge {
+                sqs,
+                http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+                emulator,
+                queue_url,
+                queue_arn,
+                region: aws
+                    .region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "us-east-1".into()),
+            };
+            tokio::select! {
+                _ = bridge.run_queue(pollers) => {}
+                _ = bridge.run_schedule(Duration::from_secs(schedule_secs.max(1))) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(0)
+        }
+        Command::Warm { emulator, timeout_secs } => {
+            bridge::warm(&emulator, Duration::from_secs(timeout_secs)).await?;
+            Ok(0)
+        }
+        Command::Simulate {
+            args,
+            source,
+            secret,
+            receiver_url,
+            listen,
+            table,
+            queue_url,
+            dlq_url,
+            summary_out,
+        } => {
+            let text = aws_sdk_secretsmanager::Client::new(aws)
+                .get_secret_value()
+                .secret_id(&secret)
+                .send()
+                .await?
+                .secret_string
+                .ok_or("sources secret has no string")?;
+            let sources = jobhook::Sources::parse(&text)?;
+            let source = sources
+                .get(&source)
+                .ok_or_else(|| format!("no source {source:?} in the sources document"))?
+                .clone();
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| format!("listen on {listen}: {e}"))?;
+            let simulator = simulator::Simulator {
+                args: *args,
+                source,
+                receiver_url,
+                store: simulator::store(aws, &table),
+                sqs: aws_sdk_sqs::Client::new(aws),
+                queue_url,
+                dlq_url,
+            };
+            let summary = simulator.run(listener).await?;
+            summary.print();
+            if let Some(path) = summary_out {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
+            }
+            let passed = summary.passed();
+            println!("demo: {}", if passed { "PASS" } else { "FAIL" });
+            Ok(if passed { 0 } else { 1 })
+        }
+    }
+}

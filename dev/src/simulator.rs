@@ -1,0 +1,612 @@
+//! A provider that misbehaves on purpose. It runs jobs through
+//! `started` → `progress`… → `completed` | `failed`, serves the generic
+//! polling API, and delivers signed webhooks the way real providers do
+//! (retries with exponential backoff for a bounded time), with duplicates,
+//! reordering, drops, an outage window and jobs that never send a webhook.
+//! It keeps the truth and, at the end, checks the pipeline against it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::clock::SystemClock;
+use jobhook::domain::job::{JobStatus, Origin, Outcome};
+use jobhook::domain::signature::sign;
+use jobhook::SourceConfig;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::seed::Error;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Jobs to run.
+    #[arg(long, default_value_t = 200)]
+    pub jobs: usize,
+    /// Share of deliveries sent twice (the copy up to 3 s later).
+    #[arg(long, default_value_t = 0.15)]
+    pub duplicate_rate: f64,
+    /// Delay each delivery by up to this many ms, so a job's events overtake each other (0: in order).
+    #[arg(long, default_value_t = 1500)]
+    pub reorder_ms: u64,
+    /// Share of deliveries never sent, terminal ones included.
+    #[arg(long, default_value_t = 0.10)]
+    pub drop_rate: f64,
+    /// Share of jobs that never send any webhook; they are tracked at submission instead.
+    #[arg(long, default_value_t = 0.05)]
+    pub silent_rate: f64,
+    /// Share of jobs that fail rather than complete.
+    #[arg(long, default_value_t = 0.10)]
+    pub failure_rate: f64,
+    /// The receiver is "down" (every attempt fails with 503) from this second of the run…
+    #[arg(long, default_value_t = 4.0)]
+    pub outage_start_secs: f64,
+    /// …for this long.
+    #[arg(long, default_value_t = 3.0)]
+    pub outage_secs: f64,
+    /// Jobs start spread over this many seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub spread_secs: f64,
+    /// A delivery is retried for at most this long, then given up.
+    #[arg(long, default_value_t = 30.0)]
+    pub retry_window_secs: f64,
+    /// Deliveries in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Give up waiting for the pipeline to converge after this long.
+    #[arg(long, default_value_t = 150)]
+    pub converge_timeout_secs: u64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+struct SimEvent {
+    webhook_id: String,
+    at: Duration,
+    status: JobStatus,
+    progress: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Truth {
+    pub status: JobStatus,
+    pub progress: Option<u8>,
+    pub output_url: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct SimJob {
+    id: String,
+    silent: bool,
+    events: Vec<SimEvent>,
+    truth: Truth,
+}
+
+impl SimJob {
+    fn kind(status: JobStatus, first: bool) -> &'static str {
+        match (status, first) {
+            (JobStatus::Processing, true) => "job.started",
+            (JobStatus::Processing, false) => "job.progress",
+            (JobStatus::Completed, _) => "job.completed",
+            (JobStatus::Failed, _) => "job.failed",
+            (JobStatus::Submitted, _) => "job.submitted",
+        }
+    }
+
+    /// What the provider's API says at `elapsed` into the run.
+    fn answer(&self, elapsed: Duration) -> Value {
+        let latest = self.events.iter().rev().find(|e| e.at <= elapsed);
+        let (status, progress) = match latest {
+            None => ("queued", None),
+            Some(e) => (e.status.as_str(), e.progress),
+        };
+        let terminal = latest.is_some_and(|e| e.status.is_terminal());
+        json!({"id": self.id, "status": status, "progress": progress,
+               "output_url": if terminal { self.truth.output_url.clone() } else { None },
+               "error": if terminal { self.truth.error.clone() } else { None },
+               "updated_at": "2026-05-13T12:00:05Z"})
+    }
+
+    fn body(&self, index: usize) -> String {
+        let e = &self.events[index];
+        let terminal = e.status.is_terminal();
+        json!({"id": format!("evt_{}_{index}", self.id), "type": Self::kind(e.status, index == 0),
+               "created_at": jobhook::clock::rfc3339(time::OffsetDateTime::now_utc()),
+               "data": {"job_id": self.id, "status": e.status.as_str(), "progress": e.progress,
+                        "output_url": if terminal { self.truth.output_url.clone() } else { None },
+                        "error": if terminal { self.truth.error.clone() } else { None }}})
+        .to_string()
+    }
+}
+
+fn plan(args: &SimArgs, rng: &mut StdRng) -> Vec<SimJob> {
+    (0..args.jobs)
+        .map(|j| {
+            let id = format!("sim-{j:04}");
+            let start = rng.random_range(0.0..args.spread_secs.max(0.001));
+            let mut at = start;
+            let mut events = vec![];
+            let mut progress: Vec<u8> = (0..rng.random_range(1..=3)).map(|_| rng.random_range(5..95)).collect();
+            progress.sort_unstable();
+            progress.dedup();
+            let mut push = |status, progress, at: f64| {
+                let n = events.len();
+                events.push(SimEvent {
+                    webhook_id: format!("msg_{id}_{n}"),
+                    at: Duration::from_secs_f64(at),
+                    status,
+                    progress,
+                });
+            };
+            push(JobStatus::Processing, None, at);
+            for p in progress {
+                at += rng.random_range(0.3..1.0);
+                push(JobStatus::Processing, Some(p), at);
+            }
+            at += rng.random_range(0.3..1.0);
+            let failed = rng.random_bool(args.failure_rate);
+            let truth = if failed {
+                push(JobStatus::Failed, None, at);
+                Truth {
+                    status: JobStatus::Failed,
+                    progress: None,
+                    output_url: None,
+                    error: Some(format!("render failed: {id}")),
+                }
+            } else {
+                push(JobStatus::Completed, Some(100), at);
+                Truth {
+                    status: JobStatus::Completed,
+                    progress: Some(100),
+                    output_url: Some(format!("https://cdn.example.com/{id}.mp4")),
+                    error: None,
+                }
+            };
+            SimJob {
+                id,
+                silent: rng.random_bool(args.silent_rate),
+                events,
+                truth,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    job: usize,
+    event: usize,
+    send_at: Duration,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DeliveryStats {
+    pub planned_events: usize,
+    pub deliveries: usize,
+    pub duplicates: usize,
+    pub dropped: usize,
+    pub reordered: usize,
+    pub silent_jobs: usize,
+    pub attempts: usize,
+    pub outage_failures: usize,
+    pub other_failures: usize,
+    pub gave_up: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub jobs: usize,
+    #[serde(flatten)]
+    pub deliveries: DeliveryStats,
+    pub recovered_by_polling: usize,
+    pub correct_final_states: usize,
+    pub wrong_final_states: Vec<String>,
+    pub duplicate_transitions: usize,
+    pub lost_events: usize,
+    pub left_on_queue: u64,
+    pub left_on_dlq: u64,
+    pub converged: bool,
+    pub wall_time_secs: f64,
+}
+
+impl Summary {
+    pub fn passed(&self) -> bool {
+        self.converged
+            && self.wrong_final_states.is_empty()
+            && self.duplicate_transitions == 0
+            && self.lost_events == 0
+            && self.left_on_dlq == 0
+    }
+
+    pub fn print(&self) {
+        let d = &self.deliveries;
+        println!("jobs                   {}", self.jobs);
+        println!(
+            "deliveries             {} ({} duplicates, {} reordered, {} dropped, {} jobs silent)",
+            d.deliveries, d.duplicates, d.reordered, d.dropped, d.silent_jobs
+        );
+        println!(
+            "delivery attempts      {} ({} failed in the outage, {} other failures, {} given up)",
+            d.attempts, d.outage_failures, d.other_failures, d.gave_up
+        );
+        println!("recovered by polling   {}", self.recovered_by_polling);
+        println!("correct final states   {}/{}", self.correct_final_states, self.jobs);
+        println!("duplicate transitions  {}", self.duplicate_transitions);
+        println!("lost events            {}", self.lost_events);
+        println!("left on queue / DLQ    {} / {}", self.left_on_queue, self.left_on_dlq);
+        println!("wall time              {:.1} s", self.wall_time_secs);
+        if !self.wrong_final_states.is_empty() {
+            println!("wrong: {:?}", self.wrong_final_states);
+        }
+    }
+}
+
+struct Api {
+    jobs: HashMap<String, SimJob>,
+    token: String,
+    started: Instant,
+}
+
+async fn get_job(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let expected = format!("Bearer {}", api.token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match api.jobs.get(&id) {
+        Some(job) => Json(job.answer(api.started.elapsed())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+pub struct Simulator {
+    pub args: SimArgs,
+    pub source: SourceConfig,
+    pub receiver_url: String,
+    pub store: DynamoJobStore,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+async fn approximate_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let Ok(out) = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+    else {
+        return u64::MAX;
+    };
+    let attrs = out.attributes.unwrap_or_default();
+    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .filter_map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+impl Simulator {
+    /// Serves the job API on `listener` while it runs.
+    pub async fn run(self, listener: tokio::net::TcpListener) -> Result<Summary, Error> {
+        let started = Instant::now();
+        let mut rng = StdRng::seed_from_u64(self.args.seed);
+        let jobs = plan(&self.args, &mut rng);
+        let token = self
+            .source
+            .api
+            .as_ref()
+            .map(|a| a.token.expose().to_owned())
+            .unwrap_or_default();
+
+        // Jobs that will never send a webhook are tracked when submitted,
+        // just before their first event, as an application would.
+        let mut tracking = Vec::new();
+        for job in jobs.iter().filter(|j| j.silent) {
+            let (store, source, id, at) = (
+                self.store.clone(),
+                self.source.name.clone(),
+                job.id.clone(),
+                job.events[0].at,
+            );
+            tracking.push(tokio::spawn(async move {
+                tokio::time::sleep_until((started + at).into()).await;
+                store.track(&source, &id).await
+            }));
+        }
+
+        let api = Arc::new(Api {
+            jobs: jobs.iter().map(|j| (j.id.clone(), j.clone())).collect(),
+            token,
+            started,
+        });
+        let app = Router::new().route("/jobs/{id}", get(get_job)).with_state(api);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        // Plan the deliveries: drops, duplicates and jitter.
+        let mut stats = DeliveryStats {
+            silent_jobs: jobs.iter().filter(|j| j.silent).count(),
+            ..Default::default()
+        };
+        let mut deliveries = Vec::new();
+        for (j, job) in jobs.iter().enumerate().filter(|(_, j)| !j.silent) {
+            for (e, event) in job.events.iter().enumerate() {
+                stats.planned_events += 1;
+                if rng.random_bool(self.args.drop_rate) {
+                    stats.dropped += 1;
+                    continue;
+                }
+                let jitter = Duration::from_millis(rng.random_range(0..=self.args.reorder_ms));
+                let send_at = event.at + jitter;
+                deliveries.push(Delivery {
+                    job: j,
+                    event: e,
+                    send_at,
+                });
+                if rng.random_bool(self.args.duplicate_rate) {
+                    stats.duplicates += 1;
+                    let later = Duration::from_millis(rng.random_range(100..3000));
+                    deliveries.push(Delivery {
+                        job: j,
+                        event: e,
+                        send_at: send_at + later,
+                    });
+                }
+            }
+        }
+        stats.deliveries = deliveries.len();
+
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let jobs = Arc::new(jobs);
+        let gate = Arc::new(Semaphore::new(self.args.concurrency.max(1)));
+        let log = Arc::new(Mutex::new(DeliveryLog::default()));
+        let outage = (
+            Duration::from_secs_f64(self.args.outage_start_secs),
+            Duration::from_secs_f64(self.args.outage_start_secs + self.args.outage_secs),
+        );
+        let mut tasks = Vec::new();
+        for delivery in deliveries {
+            let (http, jobs, gate, log) = (http.clone(), jobs.clone(), gate.clone(), log.clone());
+            let (source, url, window) = (
+                self.source.clone(),
+                self.receiver_url.clone(),
+                self.args.retry_window_secs,
+            );
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until((started + delivery.send_at).into()).await;
+                deliver(
+                    &http, &jobs, delivery, &source, &url, &gate, &log, started, outage, window,
+                )
+                .await;
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        for task in tracking {
+            task.await??;
+        }
+        let log = Arc::try_unwrap(log)
+            .map_err(|_| "deliveries still running")?
+            .into_inner()?;
+        stats.attempts = log.attempts;
+        stats.outage_failures = log.outage_failures;
+        stats.other_failures = log.other_failures;
+        stats.gave_up = log.gave_up;
+        stats.reordered = log.reordered();
+        println!(
+            "simulator: deliveries done after {:.1} s; waiting for the pipeline",
+            started.elapsed().as_secs_f64()
+        );
+
+        let summary = self.converge(&jobs, &log.accepted, stats, started).await?;
+        server.abort();
+        Ok(summary)
+    }
+
+    /// Waits until every job matches the truth and the queue is empty (or the
+    /// time runs out), then checks every invariant.
+    async fn converge(
+        &self,
+        jobs: &[SimJob],
+        accepted: &HashSet<String>,
+        stats: DeliveryStats,
+        started: Instant,
+    ) -> Result<Summary, Error> {
+        let deadline = Instant::now() + Duration::from_secs(self.args.converge_timeout_secs);
+        let mut converged = false;
+        let mut last_report = Instant::now();
+        // Only jobs not yet right are read again: the check itself must not
+        // load the local DynamoDB that the pipeline is using.
+        let mut pending: Vec<&SimJob> = jobs.iter().collect();
+        while Instant::now() < deadline {
+            let mut still = Vec::new();
+            for job in pending {
+                let state = self.store.get(&self.source.name, &job.id).await?;
+                if state.map(|s| truth_of(&s.fields)) != Some(job.truth.clone()) {
+                    still.push(job);
+                }
+            }
+            pending = still;
+            let queued = approximate_messages(&self.sqs, &self.queue_url).await;
+            if pending.is_empty() && queued == 0 {
+                converged = true;
+                break;
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                println!(
+                    "simulator: {} jobs not final yet, {queued} messages queued",
+                    pending.len()
+                );
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+
+        let mut summary = Summary {
+            jobs: jobs.len(),
+            deliveries: stats,
+            recovered_by_polling: 0,
+            correct_final_states: 0,
+            wrong_final_states: vec![],
+            duplicate_transitions: 0,
+            lost_events: 0,
+            left_on_queue: approximate_messages(&self.sqs, &self.queue_url).await,
+            left_on_dlq: approximate_messages(&self.sqs, &self.dlq_url).await,
+            converged,
+            wall_time_secs: 0.0,
+        };
+        for job in jobs {
+            let state = self.store.get(&self.source.name, &job.id).await?;
+            let timeline = self.store.timeline(&self.source.name, &job.id).await?;
+            match &state {
+                Some(s) if truth_of(&s.fields) == job.truth => summary.correct_final_states += 1,
+                _ => summary.wrong_final_states.push(job.id.clone()),
+            }
+            let applied: Vec<_> = timeline.iter().filter(|e| e.outcome == Outcome::Applied).collect();
+            let distinct: HashSet<(Option<JobStatus>, Option<u8>)> =
+                applied.iter().map(|e| (e.status, e.progress)).collect();
+            let transitions = state.as_ref().map(|s| s.transitions).unwrap_or(0) as usize;
+            // A transition applied twice shows as a repeated (status, progress)
+            // among applied entries, or a counter ahead of the entries.
+            summary.duplicate_transitions +=
+                (applied.len() - distinct.len()) + transitions.saturating_sub(applied.len());
+            let recorded: HashSet<&str> = timeline.iter().map(|e| e.event_id.as_str()).collect();
+            summary.lost_events += job
+                .events
+                .iter()
+                .filter(|e| accepted.contains(&e.webhook_id) && !recorded.contains(e.webhook_id.as_str()))
+                .count();
+            if applied
+                .iter()
+                .any(|e| e.origin == Origin::Poll && e.status.is_some_and(JobStatus::is_terminal))
+            {
+                summary.recovered_by_polling += 1;
+            }
+        }
+        summary.wall_time_secs = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+}
+
+fn truth_of(fields: &jobhook::domain::job::JobFields) -> Truth {
+    Truth {
+        status: fields.status,
+        progress: fields.progress,
+        output_url: fields.output_url.clone(),
+        error: fields.error.clone(),
+    }
+}
+
+#[derive(Debug, Default)]
+struct DeliveryLog {
+    attempts: usize,
+    outage_failures: usize,
+    other_failures: usize,
+    gave_up: usize,
+    /// Webhook ids the receiver accepted (202).
+    accepted: HashSet<String>,
+    /// Per job, event indexes in the order they were first accepted.
+    arrival: BTreeMap<usize, Vec<usize>>,
+}
+
+impl DeliveryLog {
+    /// Events accepted after a later event of the same job.
+    fn reordered(&self) -> usize {
+        self.arrival
+            .values()
+            .map(|order| {
+                let mut max_seen = None;
+                order
+                    .iter()
+                    .filter(|&&e| {
+                        let late = max_seen.is_some_and(|m| e < m);
+                        max_seen = max_seen.max(Some(e));
+                        late
+                    })
+                    .count()
+            })
+            .sum()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    http: &reqwest::Client,
+    jobs: &[SimJob],
+    delivery: Delivery,
+    source: &SourceConfig,
+    url: &str,
+    gate: &Semaphore,
+    log: &Mutex<DeliveryLog>,
+    started: Instant,
+    outage: (Duration, Duration),
+    retry_window_secs: f64,
+) {
+    let job = &jobs[delivery.job];
+    let event = &job.events[delivery.event];
+    let body = job.body(delivery.event);
+    let first_attempt = Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let elapsed = started.elapsed();
+        let ok = if elapsed >= outage.0 && elapsed < outage.1 {
+            log.lock().expect("log").outage_failures += 1;
+            false
+        } else {
+            let _permit = gate.acquire().await.expect("semaphore open");
+            // Signed at send time, as providers re-sign each retry.
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let mut request = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            for (name, value) in sign::headers_for(source, &event.webhook_id, now, body.as_bytes()) {
+                request = request.header(name, value);
+            }
+            let accepted = matches!(request.send().await, Ok(r) if r.status().is_success());
+            if !accepted {
+                log.lock().expect("log").other_failures += 1;
+            }
+            accepted
+        };
+        {
+            let mut l = log.lock().expect("log");
+            l.attempts += 1;
+            if ok {
+                if l.accepted.insert(event.webhook_id.clone()) {
+                    l.arrival.entry(delivery.job).or_default().push(delivery.event);
+                }
+                return;
+            }
+        }
+        if first_attempt.elapsed().as_secs_f64() + backoff.as_secs_f64() > retry_window_secs {
+            log.lock().expect("log").gave_up += 1;
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(8));
+    }
+}
+
+/// Makes the run's store client; the simulator reads and tracks with it.
+pub fn store(aws: &aws_config::SdkConfig, table: &str) -> DynamoJobStore {
+    DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        table,
+        Duration::from_secs(86_400),
+        Arc::new(SystemClock),
+    )
+}

@@ -1,0 +1,56 @@
+# Shared by dev.sh and demo.sh (sourced, not run): starts the local pipeline
+# on the moto server that with-moto.sh started, and stops it again.
+#   start_stack  seeds moto, runs the functions under `cargo lambda watch`
+#                and the trigger bridge, and writes $JOBHOOK_DEV_DIR/env
+#                (default target/dev/env).
+#   stop_stack   stops everything start_stack started.
+
+venv=${VENV:-.venv}
+export PATH="$PWD/$venv/bin:$PATH"
+port=${JOBHOOK_DEV_PORT:-9000}
+sim_port=${JOBHOOK_SIM_PORT:-9001}
+sources_file=${JOBHOOK_SOURCES_FILE:-events/sources.dev.json}
+target_dir=${CARGO_TARGET_DIR:-target}
+dev=$target_dir/debug/jobhook-dev
+run_dir=${JOBHOOK_DEV_DIR:-target/dev}
+stack_pids=()
+
+stop_stack() {
+  for pid in "${stack_pids[@]}"; do
+    # Each was started in its own session: stop the whole group.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${stack_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  stack_pids=()
+}
+
+start_stack() {
+  mkdir -p "$run_dir"
+  echo "==> building"
+  cargo build --quiet --workspace --bins
+  "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port" --env-out "$run_dir/functions.env"
+  # shellcheck disable=SC1091
+  set -a; . "$run_dir/functions.env"; set +a
+
+  echo "==> functions under cargo lambda watch on 127.0.0.1:$port (log: $run_dir/watch.log)"
+  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" --env-file "$run_dir/functions.env" >"$run_dir/watch.log" 2>&1 &
+  stack_pids+=($!)
+  if ! "$dev" warm --emulator "http://127.0.0.1:$port"; then
+    tail -n 30 "$run_dir/watch.log" >&2
+    return 1
+  fi
+
+  echo "==> trigger bridge: SQS -> processor, schedule -> reconciler every ${JOBHOOK_DEV_SCHEDULE_SECS:-10} s (log: $run_dir/bridge.log)"
+  setsid "$dev" bridge --emulator "http://127.0.0.1:$port" >"$run_dir/bridge.log" 2>&1 &
+  stack_pids+=($!)
+
+  sed -e 's/^/export /' "$run_dir/functions.env" >"$run_dir/env"
+  echo "==> ready; in another shell: source $run_dir/env"
+  "$venv/bin/python" - "$sources_file" "$port" <<'PY'
+import json, sys
+for name in json.load(open(sys.argv[1]))["sources"]:
+    print(f"    source {name}: http://127.0.0.1:{sys.argv[2]}/lambda-url/receiver/webhooks/{name}")
+PY
+}
