@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub mod dlq;
+pub mod sign;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobState, TimelineEntry};
@@ -64,6 +67,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the headers (or a curl command) for a correctly signed test delivery.
+    Sign(sign::SignArgs),
+    /// Inspect or redrive the dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +120,7 @@ fn failed(table: &str, error: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("table {table}: {error}"))
 }
 
-fn write(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+pub(crate) fn write(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
     writeln!(out, "{text}").map_err(|e| CliError::Failed(format!("cannot write output: {e}")))
 }
 
@@ -182,6 +192,8 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
                 write(out, &status_text(&state))
             }
         }
+        Command::Sign(args) => sign::run(args, aws, out).await,
+        Command::Dlq { command } => dlq::run(command, aws, out).await,
         Command::Timeline { job, table, json } => {
             check(&job)?;
             let entries = store(aws, &table)

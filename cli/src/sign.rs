@@ -1,0 +1,116 @@
+//! `jobhook sign`: a correctly signed test delivery, like `stripe trigger`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use jobhook::domain::signature::sign::headers_for;
+use jobhook::Sources;
+
+use crate::{write, CliError};
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The source whose scheme and first secret sign the delivery.
+    pub source: String,
+    /// The body to send, exactly as it will be sent.
+    #[arg(long)]
+    pub body: PathBuf,
+    /// Print a ready curl command for this receiver URL (the source is appended
+    /// when the URL ends in `/webhooks/`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The sources document as a file…
+    #[arg(long, env = "JOBHOOK_SOURCES_FILE", conflicts_with = "sources_secret")]
+    pub sources_file: Option<PathBuf>,
+    /// …or as a Secrets Manager secret.
+    #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
+    pub sources_secret: Option<String>,
+    /// The delivery id, for schemes that carry one (default: a fresh one).
+    #[arg(long)]
+    pub id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Single-quotes `text` for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+async fn load_sources(args: &SignArgs, aws: &aws_config::SdkConfig) -> Result<Sources, CliError> {
+    let text = match (&args.sources_file, &args.sources_secret) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::Failed(format!("sources file {}: {e}", path.display())))?,
+        (None, Some(secret)) => aws_sdk_secretsmanager::Client::new(aws)
+            .get_secret_value()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::Failed(format!(
+                    "secret {secret}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                ))
+            })?
+            .secret_string
+            .ok_or_else(|| CliError::Failed(format!("secret {secret} has no string value")))?,
+        (None, None) => {
+            return Err(CliError::Usage(
+                "name the sources with --sources-file or --sources-secret (or JOBHOOK_SOURCES_FILE / JOBHOOK_SOURCES_SECRET)"
+                    .into(),
+            ))
+        }
+    };
+    Sources::parse(&text).map_err(|e| CliError::Failed(e.to_string()))
+}
+
+pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> Result<(), CliError> {
+    let sources = load_sources(&args, aws).await?;
+    let source = sources
+        .get(&args.source)
+        .ok_or_else(|| CliError::Failed(format!("no source {:?} in the sources document", args.source)))?;
+    let body =
+        std::fs::read(&args.body).map_err(|e| CliError::Failed(format!("body file {}: {e}", args.body.display())))?;
+    let now = time::OffsetDateTime::now_utc();
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("msg_cli_{}", jobhook::clock::unix_ms(now)));
+    let headers = headers_for(source, &id, now.unix_timestamp(), &body);
+
+    if args.json {
+        let map: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        return write(out, &serde_json::to_string_pretty(&map).expect("headers serialize"));
+    }
+    match &args.url {
+        None => {
+            for (name, value) in headers {
+                write(out, &format!("{name}: {value}"))?;
+            }
+            Ok(())
+        }
+        Some(url) => {
+            let url = if url.ends_with("/webhooks/") {
+                format!("{url}{}", source.name)
+            } else {
+                url.clone()
+            };
+            let mut command = format!(
+                "curl -sS -X POST {} -H 'content-type: application/json'",
+                shell_quote(&url)
+            );
+            for (name, value) in headers {
+                command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+            }
+            command.push_str(&format!(
+                " --data-binary @{}",
+                shell_quote(&args.body.display().to_string())
+            ));
+            write(out, &command)
+        }
+    }
+}

@@ -1,0 +1,246 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::adapters::sqs::SqsQueue;
+use jobhook::clock::{Clock, SystemClock};
+use jobhook::domain::job::{JobEvent, JobStatus, Origin};
+use jobhook::ports::{DeadLetters, JobStore};
+use jobhook_cli::CliError;
+use jobhook_tests::{aws, dynamodb, fixture, sqs, temp_file};
+use serde_json::Value;
+
+async fn cli(args: &[&str]) -> (Result<(), CliError>, String) {
+    let config = aws().await;
+    let mut argv = vec!["jobhook"];
+    argv.extend_from_slice(args);
+    let parsed = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
+    let mut out = Vec::new();
+    let result = jobhook_cli::run(parsed, &config, &mut out).await;
+    (result, String::from_utf8(out).expect("utf-8 output"))
+}
+
+fn event(job_id: &str, id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
+    JobEvent {
+        event_id: id.into(),
+        source: "acme".into(),
+        job_id: job_id.into(),
+        kind: format!("job.{status}"),
+        origin: Origin::Webhook,
+        status,
+        progress,
+        output_url: (status == JobStatus::Completed).then(|| "https://cdn.example.com/out.mp4".into()),
+        error: None,
+        provider_time: None,
+    }
+}
+
+async fn table_with_a_job() -> String {
+    let config = aws().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = dynamodb::create_table(&client, "cli").await;
+    let store = DynamoJobStore::new(client, &table, Duration::from_secs(86_400), Arc::new(SystemClock));
+    for e in [
+        event("job-1", "e1", JobStatus::Processing, None),
+        event("job-1", "e2", JobStatus::Processing, Some(60)),
+        event("job-1", "e3", JobStatus::Completed, None),
+        event("job-1", "e0", JobStatus::Processing, Some(10)),
+    ] {
+        store.apply(&e).await.expect("apply");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    table
+}
+
+#[tokio::test]
+async fn status_shows_the_job_as_text_and_json() {
+    let table = table_with_a_job().await;
+    let (result, text) = cli(&["status", "acme", "job-1", "--table", &table]).await;
+    result.expect("status");
+    assert!(text.contains("status       completed"), "{text}");
+    assert!(text.contains("output_url   https://cdn.example.com/out.mp4"), "{text}");
+    assert!(text.contains("transitions  3"), "{text}");
+
+    let (result, json) = cli(&["status", "acme", "job-1", "--table", &table, "--json"]).await;
+    result.expect("status --json");
+    let state: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(state["status"], "completed");
+    assert_eq!(state["progress"], 100);
+    assert_eq!(state["output_url"], "https://cdn.example.com/out.mp4");
+    assert_eq!(state["error"], Value::Null);
+    assert!(state["updated_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+}
+
+#[tokio::test]
+async fn timeline_lists_events_oldest_first_with_outcomes() {
+    let table = table_with_a_job().await;
+    let (result, json) = cli(&["timeline", "acme", "job-1", "--table", &table, "--json"]).await;
+    result.expect("timeline");
+    let entries: Vec<Value> = serde_json::from_str(&json).expect("json");
+    let got: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().expect("id"),
+                e["outcome"].as_str().expect("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("e1", "applied"), ("e2", "applied"), ("e3", "applied"), ("e0", "stale")]
+    );
+
+    let (result, text) = cli(&["timeline", "acme", "job-1", "--table", &table]).await;
+    result.expect("timeline text");
+    assert_eq!(text.lines().count(), 5, "a header and four events:\n{text}");
+    assert!(
+        text.lines()
+            .nth(4)
+            .is_some_and(|l| l.contains("stale") && l.contains("e0")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_readable_and_exit_codes_follow_the_convention() {
+    let table = table_with_a_job().await;
+    let (result, _) = cli(&["status", "acme", "no-such-job", "--table", &table]).await;
+    let error = result.expect_err("unknown job");
+    assert_eq!(error.exit_code(), 1);
+    assert!(
+        error.to_string().contains(&table) && error.to_string().contains("no-such-job"),
+        "{error}"
+    );
+
+    let (result, _) = cli(&["status", "acme", "job-1", "--table", "missing-table"]).await;
+    let error = result.expect_err("missing table");
+    assert_eq!(error.exit_code(), 1);
+    assert!(error.to_string().starts_with("table missing-table:"), "{error}");
+    assert!(!error.to_string().contains("SdkError"), "no debug dump: {error}");
+
+    let (result, _) = cli(&["track", "bad/source", "job-1", "--table", &table]).await;
+    assert_eq!(result.expect_err("usage").exit_code(), 2);
+
+    let usage = jobhook_cli::Cli::try_parse_from(["jobhook", "status", "acme"]).expect_err("missing argument");
+    assert_eq!(usage.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn track_records_a_submitted_job_once() {
+    let table = table_with_a_job().await;
+    let (result, text) = cli(&["track", "acme", "job-new", "--table", &table]).await;
+    result.expect("track");
+    assert_eq!(text.trim(), "tracking acme/job-new");
+    let (result, text) = cli(&["track", "acme", "job-new", "--table", &table]).await;
+    result.expect("track again");
+    assert_eq!(text.trim(), "already known: acme/job-new");
+    let (_, json) = cli(&["status", "acme", "job-new", "--table", &table, "--json"]).await;
+    let state: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        (state["status"].as_str(), state["transitions"].as_u64()),
+        (Some("submitted"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn sign_produces_a_delivery_the_receiver_verifies() {
+    let sources_path = jobhook_tests::fixture_path("sources.fixtures.json");
+    let sources = jobhook::Sources::parse(&fixture("sources.fixtures.json")).expect("sources");
+    let body_path = temp_file("body", r#"{"id":"evt_cli","type":"job.started","data":{"job_id":"j"}}"#);
+    let body = std::fs::read(&body_path).expect("body");
+    for source in ["acme", "mux", "gh"] {
+        let (result, json) = cli(&[
+            "sign",
+            source,
+            "--body",
+            body_path.to_str().expect("path"),
+            "--sources-file",
+            sources_path.to_str().expect("path"),
+            "--json",
+        ])
+        .await;
+        result.expect("sign");
+        let headers: serde_json::Map<String, Value> = serde_json::from_str(&json).expect("json");
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                http::HeaderValue::from_str(v.as_str().expect("value")).expect("value"),
+            );
+        }
+        let verified = jobhook::verify(
+            sources.get(source).expect("source"),
+            &map,
+            bytes::Bytes::from(body.clone()),
+            SystemClock.now_unix(),
+        );
+        assert!(verified.is_ok(), "{source}: {verified:?}");
+    }
+    let (result, curl) = cli(&[
+        "sign",
+        "acme",
+        "--body",
+        body_path.to_str().expect("path"),
+        "--sources-file",
+        sources_path.to_str().expect("path"),
+        "--url",
+        "http://127.0.0.1:9000/lambda-url/receiver/webhooks/",
+    ])
+    .await;
+    result.expect("sign --url");
+    assert!(
+        curl.starts_with("curl -sS -X POST 'http://127.0.0.1:9000/lambda-url/receiver/webhooks/acme'"),
+        "{curl}"
+    );
+    assert!(
+        curl.contains("-H 'webhook-signature: v1,") && curl.contains("--data-binary @"),
+        "{curl}"
+    );
+}
+
+#[tokio::test]
+async fn dlq_list_shows_reasons_and_redrive_moves_everything_back() {
+    let config = aws().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs::create_queue(&client, "main").await;
+    let dlq = sqs::create_queue(&client, "dead").await;
+    let dead = SqsQueue::new(client.clone(), &dlq);
+    for i in 0..3 {
+        dead.dead_letter(
+            &format!("{{\"poison\":{i}}}"),
+            &format!("reason number {i}"),
+            Some("acme"),
+        )
+        .await
+        .expect("dead-letter");
+    }
+
+    let (result, json) = cli(&["dlq", "list", "--dlq-url", &dlq, "--json"]).await;
+    result.expect("list");
+    let rows: Vec<Value> = serde_json::from_str(&json).expect("json");
+    let mut reasons: Vec<&str> = rows.iter().map(|r| r["reason"].as_str().expect("reason")).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["reason number 0", "reason number 1", "reason number 2"]);
+    assert!(rows.iter().all(|r| r["source"] == "acme"));
+
+    let (result, text) = cli(&["dlq", "list", "--dlq-url", &dlq]).await;
+    result.expect("list again: listing does not hide messages");
+    assert!(
+        text.contains("3 message(s)") && text.contains("reason number 1"),
+        "{text}"
+    );
+
+    let (result, text) = cli(&["dlq", "redrive", "--dlq-url", &dlq, "--queue-url", &queue]).await;
+    result.expect("redrive");
+    assert!(text.starts_with("moved 3 message(s)"), "{text}");
+    let back = sqs::drain(&client, &queue, 2).await;
+    assert_eq!(back.len(), 3);
+    assert!(back
+        .iter()
+        .all(|m| m.message_attributes().is_some_and(|a| !a.contains_key("reason"))));
+    assert!(sqs::drain(&client, &dlq, 1).await.is_empty());
+    let (_, text) = cli(&["dlq", "list", "--dlq-url", &dlq]).await;
+    assert_eq!(text.trim(), "the dead-letter queue is empty");
+}
