@@ -12,6 +12,7 @@ pub mod outcomes;
 pub mod ports;
 pub mod reconcile;
 pub mod sources_cache;
+pub mod telemetry;
 
 pub use domain::envelope::Envelope;
 pub use domain::signature::{verify, VerifiedWebhook, VerifyError};

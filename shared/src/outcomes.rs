@@ -1,43 +1,121 @@
-//! The single place where event outcomes are counted and logged, so logs
-//! and (later) metrics can never disagree.
+//! The single place where outcomes are counted and logged, so that logs and
+//! metrics never disagree. Log lines name the source, job and event, never a
+//! secret or a payload.
 
 use crate::domain::job::{ApplyResult, JobEvent, Outcome};
+use crate::reconcile::RunSummary;
+use crate::telemetry::{count, count_with, names};
 
-/// Logs one applied, duplicate, stale or conflicting event.
+/// A delivery verified and enqueued by the receiver.
+pub fn record_accepted(source: &str, event_id: &str) {
+    count(names::WEBHOOKS_ACCEPTED, source);
+    tracing::info!(source, event_id, "webhook accepted");
+}
+
+/// A delivery rejected for its signature; `reason` is the reply's code.
+pub fn record_signature_failure(source: &str, reason: &'static str) {
+    count_with(names::SIGNATURE_FAILURES, source, "reason", reason);
+    tracing::warn!(source, reason, "signature verification failed");
+}
+
+/// A verified delivery that could not be enqueued (answered 503).
+pub fn record_enqueue_failure(source: &str, event_id: &str, error: &dyn std::fmt::Display) {
+    count(names::ENQUEUE_FAILURES, source);
+    tracing::error!(source, event_id, %error, "enqueue failed; asking the provider to retry");
+}
+
+/// One applied, duplicate, stale or conflicting event.
 pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
+    let (source, job_id, event_id, origin) = (
+        event.source.as_str(),
+        event.job_id.as_str(),
+        event.event_id.as_str(),
+        event.origin.as_str(),
+    );
     let from = result.from.map(|s| s.as_str()).unwrap_or("unknown");
     let to = result.to.map(|s| s.as_str()).unwrap_or("unknown");
     match result.outcome {
-        Outcome::Applied => tracing::info!(
-            source = %event.source, job_id = %event.job_id, event_id = %event.event_id,
-            origin = event.origin.as_str(), outcome = "applied", to, progress = event.progress,
-            "job transition applied"
-        ),
-        Outcome::Conflict => tracing::warn!(
-            source = %event.source, job_id = %event.job_id, event_id = %event.event_id,
-            origin = event.origin.as_str(), outcome = "conflict", current = from, event_status = event.status.as_str(),
-            "conflicting terminal event recorded, not applied"
-        ),
-        outcome => tracing::info!(
-            source = %event.source, job_id = %event.job_id, event_id = %event.event_id,
-            origin = event.origin.as_str(), outcome = outcome.as_str(), current = to,
-            "event recorded without a transition"
-        ),
+        Outcome::Applied => {
+            count(names::EVENTS_APPLIED, source);
+            tracing::info!(
+                source,
+                job_id,
+                event_id,
+                origin,
+                outcome = "applied",
+                to,
+                progress = event.progress,
+                "job transition applied"
+            );
+        }
+        Outcome::Conflict => {
+            count(names::TERMINAL_CONFLICTS, source);
+            tracing::warn!(
+                source,
+                job_id,
+                event_id,
+                origin,
+                outcome = "conflict",
+                current = from,
+                event_status = event.status.as_str(),
+                "conflicting terminal event recorded, not applied"
+            );
+        }
+        outcome => {
+            let name = if outcome == Outcome::Duplicate {
+                names::EVENTS_DUPLICATE
+            } else {
+                names::EVENTS_STALE
+            };
+            count(name, source);
+            tracing::info!(
+                source,
+                job_id,
+                event_id,
+                origin,
+                outcome = outcome.as_str(),
+                current = to,
+                "event recorded without a transition"
+            );
+        }
     }
 }
 
-/// Logs a message that can never be processed and went to the DLQ.
+/// A message that can never be processed and went to the DLQ.
 pub fn record_permanent_failure(source: Option<&str>, message_id: &str, reason: &str) {
-    tracing::error!(
-        source = source.unwrap_or("unknown"),
-        message_id,
-        reason,
-        "permanent failure: message sent to the DLQ"
-    );
+    let source = source.unwrap_or("unknown");
+    count(names::PERMANENT_FAILURES, source);
+    tracing::error!(source, message_id, reason, "permanent failure: message sent to the DLQ");
 }
 
-/// Logs a reconciler run's summary.
-pub fn record_reconcile_run(summary: &crate::reconcile::RunSummary) {
+/// What one poll of the provider came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollRecord {
+    /// The answer moved the job; `terminal` when it ended it (a missed webhook).
+    Advanced {
+        terminal: bool,
+    },
+    Unchanged,
+    NotFound,
+    Error,
+    RateLimited,
+}
+
+pub fn record_poll(source: &str, job_id: &str, record: PollRecord) {
+    count(names::JOBS_POLLED, source);
+    match record {
+        PollRecord::Advanced { terminal: true } => {
+            count(names::MISSED_WEBHOOKS_RECOVERED, source);
+            tracing::warn!(source, job_id, "missed webhook recovered by polling");
+        }
+        PollRecord::Error => count(names::PROVIDER_POLL_ERRORS, source),
+        PollRecord::RateLimited => count(names::PROVIDER_RATE_LIMITED, source),
+        PollRecord::Advanced { terminal: false } | PollRecord::Unchanged | PollRecord::NotFound => {}
+    }
+}
+
+/// A reconciler run's summary.
+pub fn record_reconcile_run(summary: &RunSummary) {
     tracing::info!(
         candidates = summary.candidates,
         polled = summary.polled,

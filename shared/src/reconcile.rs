@@ -13,7 +13,7 @@ use crate::clock::{unix_ms, Clock};
 use crate::domain::job::{JobStatus, Outcome};
 use crate::domain::provider::job_event_from_poll;
 use crate::domain::sources::{SourceConfig, Sources};
-use crate::outcomes;
+use crate::outcomes::{self, PollRecord};
 use crate::ports::{JobPoller, JobStore, OpenJob, OpenJobIndex, PollOutcome, PortError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,11 +132,28 @@ impl Reconciler {
         summary.candidates = candidates.len();
 
         let rate_limited: Mutex<BTreeMap<String, Option<Duration>>> = Mutex::new(BTreeMap::new());
+        let limited = &rate_limited;
         let results: Vec<JobResult> = stream::iter(0..candidates.len())
             .map(|i| {
                 let job = &candidates[i];
                 let source = sources.get(&job.source).expect("candidates come from known sources");
-                self.reconcile_one(source, job, &rate_limited)
+                async move {
+                    let result = self.reconcile_one(source, job, limited).await;
+                    let record = match result {
+                        JobResult::Advanced(status) => Some(PollRecord::Advanced {
+                            terminal: status.is_terminal(),
+                        }),
+                        JobResult::Unchanged => Some(PollRecord::Unchanged),
+                        JobResult::NotFound => Some(PollRecord::NotFound),
+                        JobResult::Error => Some(PollRecord::Error),
+                        JobResult::RateLimited => Some(PollRecord::RateLimited),
+                        JobResult::Skipped => None,
+                    };
+                    if let Some(record) = record {
+                        outcomes::record_poll(&source.name, &job.job_id, record);
+                    }
+                    result
+                }
             })
             .buffer_unordered(self.settings.poll_concurrency.max(1))
             .collect()

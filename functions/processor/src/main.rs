@@ -15,6 +15,7 @@ use processor::Processor;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
+    let metrics = jobhook::telemetry::init("processor")?;
     let config = ProcessorConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
@@ -42,7 +43,9 @@ async fn main() -> Result<(), Error> {
     };
     let processor = &processor;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        processor.handle(event.payload).await.map_err(Error::from)
+        let response = processor.handle(event.payload).await;
+        jobhook::telemetry::flush(metrics);
+        response.map_err(Error::from)
     }))
     .await
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use jobhook::clock::{rfc3339, Clock};
 use jobhook::ports::EventQueue;
 use jobhook::sources_cache::SourcesCache;
-use jobhook::{verify, Envelope};
+use jobhook::{outcomes, verify, Envelope};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -85,20 +85,20 @@ impl Receiver {
         let verified = match verify(source, req.headers(), body, now.unix_timestamp()) {
             Ok(verified) => verified,
             Err(error) => {
-                tracing::warn!(source = %source.name, reason = error.code(), "signature verification failed");
+                outcomes::record_signature_failure(&source.name, error.code());
                 return rejected(StatusCode::UNAUTHORIZED, error.code());
             }
         };
 
         let envelope = Envelope::from_verified(&verified, req.headers(), rfc3339(now));
         if let Err(error) = self.queue.enqueue(&envelope).await {
-            tracing::error!(source = %source.name, event_id = %envelope.event_id, %error, "enqueue failed; asking the provider to retry");
+            outcomes::record_enqueue_failure(&source.name, &envelope.event_id, &error);
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"status": "unavailable", "reason": "enqueue_failed"}),
             );
         }
-        tracing::info!(source = %source.name, event_id = %envelope.event_id, "webhook accepted");
+        outcomes::record_accepted(&source.name, &envelope.event_id);
         reply(
             StatusCode::ACCEPTED,
             json!({"status": "accepted", "event_id": envelope.event_id}),

@@ -13,6 +13,7 @@ use receiver::Receiver;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
+    let metrics = jobhook::telemetry::init("receiver")?;
     let config = ReceiverConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
@@ -42,7 +43,9 @@ async fn main() -> Result<(), Error> {
     };
     let receiver = &receiver;
     run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(receiver.handle(req).await)
+        let response = receiver.handle(req).await;
+        jobhook::telemetry::flush(metrics);
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -19,6 +19,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
+    let metrics = jobhook::telemetry::init("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
@@ -51,7 +52,9 @@ async fn main() -> Result<(), Error> {
     };
     let run_state = &run_state;
     run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        run_state.handle().await.map_err(Error::from)
+        let summary = run_state.handle().await;
+        jobhook::telemetry::flush(metrics);
+        summary.map_err(Error::from)
     }))
     .await
 }

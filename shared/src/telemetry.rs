@@ -1,0 +1,55 @@
+//! Metrics in CloudWatch Embedded Metric Format: counters go through the
+//! `metrics` facade to `metrics_cloudwatch_embedded`, which prints one EMF
+//! JSON line per flush; CloudWatch Logs turns those into metrics. Every
+//! function flushes after each invocation.
+
+use metrics_cloudwatch_embedded::{Builder, Collector};
+
+pub const NAMESPACE: &str = "Jobhook";
+
+/// The metric names, as documented in the README.
+pub mod names {
+    pub const WEBHOOKS_ACCEPTED: &str = "WebhooksAccepted";
+    pub const SIGNATURE_FAILURES: &str = "SignatureFailures";
+    pub const ENQUEUE_FAILURES: &str = "EnqueueFailures";
+    pub const EVENTS_APPLIED: &str = "EventsApplied";
+    pub const EVENTS_DUPLICATE: &str = "EventsDuplicate";
+    pub const EVENTS_STALE: &str = "EventsStale";
+    pub const TERMINAL_CONFLICTS: &str = "TerminalConflicts";
+    pub const PERMANENT_FAILURES: &str = "PermanentFailures";
+    pub const JOBS_POLLED: &str = "JobsPolled";
+    pub const MISSED_WEBHOOKS_RECOVERED: &str = "MissedWebhooksRecovered";
+    pub const PROVIDER_POLL_ERRORS: &str = "ProviderPollErrors";
+    pub const PROVIDER_RATE_LIMITED: &str = "ProviderRateLimited";
+}
+
+/// Installs the process-wide collector, with `function` as a dimension of
+/// every metric. Call once, in `main`.
+pub fn init(function: &'static str) -> Result<&'static Collector, String> {
+    Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension("function", function)
+        .init()
+        .map_err(|e| format!("metrics: {e}"))
+}
+
+/// Writes the counts since the last flush to stdout (one EMF line per
+/// dimension set) and resets them.
+pub fn flush(collector: &Collector) {
+    if let Err(error) = collector.flush(std::io::stdout()) {
+        tracing::warn!(%error, "metrics flush failed");
+    }
+}
+
+/// Counts one occurrence per source, and once more without the source, so
+/// that alarms can watch the total across sources.
+pub fn count(name: &'static str, source: &str) {
+    metrics::counter!(name, "source" => source.to_owned()).increment(1);
+    metrics::counter!(name).increment(1);
+}
+
+/// As [`count`], with one more label (e.g. a failure reason).
+pub fn count_with(name: &'static str, source: &str, label: &'static str, value: &'static str) {
+    metrics::counter!(name, "source" => source.to_owned(), label => value).increment(1);
+    metrics::counter!(name).increment(1);
+}
