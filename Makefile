@@ -6,14 +6,15 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv build test lint fmt demo dev figures
+.PHONY: help venv sam-venv build check test lint fmt demo dev figures deploy
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server"
-	@echo "make lint   cargo fmt --check and clippy -D warnings"
-	@echo "make build  debug build of the workspace"
+	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
+	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
+	@echo "make deploy sam build && sam deploy (guided the first time)"
 	@echo "make figures print measured figures: write requests per event, reconciler calls per missed webhook"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -23,7 +24,19 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-build:
+$(VENV)/.sam-installed: $(VENV)/.installed requirements-sam.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+sam-venv: $(VENV)/.sam-installed
+
+# The SAM CLI's telemetry call hangs where the network is closed; it is off here.
+SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam
+
+build: venv
+	scripts/build.sh
+
+check:
 	cargo build --workspace --all-targets
 
 test: venv
@@ -33,9 +46,10 @@ test: venv
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^e2e: / { passed += $$2; failed += $$4 } \
 	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log
 
-lint:
+lint: sam-venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(SAM) validate --lint --template template.yaml
 
 fmt:
 	cargo fmt --all
@@ -49,3 +63,8 @@ dev: venv
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
 	  write_budget only_for_jobs_that_lost concurrency_bound 2>&1 | grep -E '^(write budget|reconciler efficiency|poll concurrency)|test result'
+
+# First time: make deploy GUIDED=1 (asks for the stack's settings and saves them).
+deploy: sam-venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
+	$(SAM) deploy $(if $(GUIDED),--guided)

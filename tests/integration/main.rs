@@ -6,3 +6,4 @@ mod metrics;
 mod processor;
 mod receiver;
 mod reconciler;
+mod template;

@@ -1,11 +1,8 @@
 use std::sync::Arc;
 
-use jobhook::adapters::file::FileSources;
-use jobhook::adapters::secrets_manager::SecretsManagerSources;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
-use jobhook::config::{Env, ReceiverConfig, SourcesLocation};
-use jobhook::ports::SourcesLoader;
+use jobhook::config::{Env, ReceiverConfig};
 use jobhook::sources_cache::SourcesCache;
 use lambda_http::{run, service_fn, tracing, Error, Request};
 use receiver::Receiver;
@@ -17,13 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = ReceiverConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
-    let loader: Arc<dyn SourcesLoader> = match &config.sources.location {
-        SourcesLocation::File(path) => Arc::new(FileSources::new(path)),
-        SourcesLocation::Secret(id) => Arc::new(SecretsManagerSources::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            id,
-        )),
-    };
+    let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.queue_url);
 
     // Load the sources and open the SQS connection once per container, during

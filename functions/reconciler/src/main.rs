@@ -2,12 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhook::adapters::dynamodb::DynamoJobStore;
-use jobhook::adapters::file::FileSources;
 use jobhook::adapters::provider_http::HttpJobPoller;
-use jobhook::adapters::secrets_manager::SecretsManagerSources;
 use jobhook::clock::SystemClock;
-use jobhook::config::{Env, ReconcilerConfig, SourcesLocation};
-use jobhook::ports::SourcesLoader;
+use jobhook::config::{Env, ReconcilerConfig};
 use jobhook::reconcile::Reconciler;
 use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
@@ -23,13 +20,7 @@ async fn main() -> Result<(), Error> {
     let config = ReconcilerConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
-    let loader: Arc<dyn SourcesLoader> = match &config.sources.location {
-        SourcesLocation::File(path) => Arc::new(FileSources::new(path)),
-        SourcesLocation::Secret(id) => Arc::new(SecretsManagerSources::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            id,
-        )),
-    };
+    let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
     let sources = SourcesCache::new(loader, config.sources.ttl);
     sources.get().await?;
 

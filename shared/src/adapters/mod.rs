@@ -11,7 +11,21 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::ports::{ErrorKind, PortError};
+use std::sync::Arc;
+
+use crate::config::SourcesLocation;
+use crate::ports::{ErrorKind, PortError, SourcesLoader};
+
+/// The loader for where the settings say the sources document lives.
+pub fn sources_loader(location: &SourcesLocation, aws: &aws_config::SdkConfig) -> Arc<dyn SourcesLoader> {
+    match location {
+        SourcesLocation::File(path) => Arc::new(file::FileSources::new(path)),
+        SourcesLocation::Secret(id) => Arc::new(secrets_manager::SecretsManagerSources::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            id,
+        )),
+    }
+}
 
 /// Error codes AWS services use for throttling and transient faults.
 const TRANSIENT_CODES: &[&str] = &[

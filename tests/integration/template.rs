@@ -1,0 +1,147 @@
+//! Invariants of `template.yaml` that a deploy would only reveal in
+//! production: queue timing, least privilege, configuration, triggers.
+
+use jobhook::adapters::dynamodb::{OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
+use jobhook::config::{ProcessorConfig, ReceiverConfig, ReconcilerConfig};
+use serde_yaml_ng::Value;
+
+fn template() -> Value {
+    let path = jobhook_tests::workspace_root().join("template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("valid YAML")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let r = &t["Resources"][name];
+    assert!(!r.is_null(), "resource {name} is missing");
+    r
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+fn functions(t: &Value) -> Vec<(String, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, r)| (name.as_str().expect("name").to_owned(), r))
+        .collect()
+}
+
+fn statements(function: &Value) -> Vec<&Value> {
+    function["Properties"]["Policies"]
+        .as_sequence()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["Statement"].as_sequence())
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_queue_hides_a_message_for_at_least_six_processor_timeouts() {
+    let t = template();
+    let visibility = resource(&t, "EventsQueue")["Properties"]["VisibilityTimeout"]
+        .as_u64()
+        .expect("visibility");
+    let timeout = resource(&t, "ProcessorFunction")["Properties"]["Timeout"]
+        .as_u64()
+        .expect("timeout");
+    assert!(visibility >= 6 * timeout, "visibility {visibility} s < 6 x {timeout} s");
+    let queue = &resource(&t, "EventsQueue")["Properties"];
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5));
+    assert_eq!(queue["SqsManagedSseEnabled"].as_bool(), Some(true));
+    let dlq = &resource(&t, "EventsDlq")["Properties"];
+    assert_eq!(dlq["MessageRetentionPeriod"].as_u64(), Some(14 * 86_400));
+    assert_eq!(dlq["SqsManagedSseEnabled"].as_bool(), Some(true));
+}
+
+#[test]
+fn no_policy_uses_wildcard_actions_or_resources() {
+    let t = template();
+    for (name, function) in functions(&t) {
+        let statements = statements(function);
+        assert!(!statements.is_empty(), "{name} has explicit statements");
+        for statement in statements {
+            for action in strings(&statement["Action"]) {
+                assert!(!action.contains('*'), "{name}: wildcard action {action}");
+            }
+            for resource in strings(&statement["Resource"]) {
+                assert!(!resource.contains('*'), "{name}: wildcard resource {resource}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_receiver_cannot_write_to_dynamodb() {
+    let t = template();
+    let actions: Vec<String> = statements(resource(&t, "ReceiverFunction"))
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    assert!(actions.iter().all(|a| !a.starts_with("dynamodb:")), "{actions:?}");
+    assert!(actions.contains(&"sqs:SendMessage".to_owned()));
+}
+
+#[test]
+fn every_function_has_the_settings_its_config_loader_requires() {
+    let t = template();
+    for (resource_name, required) in [
+        ("ReceiverFunction", ReceiverConfig::REQUIRED_ENV),
+        ("ProcessorFunction", ProcessorConfig::REQUIRED_ENV),
+        ("ReconcilerFunction", ReconcilerConfig::REQUIRED_ENV),
+    ] {
+        let function = resource(&t, resource_name);
+        let variables = function["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .expect("variables");
+        for name in required {
+            assert!(variables.contains_key(*name), "{resource_name} lacks {name}");
+        }
+        assert_eq!(
+            function["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{resource_name}"
+        );
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(strings(&globals["Architectures"]), ["arm64"]);
+}
+
+#[test]
+fn the_processor_reports_batch_item_failures() {
+    let t = template();
+    let event = &resource(&t, "ProcessorFunction")["Properties"]["Events"]["Queue"];
+    assert_eq!(event["Type"], "SQS");
+    assert!(strings(&event["Properties"]["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".to_owned()));
+    assert!(!event["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_null());
+}
+
+#[test]
+fn the_table_matches_what_the_code_expects() {
+    let t = template();
+    let table = &resource(&t, "JobsTable")["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
+    assert_eq!(table["GlobalSecondaryIndexes"][0]["IndexName"], OPEN_JOBS_INDEX);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    let alarms = t["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .count();
+    assert!(alarms >= 7, "{alarms} alarms");
+}
