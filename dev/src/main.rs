@@ -8,7 +8,6 @@ mod simulator;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use clap::{Parser, Subcommand};
 use seed::Error;
 
@@ -139,15 +138,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             pollers,
         } => {
             let sqs = aws_sdk_sqs::Client::new(aws);
-            let queue_arn = sqs
-                .get_queue_attributes()
-                .queue_url(&queue_url)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await?
-                .attributes
-                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-                .ok_or("queue has no ARN")?;
+            let queue_arn = seed::queue_arn(&sqs, &queue_url).await?;
             let bridge = bridge::Bridge {
                 sqs,
                 http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,

@@ -21,6 +21,17 @@ pub struct Seeded {
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| format!("queue {url} has no ARN").into())
+}
+
 /// `sim_url`, when given, becomes the `api.base_url` of every source, so the
 /// reconciler polls the provider simulator.
 pub async fn seed(
@@ -51,15 +62,7 @@ pub async fn seed(
         .await?
         .queue_url
         .ok_or("no DLQ url")?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or("no DLQ arn")?;
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
     let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string();
     let attributes: HashMap<QueueAttributeName, String> = [
         (QueueAttributeName::RedrivePolicy, redrive),
