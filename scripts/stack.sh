@@ -26,7 +26,18 @@ stop_stack() {
   stack_pids=()
 }
 
+# Fails when something already listens on a port the stack needs: talking to
+# another run's emulator would send this run's events to another moto.
+require_free_port() {
+  if ! "$venv/bin/python" -c 'import socket, sys; socket.create_server(("127.0.0.1", int(sys.argv[1]))).close()' "$1" 2>/dev/null; then
+    echo "port $1 is in use (another make dev or demo?); free it or set $2" >&2
+    return 1
+  fi
+}
+
 start_stack() {
+  require_free_port "$port" JOBHOOK_DEV_PORT
+  require_free_port "$sim_port" JOBHOOK_SIM_PORT
   mkdir -p "$run_dir"
   echo "==> building"
   cargo build --quiet --workspace --bins
