@@ -4,11 +4,12 @@
 use std::io::{IsTerminal, Write};
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use clap::Subcommand;
+use jobhook::adapters::sqs::delete_entries;
 use serde_json::json;
 
 use crate::{write, CliError};
@@ -199,18 +200,13 @@ async fn redrive(sqs: &Client, dlq: &str, queue: &str, out: &mut dyn Write) -> R
             .map_err(|e| sdk_failed(queue, e))?;
         // Delete only what was sent: a failed send stays on the DLQ.
         let sent_ids: Vec<&str> = sent.successful().iter().map(|s| s.id()).collect();
-        let deletes: Vec<DeleteMessageBatchRequestEntry> = batch
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| sent_ids.contains(&i.to_string().as_str()))
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
+        let deletes = delete_entries(
+            batch
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| sent_ids.contains(&i.to_string().as_str()))
+                .map(|(_, m)| m),
+        );
         if !deletes.is_empty() {
             sqs.delete_message_batch()
                 .queue_url(dlq)

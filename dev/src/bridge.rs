@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use jobhook::adapters::sqs::delete_entries;
 use serde_json::{json, Map, Value};
 
 use crate::seed::Error;
@@ -121,18 +122,11 @@ impl Bridge {
             .as_array()
             .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
             .unwrap_or_default();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
+        let entries = delete_entries(
+            messages
+                .iter()
+                .filter(|m| !failed.contains(&m.message_id().unwrap_or_default())),
+        );
         let deleted = entries.len();
         if !entries.is_empty() {
             self.sqs

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageAttributeValue};
 use aws_sdk_sqs::Client;
 
 use super::sdk_port_error;
@@ -37,6 +37,21 @@ impl SqsQueue {
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:GetQueueAttributes", e))
     }
+}
+
+/// `DeleteMessageBatch` entries for `messages`; ids are their positions.
+pub fn delete_entries<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Vec<DeleteMessageBatchRequestEntry> {
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()
+                .expect("id and receipt handle are set")
+        })
+        .collect()
 }
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
