@@ -4,7 +4,7 @@ use std::time::Duration;
 use clap::Parser;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::sqs::SqsQueue;
-use jobhook::clock::{Clock, SystemClock};
+use jobhook::clock::{Clock, ManualClock, SystemClock};
 use jobhook::domain::job::{JobEvent, JobStatus, Origin};
 use jobhook::ports::{DeadLetters, JobStore};
 use jobhook_cli::CliError;
@@ -40,7 +40,9 @@ async fn table_with_a_job() -> String {
     let config = aws().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = dynamodb::create_table(&client, "cli").await;
-    let store = DynamoJobStore::new(client, &table, Duration::from_secs(86_400), Arc::new(SystemClock));
+    // Starts on a whole second: a timestamp with a zero fraction once sorted after later ones.
+    let clock = Arc::new(ManualClock::at_unix(SystemClock.now_unix()));
+    let store = DynamoJobStore::new(client, &table, Duration::from_secs(86_400), clock.clone());
     for e in [
         event("job-1", "e1", JobStatus::Processing, None),
         event("job-1", "e2", JobStatus::Processing, Some(60)),
@@ -48,7 +50,7 @@ async fn table_with_a_job() -> String {
         event("job-1", "e0", JobStatus::Processing, Some(10)),
     ] {
         store.apply(&e).await.expect("apply");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        clock.advance(Duration::from_millis(250));
     }
     table
 }

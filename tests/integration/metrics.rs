@@ -52,7 +52,7 @@ fn flush_for(source: &str) -> (BTreeMap<String, u64>, Vec<Value>) {
 
 fn webhook_message(source: &str, id: &str, kind: &str, job_id: &str, progress: Option<u8>) -> SqsMessage {
     let body = json!({"id": id, "type": kind, "data": {"job_id": job_id, "progress": progress}});
-    let envelope = json!({"v": 1, "source": source, "event_id": id, "received_at": "2026-05-13T12:00:06Z",
+    let envelope = json!({"v": 1, "source": source, "event_id": id, "received_at": "2026-05-13T12:00:06.000Z",
         "scheme": "github", "body": body.to_string(), "body_base64": false});
     let mut m = SqsMessage::default();
     m.message_id = Some(unique_name("m"));

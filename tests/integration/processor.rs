@@ -149,7 +149,7 @@ async fn the_sqs_fixture_batch_is_applied_and_its_poison_goes_to_the_dlq() {
         state.fields.output_url.as_deref(),
         Some("https://cdn.example.com/job_fixture_1.mp4")
     );
-    assert_eq!(state.provider_time.as_deref(), Some("2026-05-13T12:01:00Z"));
+    assert_eq!(state.provider_time.as_deref(), Some("2026-05-13T12:01:00.000Z"));
     assert_eq!(state.transitions, 1);
     assert_eq!(state.last_event_id.as_deref(), Some("msg_p_3"));
 

@@ -121,7 +121,7 @@ async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envel
         assert_eq!(envelope.event_id, expected_id);
         assert_eq!(envelope.scheme, scheme);
         assert_eq!(envelope.webhook_id.as_deref(), webhook_id);
-        assert_eq!(envelope.received_at, "2022-04-07T21:39:18Z");
+        assert_eq!(envelope.received_at, "2022-04-07T21:39:18.000Z");
         assert_eq!(envelope.body_bytes().expect("body"), raw, "{name}: raw bytes preserved");
         let content_type = if name.contains("base64") {
             "application/x-www-form-urlencoded"

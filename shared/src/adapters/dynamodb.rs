@@ -33,7 +33,6 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use time::format_description::well_known::Rfc3339;
 
 use super::sdk_port_error;
 use crate::clock::{rfc3339, unix_ms, Clock};
@@ -138,10 +137,7 @@ fn state_update(event: &JobEvent, now: &str, now_ms: i64) -> StateUpdate {
         ("progress", fields.progress.map(n)),
         ("output_url", fields.output_url.map(s)),
         ("error", fields.error.map(s)),
-        (
-            "provider_time",
-            event.provider_time.and_then(|t| t.format(&Rfc3339).ok()).map(s),
-        ),
+        ("provider_time", event.provider_time.map(|t| s(rfc3339(t)))),
     ];
     let mut optional_sets = Vec::new();
     for (attr, value) in optional {
@@ -229,7 +225,7 @@ impl DynamoJobStore {
         if let Some(p) = event.progress {
             item.insert("progress".into(), n(p));
         }
-        if let Some(t) = event.provider_time.and_then(|t| t.format(&Rfc3339).ok()) {
+        if let Some(t) = event.provider_time.map(rfc3339) {
             item.insert("provider_time".into(), s(t));
         }
         item
