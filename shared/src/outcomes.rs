@@ -43,6 +43,7 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
                 event_id,
                 origin,
                 outcome = "applied",
+                from = result.from.map(|s| s.as_str()).unwrap_or("new"),
                 to,
                 progress = event.progress,
                 "job transition applied"

@@ -11,7 +11,7 @@ use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Envelope;
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
-use jobhook_tests::{aws, dynamodb, fixture, fixture_path, sqs};
+use jobhook_tests::{aws, dynamodb, fixture, fixture_path, logs, sqs};
 use processor::Processor;
 use serde_json::json;
 
@@ -182,6 +182,46 @@ async fn the_sqs_fixture_batch_is_applied_and_its_poison_goes_to_the_dlq() {
         dead.iter().any(|m| m.body() == Some("this is not an envelope")),
         "the original body is kept"
     );
+}
+
+#[tokio::test]
+async fn each_applied_transition_is_logged_with_from_and_to() {
+    let h = harness().await;
+    assert!(h.store.track("acme", "job-log-tracked").await.expect("track"));
+    let (logs, _guard) = logs::capture();
+    h.deliver_each(&[
+        webhook("lg-1", "job.started", "job-log", None),
+        webhook("lg-2", "job.progress", "job-log", Some(40)),
+        webhook("lg-3", "job.completed", "job-log", None),
+        // The usual guess of the previous status is wrong for these two.
+        webhook("lg-4", "job.started", "job-log-tracked", None),
+        webhook("lg-5", "job.completed", "job-log-late", None),
+        webhook("lg-6", "job.started", "job-log-late", None),
+    ])
+    .await;
+
+    let field = |f: &serde_json::Value, name: &str| f[name].as_str().unwrap_or("<missing>").to_owned();
+    let applied: Vec<[String; 5]> = logs
+        .with_message("job transition applied")
+        .iter()
+        .map(|f| ["source", "job_id", "event_id", "from", "to"].map(|name| field(f, name)))
+        .collect();
+    let expected = [
+        ["acme", "job-log", "lg-1", "new", "processing"],
+        ["acme", "job-log", "lg-2", "processing", "processing"],
+        ["acme", "job-log", "lg-3", "processing", "completed"],
+        ["acme", "job-log-tracked", "lg-4", "submitted", "processing"],
+        ["acme", "job-log-late", "lg-5", "new", "completed"],
+    ]
+    .map(|line| line.map(str::to_owned));
+    assert_eq!(applied, expected);
+    let unapplied: Vec<[String; 3]> = logs
+        .with_message("event recorded without a transition")
+        .iter()
+        .map(|f| ["event_id", "outcome", "current"].map(|name| field(f, name)))
+        .collect();
+    assert_eq!(unapplied, [["lg-6", "stale", "completed"].map(str::to_owned)]);
+    assert_eq!(h.state("job-log-tracked").await.transitions, 1);
 }
 
 #[tokio::test]

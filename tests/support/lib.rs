@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::SdkConfig;
 
+pub mod logs;
 pub mod probe;
 pub mod provider;
 

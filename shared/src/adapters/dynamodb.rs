@@ -9,16 +9,19 @@
 //! `last_activity` (epoch ms): the sparse `open-jobs` index the reconciler
 //! pages through. Both attributes are removed when the job ends.
 //!
-//! **Apply protocol** (no reads; at most two write requests per event):
-//! 1. One `TransactWriteItems`: the state update, conditioned on the event
-//!    moving the job forward, and the timeline put (`applied`), conditioned
-//!    on the event id being new. Atomic, so no crash can leave one without
-//!    the other. Success means applied.
+//! **Apply protocol** (no reads; at most two write requests per event unless
+//! another event of the job is written in between):
+//! 1. One `TransactWriteItems`: the state update, conditioned on the job being
+//!    at its likely previous status and the event moving it forward, and the
+//!    timeline put (`applied`), conditioned on the event id being new. Atomic,
+//!    so no crash can leave one without the other. Success means applied, from
+//!    the status in the condition.
 //! 2. If the timeline condition failed, the event was seen before: duplicate.
 //!    If only the state condition failed, the cancellation carries the current
-//!    state (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which classifies
-//!    the event as stale or conflicting; a second conditional put records it.
-//!    A crash before that put only means the redelivery records it.
+//!    state (`ReturnValuesOnConditionCheckFailure=ALL_OLD`). If the event moves
+//!    that state forward, step 1 runs again expecting exactly that state.
+//!    Otherwise the event is stale or conflicting, and a second conditional put
+//!    records it. A crash before that put only means the redelivery records it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +36,13 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
 
 use super::sdk_port_error;
 use crate::clock::{rfc3339, unix_ms, Clock};
 use crate::domain::job::{
-    decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
+    decide, likely_previous_status, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome,
+    TimelineEntry,
 };
 use crate::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
 
@@ -78,7 +83,7 @@ fn status_of(item: &Item) -> Option<(JobStatus, Option<u8>)> {
 }
 
 /// The conditional state update and its expression, mirroring
-/// [`crate::domain::job::moves_forward`].
+/// [`crate::domain::job::moves_forward`] from the `expected` previous status.
 struct StateUpdate {
     update: String,
     condition: String,
@@ -86,7 +91,7 @@ struct StateUpdate {
     values: Item,
 }
 
-fn state_update(event: &JobEvent, now: &str, now_ms: i64) -> StateUpdate {
+fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms: i64) -> StateUpdate {
     let fields = JobFields::from_event(event);
     let mut names: HashMap<String, String> = [
         "pk",
@@ -168,12 +173,22 @@ fn state_update(event: &JobEvent, now: &str, now_ms: i64) -> StateUpdate {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
     }
 
-    let mut condition = "attribute_not_exists(#pk) OR #rank < :rank".to_owned();
-    if fields.status == JobStatus::Processing && fields.progress.is_some() {
-        values.insert(":processing".into(), s(JobStatus::Processing.as_str()));
-        condition
-            .push_str(" OR (#status = :processing AND (attribute_not_exists(#progress) OR #progress < :progress))");
-    }
+    // The write succeeds only if the job is at `expected` and the event moves
+    // it forward, so success also tells the previous status without a read.
+    let condition = match expected {
+        None => "attribute_not_exists(#pk)".to_owned(),
+        Some(previous) => {
+            values.insert(":expected".into(), s(previous.as_str()));
+            let mut forward = "#rank < :rank".to_owned();
+            if fields.status == JobStatus::Processing && fields.progress.is_some() {
+                values.insert(":processing".into(), s(JobStatus::Processing.as_str()));
+                forward.push_str(
+                    " OR (#status = :processing AND (attribute_not_exists(#progress) OR #progress < :progress))",
+                );
+            }
+            format!("#status = :expected AND ({forward})")
+        }
+    };
     // Only names the expressions use may be declared.
     names.retain(|placeholder, _| update.contains(placeholder.as_str()) || condition.contains(placeholder.as_str()));
     StateUpdate {
@@ -468,23 +483,38 @@ impl OpenJobIndex for DynamoJobStore {
     }
 }
 
-#[async_trait]
-impl JobStore for DynamoJobStore {
-    async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
-        let now = self.clock.now();
+/// How one conditional transaction ended.
+enum Attempt {
+    Applied,
+    /// The event id was already in the timeline.
+    Duplicate(Option<(JobStatus, Option<u8>)>),
+    /// The state condition failed; this is the state that failed it.
+    NotApplied(Option<(JobStatus, Option<u8>)>),
+}
+
+/// A wrong previous-status guess, then a lost race per further attempt.
+const MAX_APPLY_ATTEMPTS: u32 = 4;
+
+impl DynamoJobStore {
+    /// One `TransactWriteItems`: the state update conditioned on the job
+    /// being at `expected` and the event moving it forward, plus the
+    /// `applied` timeline put conditioned on the event id being new.
+    async fn try_apply(
+        &self,
+        event: &JobEvent,
+        expected: Option<JobStatus>,
+        now: OffsetDateTime,
+    ) -> Result<Attempt, PortError> {
         let now_text = rfc3339(now);
-        let now_ms = unix_ms(now);
-        let pk = job_pk(&event.source, &event.job_id);
         let StateUpdate {
             update,
             condition,
             names,
             values,
-        } = state_update(event, &now_text, now_ms);
-
+        } = state_update(event, expected, &now_text, unix_ms(now));
         let state = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(&pk))
+            .key("pk", s(job_pk(&event.source, &event.job_id)))
             .key("sk", s(STATE_SK))
             .update_expression(update)
             .condition_expression(condition)
@@ -501,19 +531,8 @@ impl JobStore for DynamoJobStore {
             .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
             .send()
             .await;
-
         let reasons = match result {
-            // A transaction returns no old values, and reading them first
-            // would cost a read per event, so the previous status of an
-            // applied event is not known here.
-            Ok(_) => {
-                return Ok(ApplyResult {
-                    outcome: Outcome::Applied,
-                    from: None,
-                    to: Some(event.status),
-                    write_requests: 1,
-                })
-            }
+            Ok(_) => return Ok(Attempt::Applied),
             Err(SdkError::ServiceError(ctx)) => match ctx.err() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     cancelled.cancellation_reasons().to_vec()
@@ -527,45 +546,75 @@ impl JobStore for DynamoJobStore {
             },
             Err(e) => return Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
         };
-
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some(CONDITIONAL_CHECK_FAILED);
         let current = reasons.first().and_then(|r| r.item()).and_then(status_of);
         if failed(1) {
-            let status = current.map(|(s, _)| s);
-            return Ok(ApplyResult {
-                outcome: Outcome::Duplicate,
-                from: status,
-                to: status,
-                write_requests: 1,
-            });
-        }
-        if !failed(0) {
+            Ok(Attempt::Duplicate(current))
+        } else if failed(0) {
+            Ok(Attempt::NotApplied(current))
+        } else {
             // Cancelled for another reason (a concurrent transaction on the
             // item, throttling): nothing was written, so a retry is safe.
             let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-            return Err(PortError::transient(
+            Err(PortError::transient(
                 "dynamodb:TransactWriteItems",
                 format!("transaction cancelled: {codes:?}"),
-            ));
+            ))
         }
-        let decision = decide(current, event);
-        if decision == Decision::Apply {
-            // The state changed between the condition and the returned item;
-            // a retry will see it settled.
-            return Err(PortError::transient(
-                "dynamodb:TransactWriteItems",
-                "job state changed concurrently",
-            ));
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
+        let now = self.clock.now();
+        let mut expected = likely_previous_status(event);
+        let mut write_requests = 0;
+        loop {
+            write_requests += 1;
+            let current = match self.try_apply(event, expected, now).await? {
+                Attempt::Applied => {
+                    return Ok(ApplyResult {
+                        outcome: Outcome::Applied,
+                        from: expected,
+                        to: Some(event.status),
+                        write_requests,
+                    })
+                }
+                Attempt::Duplicate(current) => {
+                    let status = current.map(|(s, _)| s);
+                    return Ok(ApplyResult {
+                        outcome: Outcome::Duplicate,
+                        from: status,
+                        to: status,
+                        write_requests,
+                    });
+                }
+                Attempt::NotApplied(current) => current,
+            };
+            let decision = decide(current, event);
+            if decision == Decision::Apply {
+                // The guess was wrong, or another event of the job landed
+                // first: try again from the state the condition saw.
+                if write_requests >= MAX_APPLY_ATTEMPTS {
+                    return Err(PortError::transient(
+                        "dynamodb:TransactWriteItems",
+                        "job state kept changing concurrently",
+                    ));
+                }
+                expected = current.map(|(s, _)| s);
+                continue;
+            }
+            let item = self.timeline_item(event, decision.into(), &rfc3339(now), now.unix_timestamp());
+            let outcome = self.record(item, decision.into()).await?;
+            let status = current.map(|(s, _)| s);
+            return Ok(ApplyResult {
+                outcome,
+                from: status,
+                to: status,
+                write_requests: write_requests + 1,
+            });
         }
-        let item = self.timeline_item(event, decision.into(), &now_text, now.unix_timestamp());
-        let outcome = self.record(item, decision.into()).await?;
-        let status = current.map(|(s, _)| s);
-        Ok(ApplyResult {
-            outcome,
-            from: status,
-            to: status,
-            write_requests: 2,
-        })
     }
 }
 

@@ -166,6 +166,18 @@ pub fn decide(current: Option<(JobStatus, Option<u8>)>, event: &JobEvent) -> Dec
     }
 }
 
+/// The status a job most likely has just before `event` moves it forward
+/// (None: the job is not stored yet), in the usual order of delivery:
+/// `started` opens a job, progress and terminal events follow `processing`.
+/// Storage conditions its write on this guess so that a successful write
+/// also proves the previous status; a wrong guess costs one more write.
+pub fn likely_previous_status(event: &JobEvent) -> Option<JobStatus> {
+    match (event.status, event.progress) {
+        (JobStatus::Submitted, _) | (JobStatus::Processing, None) => None,
+        (JobStatus::Processing, Some(_)) | (JobStatus::Completed | JobStatus::Failed, _) => Some(JobStatus::Processing),
+    }
+}
+
 /// The outcome recorded for each distinct event in a job's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,8 +230,7 @@ impl From<Decision> for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyResult {
     pub outcome: Outcome,
-    /// The job's status before the event (None for a job first seen now, or
-    /// when storage did not report it).
+    /// The job's status before the event (None for a job first seen now).
     pub from: Option<JobStatus>,
     /// The job's status after the event.
     pub to: Option<JobStatus>,
@@ -398,6 +409,39 @@ mod tests {
                 (Just(events), Just(delivered).prop_shuffle())
             })
         })
+    }
+
+    #[test]
+    fn the_previous_status_guess_is_right_for_in_order_delivery() {
+        let in_order = [
+            event("s", JobStatus::Processing, None),
+            event("p1", JobStatus::Processing, Some(30)),
+            event("p2", JobStatus::Processing, Some(60)),
+            event("c", JobStatus::Completed, None),
+        ];
+        let mut current: Option<JobStatus> = None;
+        for e in &in_order {
+            assert_eq!(likely_previous_status(e), current, "{}", e.event_id);
+            current = Some(e.status);
+        }
+        let failed = event("f", JobStatus::Failed, None);
+        assert_eq!(likely_previous_status(&failed), Some(JobStatus::Processing));
+    }
+
+    #[test]
+    fn every_guessed_previous_status_is_one_the_event_can_move_forward_from() {
+        for status in [
+            JobStatus::Submitted,
+            JobStatus::Processing,
+            JobStatus::Completed,
+            JobStatus::Failed,
+        ] {
+            for progress in [None, Some(0), Some(50), Some(100)] {
+                let e = event("e", status, progress);
+                let current = likely_previous_status(&e).map(|s| (s, None));
+                assert_eq!(decide(current, &e), Decision::Apply, "{status} {progress:?}");
+            }
+        }
     }
 
     proptest! {
