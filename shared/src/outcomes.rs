@@ -82,11 +82,20 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
     }
 }
 
-/// A message that can never be processed and went to the DLQ.
-pub fn record_permanent_failure(source: Option<&str>, message_id: &str, reason: &str) {
+/// A message that can never be processed and went to the DLQ. The source and
+/// event id come from the message attributes, so they are known even when
+/// the body cannot be read.
+pub fn record_permanent_failure(source: Option<&str>, event_id: Option<&str>, message_id: &str, reason: &str) {
     let source = source.unwrap_or("unknown");
+    let event_id = event_id.unwrap_or("unknown");
     count(names::PERMANENT_FAILURES, source);
-    tracing::error!(source, message_id, reason, "permanent failure: message sent to the DLQ");
+    tracing::error!(
+        source,
+        event_id,
+        message_id,
+        reason,
+        "permanent failure: message sent to the DLQ"
+    );
 }
 
 /// What one poll of the provider came to.

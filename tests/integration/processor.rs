@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::file::FileSources;
 use jobhook::adapters::sqs::SqsQueue;
@@ -453,11 +453,30 @@ async fn poison_messages_go_to_the_dlq_with_their_reason() {
         ("{nope", "envelope is not valid JSON"),
         (unknown_source.as_str(), "unknown source"),
     ];
-    let response = h.deliver(cases.iter().map(|(body, _)| message(body)).collect()).await;
+    let mut messages: Vec<SqsMessage> = cases.iter().map(|(body, _)| message(body)).collect();
+    // As the receiver queues it: source and event id also as attributes.
+    for (name, value) in [("source", "nobody"), ("event_id", "ps-1")] {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.data_type = Some("String".into());
+        attribute.string_value = Some(value.into());
+        messages[3].message_attributes.insert(name.into(), attribute);
+    }
+    let (logs, _guard) = logs::capture();
+    let response = h.deliver(messages).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "poison is acknowledged, not retried"
     );
+    let logged = logs.with_message("permanent failure: message sent to the DLQ");
+    assert_eq!(logged.len(), cases.len());
+    let unknown = logged
+        .iter()
+        .find(|f| f["event_id"] == "ps-1")
+        .expect("the event id from the attributes is logged");
+    assert_eq!(unknown["source"], "nobody");
+    assert!(unknown["reason"].as_str().is_some_and(|r| r.contains("unknown source")));
+    let all_logs = serde_json::to_string(&logs.lines()).expect("json");
+    assert!(!all_logs.contains("job.started"), "no payload in the logs: {all_logs}");
     let dead = sqs::drain(&h.sqs, &h.dlq_url, 2).await;
     assert_eq!(dead.len(), cases.len());
     for (body, reason) in cases {

@@ -80,12 +80,15 @@ impl Processor {
     /// moves it to the DLQ eventually): nothing is lost.
     async fn dead_letter(&self, message: &SqsMessage, reason: &str) -> Result<(), RecordError> {
         let body = message.body.as_deref().unwrap_or_default();
-        let source = message
-            .message_attributes
-            .get("source")
-            .and_then(|a| a.string_value.as_deref());
+        let attribute = |name: &str| {
+            message
+                .message_attributes
+                .get(name)
+                .and_then(|a| a.string_value.as_deref())
+        };
+        let source = attribute("source");
         let id = message.message_id.as_deref().unwrap_or("unknown");
-        outcomes::record_permanent_failure(source, id, reason);
+        outcomes::record_permanent_failure(source, attribute("event_id"), id, reason);
         self.dead_letters
             .dead_letter(body, reason, source)
             .await
