@@ -162,7 +162,10 @@ fn timeline_text(entries: &[TimelineEntry]) -> String {
             e.origin.as_str(),
             e.kind,
             status,
-            e.event_id
+            match (e.repeats, &e.last_received_at) {
+                (Some(n), Some(last)) if n > 1 => format!("{} ({n} times, last {last})", e.event_id),
+                _ => e.event_id.clone(),
+            }
         ));
     }
     lines.join("\n")

@@ -6,7 +6,7 @@ use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::{Clock, ManualClock, SystemClock};
 use jobhook::domain::job::{JobEvent, JobStatus, Origin};
-use jobhook::ports::{DeadLetters, JobStore};
+use jobhook::ports::{DeadLetters, JobStore, OpenJobIndex};
 use jobhook_cli::CliError;
 use jobhook_tests::{aws, dynamodb, fixture, sqs, temp_file};
 use serde_json::Value;
@@ -101,6 +101,28 @@ async fn timeline_lists_events_oldest_first_with_outcomes() {
         text.lines()
             .nth(4)
             .is_some_and(|l| l.contains("stale") && l.contains("e0")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn timeline_shows_repeated_404s_as_one_counted_line() {
+    let config = aws().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = dynamodb::create_table(&client, "cli").await;
+    let clock = Arc::new(ManualClock::at_unix(SystemClock.now_unix()));
+    let store = DynamoJobStore::new(client, &table, Duration::from_secs(86_400), clock.clone());
+    assert!(store.track("acme", "ghost").await.expect("track"));
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(300));
+        store.record_not_found("acme", "ghost").await.expect("404 noted");
+    }
+    let (result, text) = cli(&["timeline", "acme", "ghost", "--table", &table]).await;
+    result.expect("timeline");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one line:\n{text}");
+    assert!(
+        lines[1].contains("not_found") && lines[1].contains("poll-not-found (3 times, last "),
         "{text}"
     );
 }

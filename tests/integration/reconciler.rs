@@ -5,7 +5,7 @@ use clap::Parser;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::{Clock, ManualClock};
-use jobhook::domain::job::{JobEvent, JobStatus, Origin, Outcome};
+use jobhook::domain::job::{JobEvent, JobStatus, Origin, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
 use jobhook::reconcile::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use jobhook::Sources;
@@ -231,17 +231,34 @@ async fn timeouts_5xx_and_404_are_counted_and_leave_the_state_alone() {
     for id in ["slow", "broken", "unknown"] {
         assert_eq!(h.status(id).await, (JobStatus::Processing, Some(20)), "{id}");
     }
-    let timeline = h.store.timeline("acme", "unknown").await.expect("timeline");
-    assert!(
+    let not_found = |timeline: &[TimelineEntry]| -> Vec<TimelineEntry> {
         timeline
             .iter()
-            .any(|e| e.outcome == Outcome::NotFound && e.origin == Origin::Poll),
-        "{timeline:?}"
-    );
+            .filter(|e| e.outcome == Outcome::NotFound && e.origin == Origin::Poll)
+            .cloned()
+            .collect()
+    };
+    let timeline = h.store.timeline("acme", "unknown").await.expect("timeline");
+    let first = not_found(&timeline);
+    assert_eq!(first.len(), 1, "{timeline:?}");
+    assert_eq!(first[0].repeats, Some(1));
     // Errors are retried on the next run; the 404 waits for the poll interval.
     h.advance(60);
     let again = h.run().await;
     assert_eq!(again.candidates, 2);
+    // Polled again after the interval: still one entry, now counting two.
+    h.advance(600);
+    assert_eq!(h.run().await.not_found, 1);
+    let timeline = h.store.timeline("acme", "unknown").await.expect("timeline");
+    let second = not_found(&timeline);
+    assert_eq!(
+        second.len(),
+        1,
+        "one entry however often the provider says 404: {timeline:?}"
+    );
+    assert_eq!(second[0].repeats, Some(2));
+    assert_eq!(second[0].received_at, first[0].received_at, "first 404 kept");
+    assert!(second[0].last_received_at > first[0].last_received_at);
 }
 
 #[tokio::test]

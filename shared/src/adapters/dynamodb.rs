@@ -50,6 +50,8 @@ pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
 pub const EVENT_SK_PREFIX: &str = "EVT#";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The timeline entry that counts the provider's 404 answers for a job.
+pub const NOT_FOUND_EVENT_ID: &str = "poll-not-found";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -389,6 +391,8 @@ fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
         progress: get_n(item, "progress"),
         received_at: get_s(item, "received_at").unwrap_or_default().to_owned(),
         provider_time: get_s(item, "provider_time").map(str::to_owned),
+        repeats: get_n(item, "repeats"),
+        last_received_at: get_s(item, "last_received_at").map(str::to_owned),
     })
 }
 
@@ -456,30 +460,48 @@ impl OpenJobIndex for DynamoJobStore {
         }
     }
 
+    /// One `not_found` entry per job however often the provider says 404,
+    /// so a job it never knew cannot grow the timeline at every poll.
     async fn record_not_found(&self, source: &str, job_id: &str) -> Result<(), PortError> {
         let now = self.clock.now();
-        let now_text = rfc3339(now);
-        let item: Item = [
-            ("pk", s(job_pk(source, job_id))),
-            ("sk", s(format!("{EVENT_SK_PREFIX}poll-404-{}", unix_ms(now)))),
-            ("event_id", s(format!("poll-404-{}", unix_ms(now)))),
-            ("outcome", s(Outcome::NotFound.as_str())),
-            ("kind", s("poll.not_found")),
-            ("origin", s(Origin::Poll.as_str())),
-            ("received_at", s(now_text)),
-            (TTL_ATTRIBUTE, n(now.unix_timestamp() + self.event_ttl.as_secs() as i64)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let expires = now.unix_timestamp() + self.event_ttl.as_secs() as i64;
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(format!("{EVENT_SK_PREFIX}{NOT_FOUND_EVENT_ID}")))
+            // Placeholders for every name: several are DynamoDB reserved words.
+            .update_expression(
+                "SET #event_id = :id, #outcome = :outcome, #kind = :kind, #origin = :origin, \
+                 #received_at = if_not_exists(#received_at, :now), #last_received_at = :now, #ttl = :expires \
+                 ADD #repeats :one",
+            )
+            .set_expression_attribute_names(Some(
+                [
+                    "event_id",
+                    "outcome",
+                    "kind",
+                    "origin",
+                    "received_at",
+                    "last_received_at",
+                    "repeats",
+                ]
+                .into_iter()
+                .map(|a| (format!("#{a}"), a.to_owned()))
+                .chain([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())])
+                .collect(),
+            ))
+            .expression_attribute_values(":id", s(NOT_FOUND_EVENT_ID))
+            .expression_attribute_values(":outcome", s(Outcome::NotFound.as_str()))
+            .expression_attribute_values(":kind", s("poll.not_found"))
+            .expression_attribute_values(":origin", s(Origin::Poll.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":expires", n(expires))
+            .expression_attribute_values(":one", n(1))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_port_error("dynamodb:PutItem", e))
+            .map_err(|e| sdk_port_error("dynamodb:UpdateItem", e))
     }
 }
 

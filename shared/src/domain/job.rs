@@ -266,6 +266,12 @@ pub struct TimelineEntry {
     pub progress: Option<u8>,
     pub received_at: String,
     pub provider_time: Option<String>,
+    /// For an answer that repeats (the provider's 404): how many times it
+    /// came and when it last did. One entry per job, not one per poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_received_at: Option<String>,
 }
 
 #[cfg(test)]
