@@ -7,7 +7,8 @@ use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::file::FileSources;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
-use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
+use jobhook::domain::job::{JobEvent, JobState, JobStatus, Origin, Outcome, TimelineEntry};
+use jobhook::ports::JobStore;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Envelope;
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
@@ -222,6 +223,72 @@ async fn each_applied_transition_is_logged_with_from_and_to() {
         .collect();
     assert_eq!(unapplied, [["lg-6", "stale", "completed"].map(str::to_owned)]);
     assert_eq!(h.state("job-log-tracked").await.transitions, 1);
+}
+
+#[tokio::test]
+async fn each_kind_of_event_costs_the_documented_write_requests() {
+    let h = harness().await;
+    let event = |id: &str, job: &str, status: JobStatus, progress: Option<u8>| JobEvent {
+        event_id: id.into(),
+        source: "acme".into(),
+        job_id: job.into(),
+        kind: format!("job.{status}"),
+        origin: Origin::Webhook,
+        status,
+        progress,
+        output_url: None,
+        error: None,
+        provider_time: None,
+    };
+    use JobStatus::{Completed, Failed, Processing, Submitted};
+    assert!(h.store.track("acme", "wr-tracked").await.expect("track"));
+    // (event, outcome, from, write requests), applied one after another.
+    let cases = [
+        (event("wr-1", "wr", Processing, None), Outcome::Applied, None, 1),
+        (
+            event("wr-2", "wr", Processing, Some(40)),
+            Outcome::Applied,
+            Some(Processing),
+            1,
+        ),
+        (event("wr-2", "wr", Processing, Some(40)), Outcome::Duplicate, None, 1),
+        (
+            event("wr-3", "wr", Processing, Some(20)),
+            Outcome::Stale,
+            Some(Processing),
+            2,
+        ),
+        (
+            event("wr-4", "wr", Completed, None),
+            Outcome::Applied,
+            Some(Processing),
+            1,
+        ),
+        (event("wr-5", "wr", Failed, None), Outcome::Conflict, Some(Completed), 2),
+        (event("wr-6", "wr-late", Completed, None), Outcome::Applied, None, 2),
+        (
+            event("wr-7", "wr-tracked", Processing, None),
+            Outcome::Applied,
+            Some(Submitted),
+            2,
+        ),
+    ];
+    for (e, outcome, from, writes) in cases {
+        h.probe.reset();
+        let result = h.store.apply(&e).await.expect("apply");
+        let label = format!("{} on {}", e.event_id, e.job_id);
+        assert_eq!(result.outcome, outcome, "{label}");
+        if outcome != Outcome::Duplicate {
+            assert_eq!(result.from, from, "{label}");
+        }
+        assert_eq!(result.write_requests, writes, "{label}");
+        assert_eq!(
+            h.probe.total(WRITE_OPERATIONS),
+            writes,
+            "{label}: requests seen on the wire"
+        );
+        assert_eq!(h.probe.total(READ_OPERATIONS), 0, "{label}");
+    }
 }
 
 #[tokio::test]
