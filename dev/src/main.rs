@@ -2,6 +2,7 @@
 //! `scripts/demo.sh` for how they are put together.
 
 mod bridge;
+mod outage;
 mod seed;
 mod simulator;
 

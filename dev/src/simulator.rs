@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::outage;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,7 +48,8 @@ pub struct SimArgs {
     /// Share of jobs that fail rather than complete.
     #[arg(long, default_value_t = 0.10)]
     pub failure_rate: f64,
-    /// The receiver is "down" (every attempt fails with 503) from this second of the run…
+    /// The receiver is down from this second of the run (its front door answers
+    /// 503 for the first half of the window, then refuses connections)…
     #[arg(long, default_value_t = 4.0)]
     pub outage_start_secs: f64,
     /// …for this long.
@@ -200,6 +202,8 @@ pub struct DeliveryStats {
     pub silent_jobs: usize,
     pub attempts: usize,
     pub outage_failures: usize,
+    /// Failed attempts that found nothing listening (the rest got a 5xx).
+    pub connection_refused: usize,
     pub other_failures: usize,
     pub gave_up: usize,
 }
@@ -237,8 +241,9 @@ impl Summary {
             d.deliveries, d.duplicates, d.reordered, d.dropped, d.silent_jobs
         );
         println!(
-            "delivery attempts      {} ({} failed in the outage, {} other failures, {} given up)",
-            d.attempts, d.outage_failures, d.other_failures, d.gave_up
+            "delivery attempts      {} ({} failed in the outage, {} of them refused connections; \
+             {} other failures, {} given up)",
+            d.attempts, d.outage_failures, d.connection_refused, d.other_failures, d.gave_up
         );
         println!("recovered by polling   {}", self.recovered_by_polling);
         println!("correct final states   {}/{}", self.correct_final_states, self.jobs);
@@ -372,18 +377,15 @@ impl Simulator {
         let jobs = Arc::new(jobs);
         let gate = Arc::new(Semaphore::new(self.args.concurrency.max(1)));
         let log = Arc::new(Mutex::new(DeliveryLog::default()));
-        let outage = (
-            Duration::from_secs_f64(self.args.outage_start_secs),
-            Duration::from_secs_f64(self.args.outage_start_secs + self.args.outage_secs),
-        );
+        let outage = outage::Window {
+            start: Duration::from_secs_f64(self.args.outage_start_secs),
+            end: Duration::from_secs_f64(self.args.outage_start_secs + self.args.outage_secs),
+        };
+        let (front_door_url, front_door) = outage::start(self.receiver_url.clone(), outage, started.into()).await?;
         let mut tasks = Vec::new();
         for delivery in deliveries {
             let (http, jobs, gate, log) = (http.clone(), jobs.clone(), gate.clone(), log.clone());
-            let (source, url, window) = (
-                self.source.clone(),
-                self.receiver_url.clone(),
-                self.args.retry_window_secs,
-            );
+            let (source, url, window) = (self.source.clone(), front_door_url.clone(), self.args.retry_window_secs);
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until((started + delivery.send_at).into()).await;
                 deliver(
@@ -395,6 +397,7 @@ impl Simulator {
         for task in tasks {
             task.await?;
         }
+        front_door.abort();
         for task in tracking {
             task.await??;
         }
@@ -403,6 +406,7 @@ impl Simulator {
             .into_inner()?;
         stats.attempts = log.attempts;
         stats.outage_failures = log.outage_failures;
+        stats.connection_refused = log.connection_refused;
         stats.other_failures = log.other_failures;
         stats.gave_up = log.gave_up;
         stats.reordered = log.reordered();
@@ -514,6 +518,7 @@ fn truth_of(fields: &jobhook::domain::job::JobFields) -> Truth {
 struct DeliveryLog {
     attempts: usize,
     outage_failures: usize,
+    connection_refused: usize,
     other_failures: usize,
     gave_up: usize,
     /// Webhook ids the receiver accepted (202).
@@ -552,7 +557,7 @@ async fn deliver(
     gate: &Semaphore,
     log: &Mutex<DeliveryLog>,
     started: Instant,
-    outage: (Duration, Duration),
+    outage: outage::Window,
     retry_window_secs: f64,
 ) {
     let job = &jobs[delivery.job];
@@ -561,27 +566,31 @@ async fn deliver(
     let first_attempt = Instant::now();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let elapsed = started.elapsed();
-        let ok = if elapsed >= outage.0 && elapsed < outage.1 {
-            log.lock().expect("log").outage_failures += 1;
-            false
-        } else {
-            let _permit = gate.acquire().await.expect("semaphore open");
-            // Signed at send time, as providers re-sign each retry.
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let mut request = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            for (name, value) in sign::headers_for(source, &event.webhook_id, now, body.as_bytes()) {
-                request = request.header(name, value);
+        let permit = gate.acquire().await.expect("semaphore open");
+        let in_outage = outage.contains(started.elapsed());
+        // Signed at send time, as providers re-sign each retry.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut request = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in sign::headers_for(source, &event.webhook_id, now, body.as_bytes()) {
+            request = request.header(name, value);
+        }
+        let answer = request.send().await;
+        drop(permit);
+        let ok = matches!(&answer, Ok(r) if r.status().is_success());
+        if !ok {
+            let mut l = log.lock().expect("log");
+            if in_outage {
+                l.outage_failures += 1;
+                if matches!(&answer, Err(e) if e.is_connect()) {
+                    l.connection_refused += 1;
+                }
+            } else {
+                l.other_failures += 1;
             }
-            let accepted = matches!(request.send().await, Ok(r) if r.status().is_success());
-            if !accepted {
-                log.lock().expect("log").other_failures += 1;
-            }
-            accepted
-        };
+        }
         {
             let mut l = log.lock().expect("log");
             l.attempts += 1;
