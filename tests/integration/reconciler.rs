@@ -17,6 +17,8 @@ const TOKEN: &str = "test-api-token";
 const T0: i64 = 1_778_673_600;
 const STALE_AFTER: Duration = Duration::from_secs(600);
 
+const POLL_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct Harness {
     clock: Arc<ManualClock>,
     store: Arc<DynamoJobStore>,
@@ -47,7 +49,9 @@ async fn harness_with(settings: ReconcileSettings, source_names: &[&str]) -> Har
     let reconciler = Reconciler {
         store: store.clone(),
         index: store.clone(),
-        poller: Arc::new(HttpJobPoller::new(Duration::from_millis(500))),
+        // Well above any answer the tests expect, even on a loaded machine,
+        // and well below the one answer meant to time out.
+        poller: Arc::new(HttpJobPoller::new(POLL_TIMEOUT)),
         clock: clock.clone(),
         settings,
     };
@@ -215,10 +219,7 @@ async fn timeouts_5xx_and_404_are_counted_and_leave_the_state_alone() {
     }
     h.provider.answer(
         "slow",
-        Answer::Slow(
-            Duration::from_secs(2),
-            Box::new(Answer::Job(job("slow", "completed", None))),
-        ),
+        Answer::Slow(POLL_TIMEOUT * 3, Box::new(Answer::Job(job("slow", "completed", None)))),
     );
     h.provider.answer("broken", Answer::Status(503));
     // "unknown" has no answer: the provider says 404.
