@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::outage;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +25,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use crate::outage;
 use crate::seed::Error;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -580,20 +580,17 @@ async fn deliver(
         let answer = request.send().await;
         drop(permit);
         let ok = matches!(&answer, Ok(r) if r.status().is_success());
-        if !ok {
+        {
             let mut l = log.lock().expect("log");
-            if in_outage {
+            l.attempts += 1;
+            if !ok && in_outage {
                 l.outage_failures += 1;
                 if matches!(&answer, Err(e) if e.is_connect()) {
                     l.connection_refused += 1;
                 }
-            } else {
+            } else if !ok {
                 l.other_failures += 1;
             }
-        }
-        {
-            let mut l = log.lock().expect("log");
-            l.attempts += 1;
             if ok {
                 if l.accepted.insert(event.webhook_id.clone()) {
                     l.arrival.entry(delivery.job).or_default().push(delivery.event);

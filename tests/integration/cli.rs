@@ -5,10 +5,10 @@ use clap::Parser;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::{Clock, ManualClock, SystemClock};
-use jobhook::domain::job::{JobEvent, JobStatus, Origin};
+use jobhook::domain::job::{JobEvent, JobStatus};
 use jobhook::ports::{DeadLetters, JobStore, OpenJobIndex};
 use jobhook_cli::CliError;
-use jobhook_tests::{aws, dynamodb, fixture, sqs, temp_file};
+use jobhook_tests::{aws, dynamodb, fixture, job_event, sqs, temp_file};
 use serde_json::Value;
 
 async fn cli(args: &[&str]) -> (Result<(), CliError>, String) {
@@ -23,16 +23,8 @@ async fn cli(args: &[&str]) -> (Result<(), CliError>, String) {
 
 fn event(job_id: &str, id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
     JobEvent {
-        event_id: id.into(),
-        source: "acme".into(),
-        job_id: job_id.into(),
-        kind: format!("job.{status}"),
-        origin: Origin::Webhook,
-        status,
-        progress,
         output_url: (status == JobStatus::Completed).then(|| "https://cdn.example.com/out.mp4".into()),
-        error: None,
-        provider_time: None,
+        ..job_event("acme", job_id, id, status, progress)
     }
 }
 

@@ -7,12 +7,12 @@ use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::file::FileSources;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
-use jobhook::domain::job::{JobEvent, JobState, JobStatus, Origin, Outcome, TimelineEntry};
+use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Envelope;
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
-use jobhook_tests::{aws, dynamodb, fixture, fixture_path, logs, sqs};
+use jobhook_tests::{aws, dynamodb, fixture, fixture_path, job_event, logs, sqs};
 use processor::Processor;
 use serde_json::json;
 
@@ -228,18 +228,8 @@ async fn each_applied_transition_is_logged_with_from_and_to() {
 #[tokio::test]
 async fn each_kind_of_event_costs_the_documented_write_requests() {
     let h = harness().await;
-    let event = |id: &str, job: &str, status: JobStatus, progress: Option<u8>| JobEvent {
-        event_id: id.into(),
-        source: "acme".into(),
-        job_id: job.into(),
-        kind: format!("job.{status}"),
-        origin: Origin::Webhook,
-        status,
-        progress,
-        output_url: None,
-        error: None,
-        provider_time: None,
-    };
+    let event =
+        |id: &str, job: &str, status: JobStatus, progress: Option<u8>| job_event("acme", job, id, status, progress);
     use JobStatus::{Completed, Failed, Processing, Submitted};
     assert!(h.store.track("acme", "wr-tracked").await.expect("track"));
     // (event, outcome, from, write requests), applied one after another.

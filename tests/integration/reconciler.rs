@@ -5,12 +5,12 @@ use clap::Parser;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::{Clock, ManualClock};
-use jobhook::domain::job::{JobEvent, JobStatus, Origin, Outcome, TimelineEntry};
+use jobhook::domain::job::{JobStatus, Origin, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
 use jobhook::reconcile::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use jobhook::Sources;
 use jobhook_tests::provider::{job, Answer, TestProvider};
-use jobhook_tests::{aws, dynamodb};
+use jobhook_tests::{aws, dynamodb, job_event};
 use serde_json::json;
 
 const TOKEN: &str = "test-api-token";
@@ -69,25 +69,10 @@ async fn harness() -> Harness {
     harness_with(ReconcileSettings::default(), &["acme"]).await
 }
 
-fn webhook(source: &str, job_id: &str, id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
-    JobEvent {
-        event_id: id.into(),
-        source: source.into(),
-        job_id: job_id.into(),
-        kind: format!("job.{status}"),
-        origin: Origin::Webhook,
-        status,
-        progress,
-        output_url: (status == JobStatus::Completed).then(|| format!("https://cdn.example.com/{job_id}.mp4")),
-        error: None,
-        provider_time: None,
-    }
-}
-
 impl Harness {
     async fn webhook(&self, job_id: &str, id: &str, status: JobStatus, progress: Option<u8>) {
         self.store
-            .apply(&webhook("acme", job_id, id, status, progress))
+            .apply(&job_event("acme", job_id, id, status, progress))
             .await
             .expect("apply");
     }
@@ -185,7 +170,7 @@ async fn a_429_stops_polling_that_source_for_the_run() {
         for i in 1..=3 {
             let id = format!("{source}-{i}");
             h.store
-                .apply(&webhook(source, &id, &format!("w-{id}"), JobStatus::Processing, None))
+                .apply(&job_event(source, &id, &format!("w-{id}"), JobStatus::Processing, None))
                 .await
                 .expect("apply");
             let answer = if source == "busy" {
@@ -298,7 +283,7 @@ async fn a_webhook_and_a_poll_answer_racing_on_one_job_make_one_transition() {
             .answer(&id, Answer::Slow(Duration::from_millis(answer_after), Box::new(answer)));
         h.advance(601);
         let before = h.store.get("acme", &id).await.expect("get").expect("job").transitions;
-        let late_webhook = webhook("acme", &id, "w-done", JobStatus::Completed, None);
+        let late_webhook = job_event("acme", &id, "w-done", JobStatus::Completed, None);
         let (summary, applied) = tokio::join!(h.run(), async {
             tokio::time::sleep(Duration::from_millis(webhook_after)).await;
             h.store.apply(&late_webhook).await

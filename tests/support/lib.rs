@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::SdkConfig;
+use jobhook::domain::job::{JobEvent, JobStatus, Origin};
 
 pub mod logs;
 pub mod probe;
@@ -116,5 +117,22 @@ pub mod dynamodb {
             .await
             .expect("create table");
         name
+    }
+}
+
+/// A webhook-origin job event as the processor would derive it; a completed
+/// one carries an output URL named after the job.
+pub fn job_event(source: &str, job_id: &str, event_id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
+    JobEvent {
+        event_id: event_id.into(),
+        source: source.into(),
+        job_id: job_id.into(),
+        kind: format!("job.{status}"),
+        origin: Origin::Webhook,
+        status,
+        progress,
+        output_url: (status == JobStatus::Completed).then(|| format!("https://cdn.example.com/{job_id}.mp4")),
+        error: None,
+        provider_time: None,
     }
 }
