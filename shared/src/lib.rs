@@ -11,6 +11,7 @@ pub mod domain;
 pub mod outcomes;
 pub mod ports;
 pub mod reconcile;
+pub mod retry;
 pub mod sources_cache;
 pub mod telemetry;
 

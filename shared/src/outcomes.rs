@@ -4,7 +4,7 @@
 
 use crate::domain::job::{ApplyResult, JobEvent, Outcome};
 use crate::reconcile::RunSummary;
-use crate::telemetry::{count, count_with, names};
+use crate::telemetry::{count, count_n, count_with, names};
 
 /// A delivery verified and enqueued by the receiver.
 pub fn record_accepted(source: &str, event_id: &str) {
@@ -80,6 +80,20 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
             );
         }
     }
+}
+
+/// Writes for one event that were retried in process (conflicts,
+/// throttling, 5xx); `succeeded` says whether a retry got through.
+pub fn record_write_retries(event: &JobEvent, retries: u32, succeeded: bool) {
+    count_n(names::WRITE_RETRIES, &event.source, u64::from(retries));
+    tracing::info!(
+        source = event.source.as_str(),
+        job_id = event.job_id.as_str(),
+        event_id = event.event_id.as_str(),
+        retries,
+        succeeded,
+        "write retried after a transient failure"
+    );
 }
 
 /// A message that can never be processed and went to the DLQ. The source and

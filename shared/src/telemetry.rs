@@ -17,6 +17,7 @@ pub mod names {
     pub const EVENTS_STALE: &str = "EventsStale";
     pub const TERMINAL_CONFLICTS: &str = "TerminalConflicts";
     pub const PERMANENT_FAILURES: &str = "PermanentFailures";
+    pub const WRITE_RETRIES: &str = "WriteRetries";
     pub const JOBS_POLLED: &str = "JobsPolled";
     pub const MISSED_WEBHOOKS_RECOVERED: &str = "MissedWebhooksRecovered";
     pub const PROVIDER_POLL_ERRORS: &str = "ProviderPollErrors";
@@ -44,8 +45,13 @@ pub fn flush(collector: &Collector) {
 /// Counts one occurrence per source, and once more without the source, so
 /// that alarms can watch the total across sources.
 pub fn count(name: &'static str, source: &str) {
-    metrics::counter!(name, "source" => source.to_owned()).increment(1);
-    metrics::counter!(name).increment(1);
+    count_n(name, source, 1);
+}
+
+/// As [`count`], `n` occurrences at once.
+pub fn count_n(name: &'static str, source: &str, n: u64) {
+    metrics::counter!(name, "source" => source.to_owned()).increment(n);
+    metrics::counter!(name).increment(n);
 }
 
 /// As [`count`], with one more label (e.g. a failure reason).

@@ -124,6 +124,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         store: Arc::new(store.clone()),
         dead_letters: Arc::new(SqsQueue::new(sqs_client.clone(), &dlq)),
         concurrency: 1,
+        backoff: jobhook_tests::TEST_BACKOFF,
     };
     let mut poison = SqsMessage::default();
     poison.message_id = Some(unique_name("poison"));
@@ -142,7 +143,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         poison,
     ];
     assert!(processor
-        .handle(batch)
+        .handle(batch, jobhook_tests::deadline())
         .await
         .expect("handled")
         .batch_item_failures

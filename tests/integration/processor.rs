@@ -9,10 +9,11 @@ use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
+use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Envelope;
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
-use jobhook_tests::{aws, dynamodb, fixture, fixture_path, job_event, logs, sqs};
+use jobhook_tests::{aws, deadline, dynamodb, fixture, fixture_path, job_event, logs, sqs, TEST_BACKOFF};
 use processor::Processor;
 use serde_json::json;
 
@@ -25,6 +26,10 @@ struct Harness {
 }
 
 async fn harness_with_concurrency(concurrency: usize) -> Harness {
+    harness_with(concurrency, TEST_BACKOFF).await
+}
+
+async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
     let config = aws().await;
     let probe = Probe::default();
     let ddb = dynamodb::probed_client(&config, &probe);
@@ -40,6 +45,7 @@ async fn harness_with_concurrency(concurrency: usize) -> Harness {
         store: Arc::new(store.clone()),
         dead_letters: Arc::new(SqsQueue::new(sqs_client.clone(), &dlq_url)),
         concurrency,
+        backoff,
     };
     probe.reset();
     Harness {
@@ -97,7 +103,7 @@ fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
 impl Harness {
     async fn deliver(&self, messages: Vec<SqsMessage>) -> SqsBatchResponse {
         self.processor
-            .handle(batch(messages))
+            .handle(batch(messages), deadline())
             .await
             .expect("no systemic failure")
     }
@@ -136,7 +142,7 @@ fn applied_count(timeline: &[TimelineEntry]) -> u64 {
 async fn the_sqs_fixture_batch_is_applied_and_its_poison_goes_to_the_dlq() {
     let h = harness_with_concurrency(1).await;
     let event: SqsEvent = serde_json::from_str(&fixture("processor/sqs-batch.json")).expect("fixture is an SqsEvent");
-    let response = h.processor.handle(event).await.expect("handled");
+    let response = h.processor.handle(event, deadline()).await.expect("handled");
     assert!(
         response.batch_item_failures.is_empty(),
         "{:?}",
@@ -419,20 +425,24 @@ async fn concurrent_appliers_never_lose_an_update_or_move_backwards() {
 }
 
 #[tokio::test]
-async fn a_crash_after_the_apply_write_then_redelivery_ends_as_if_no_crash() {
+async fn a_write_answered_500_after_it_committed_is_recognized_as_done_on_retry() {
     let h = harness().await;
     let events = [
         webhook("cr-1", "job.started", "job-crash", None),
         webhook("cr-2", "job.progress", "job-crash", Some(50)),
     ];
     h.deliver_each(&events[..1]).await;
-    // The transaction commits, then the processor sees a failure.
+    // The transaction commits, then the processor sees a 500; the in-process
+    // retry meets its own write.
+    h.probe.reset();
     h.probe.fail_after_execution("TransactWriteItems", Some("job-crash"), 1);
     let response = h.deliver(vec![events[1].clone()]).await;
-    assert_eq!(response.batch_item_failures.len(), 1, "reported for redelivery");
+    assert!(response.batch_item_failures.is_empty(), "done, not redelivered");
+    assert_eq!(h.probe.total(&["TransactWriteItems"]), 2, "one write and one retry");
+    // And a later redelivery of the same message changes nothing.
     h.deliver_each(&events[1..]).await;
 
-    // The same events without a crash.
+    // The same events without a fault.
     let control: Vec<SqsMessage> = [("ok-1", None), ("ok-2", Some(50))]
         .into_iter()
         .map(|(id, p)| {
@@ -456,8 +466,49 @@ async fn a_crash_after_the_apply_write_then_redelivery_ends_as_if_no_crash() {
 }
 
 #[tokio::test]
+async fn a_crash_after_the_apply_write_then_redelivery_ends_as_if_no_crash() {
+    // No in-process retry: the message goes back to SQS, as when the
+    // function dies between the write and its answer.
+    let h = harness_with(
+        8,
+        Backoff {
+            max_attempts: 1,
+            ..TEST_BACKOFF
+        },
+    )
+    .await;
+    let events = [
+        webhook("cx-1", "job.started", "job-crashx", None),
+        webhook("cx-2", "job.progress", "job-crashx", Some(50)),
+    ];
+    h.deliver_each(&events[..1]).await;
+    h.probe
+        .fail_after_execution("TransactWriteItems", Some("job-crashx"), 1);
+    let response = h.deliver(vec![events[1].clone()]).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "reported for redelivery");
+    h.deliver_each(&events[1..]).await;
+
+    let state = h.state("job-crashx").await;
+    assert_eq!(
+        (state.fields.status, state.fields.progress),
+        (JobStatus::Processing, Some(50))
+    );
+    assert_eq!(state.transitions, 2);
+    let timeline = h.timeline("job-crashx").await;
+    assert_eq!(timeline.len(), 2);
+    assert!(timeline.iter().all(|e| e.outcome == Outcome::Applied), "{timeline:?}");
+}
+
+#[tokio::test]
 async fn a_crash_after_the_second_write_then_redelivery_ends_as_if_no_crash() {
-    let h = harness().await;
+    let h = harness_with(
+        8,
+        Backoff {
+            max_attempts: 1,
+            ..TEST_BACKOFF
+        },
+    )
+    .await;
     h.deliver_each(&[webhook("cs-2", "job.completed", "job-crash2", None)])
         .await;
     // The stale event's timeline put (the second write) commits, then fails.
@@ -476,7 +527,9 @@ async fn a_crash_after_the_second_write_then_redelivery_ends_as_if_no_crash() {
 #[tokio::test]
 async fn a_retryable_failure_is_reported_for_that_message_only() {
     let h = harness().await;
-    h.probe.fail_after_execution("TransactWriteItems", Some("job-rt-2"), 1);
+    // More failures than the in-process retries absorb.
+    h.probe
+        .fail_after_execution("TransactWriteItems", Some("job-rt-2"), TEST_BACKOFF.max_attempts);
     let messages: Vec<SqsMessage> = (1..=3)
         .map(|i| webhook(&format!("rt-{i}"), "job.started", &format!("job-rt-{i}"), None))
         .collect();
@@ -564,7 +617,7 @@ async fn a_missing_table_fails_the_whole_invocation() {
     ));
     let result = h
         .processor
-        .handle(batch(vec![webhook("mt-1", "job.started", "job-mt", None)]))
+        .handle(batch(vec![webhook("mt-1", "job.started", "job-mt", None)]), deadline())
         .await;
     let error = result.expect_err("systemic failure is loud");
     assert!(error.to_string().contains("ResourceNotFound"), "{error}");

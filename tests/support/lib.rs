@@ -120,6 +120,19 @@ pub mod dynamodb {
     }
 }
 
+/// Retries as the processor makes them, with waits short enough for tests.
+pub const TEST_BACKOFF: jobhook::retry::Backoff = jobhook::retry::Backoff {
+    first: std::time::Duration::from_millis(2),
+    max: std::time::Duration::from_millis(50),
+    max_attempts: 8,
+    reserve: std::time::Duration::ZERO,
+};
+
+/// An invocation deadline as Lambda would give one: 30 s from now.
+pub fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(30)
+}
+
 /// A webhook-origin job event as the processor would derive it; a completed
 /// one carries an output URL named after the job.
 pub fn job_event(source: &str, job_id: &str, event_id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {

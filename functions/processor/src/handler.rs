@@ -1,29 +1,42 @@
 //! The processor: each queued envelope becomes a job event, applied through
 //! the store's idempotent, monotonic path. Failures are reported per message.
+//!
+//! Within a batch, the events of one job are applied one after another in
+//! queue order, and different jobs concurrently. Two concurrent writes to one
+//! job would only race: on DynamoDB the loser gets `TransactionConflict` or
+//! fails its condition and must write again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
 use jobhook::domain::event::job_event_from_envelope;
+use jobhook::domain::job::JobEvent;
 use jobhook::domain::provider;
 use jobhook::ports::{DeadLetters, ErrorKind, JobStore, PortError};
+use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{outcomes, Envelope};
+use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Processor {
     pub sources: SourcesCache,
     pub store: Arc<dyn JobStore>,
     pub dead_letters: Arc<dyn DeadLetters>,
-    /// Messages of one batch in flight at once.
+    /// Jobs of one batch in flight at once.
     pub concurrency: usize,
+    /// How transient write failures are retried before a message is
+    /// reported back to SQS.
+    pub backoff: Backoff,
 }
 
 /// Why one message was not processed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// Throttling, network, 5xx: SQS redelivers it after the visibility timeout.
+    /// Throttling, conflicts, network, 5xx, after in-process retries: SQS
+    /// redelivers it after the visibility timeout.
     #[error("retryable: {0}")]
     Retryable(String),
     /// It can never succeed: it goes to the DLQ with this reason.
@@ -49,8 +62,12 @@ impl From<PortError> for RecordError {
 #[error("systemic failure, batch not processed: {0}")]
 pub struct SystemicFailure(pub String);
 
+/// Messages of one job, by index into the batch, in queue order.
+type JobGroup = Vec<(usize, JobEvent)>;
+
 impl Processor {
-    async fn process(&self, message: &SqsMessage) -> Result<(), RecordError> {
+    /// The job event a message carries, without touching the store.
+    async fn parse(&self, message: &SqsMessage) -> Result<JobEvent, RecordError> {
         let body = message
             .body
             .as_deref()
@@ -68,11 +85,28 @@ impl Processor {
             .ok_or_else(|| RecordError::Permanent(format!("unknown source {:?}", envelope.source)))?;
         let profile = provider::profile(&source.provider)
             .ok_or_else(|| RecordError::Permanent(format!("unknown provider profile {:?}", source.provider)))?;
-        let event = job_event_from_envelope(&envelope, profile)
-            .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))?;
-        let result = self.store.apply(&event).await?;
-        outcomes::record_apply(&event, &result);
+        job_event_from_envelope(&envelope, profile)
+            .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))
+    }
+
+    async fn apply(&self, event: &JobEvent, deadline: Instant) -> Result<(), RecordError> {
+        let (result, retries) = self.backoff.run(deadline, || self.store.apply(event)).await;
+        if retries > 0 {
+            outcomes::record_write_retries(event, retries, result.is_ok());
+        }
+        outcomes::record_apply(event, &result?);
         Ok(())
+    }
+
+    /// Applies one job's events in order. A failed event does not hold back
+    /// the later ones: the state rules make the final state independent of
+    /// order, so its redelivery lands correctly whenever it comes.
+    async fn apply_group(&self, group: &JobGroup, deadline: Instant) -> Vec<(usize, Result<(), RecordError>)> {
+        let mut results = Vec::with_capacity(group.len());
+        for (i, event) in group {
+            results.push((*i, self.apply(event, deadline).await));
+        }
+        results
     }
 
     /// Sends a permanently failing message to the DLQ. If that fails too, the
@@ -95,40 +129,82 @@ impl Processor {
             .map_err(RecordError::from)
     }
 
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, SystemicFailure> {
-        // Indexes rather than references keep the future `Send` (a closure
-        // over `&SqsMessage` trips a higher-ranked lifetime limitation).
+    /// Processes one SQS batch. `deadline` is when the invocation times out;
+    /// in-process retries stop in time to answer before it.
+    ///
+    /// Poison goes to the DLQ only after every event was applied without a
+    /// systemic failure: a batch that fails as a whole is redelivered whole,
+    /// and its poison must not reach the DLQ once per attempt.
+    pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> Result<SqsBatchResponse, SystemicFailure> {
         let records = &event.records;
-        let results: Vec<(Option<String>, Result<(), RecordError>)> = stream::iter(0..records.len())
-            .map(|i| async move {
-                let message = &records[i];
-                let result = match self.process(message).await {
-                    Err(RecordError::Permanent(reason)) => self.dead_letter(message, &reason).await,
-                    other => other,
-                };
-                (message.message_id.clone(), result)
-            })
+        let mut results: Vec<Option<Result<(), RecordError>>> = (0..records.len()).map(|_| None).collect();
+
+        let mut groups: Vec<JobGroup> = Vec::new();
+        let mut group_of: HashMap<(String, String), usize> = HashMap::new();
+        for (i, message) in records.iter().enumerate() {
+            match self.parse(message).await {
+                Ok(event) => {
+                    let key = (event.source.clone(), event.job_id.clone());
+                    let g = *group_of.entry(key).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[g].push((i, event));
+                }
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+
+        // Indexes rather than references keep the future `Send` (a closure
+        // over `&JobGroup` trips a higher-ranked lifetime limitation).
+        let groups = &groups;
+        let applied: Vec<Vec<(usize, Result<(), RecordError>)>> = stream::iter(0..groups.len())
+            .map(|g| self.apply_group(&groups[g], deadline))
             .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for (i, result) in applied.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        let results: Vec<Result<(), RecordError>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RecordError::Retryable("not processed".into()))))
+            .collect();
+        if let Some(Err(RecordError::Systemic(reason))) =
+            results.iter().find(|r| matches!(r, Err(RecordError::Systemic(_))))
+        {
+            return Err(SystemicFailure(reason.clone()));
+        }
+
+        // Dead-letter the poison. From here on nothing fails the invocation:
+        // a message whose dead-lettering failed is reported for redelivery.
+        let results: Vec<Result<(), RecordError>> = stream::iter(results.into_iter().enumerate())
+            .map(|(i, result)| async move {
+                match result {
+                    Err(RecordError::Permanent(reason)) => match self.dead_letter(&records[i], &reason).await {
+                        Err(RecordError::Systemic(e)) => Err(RecordError::Retryable(e)),
+                        other => other,
+                    },
+                    other => other,
+                }
+            })
+            .buffered(self.concurrency.max(1))
             .collect()
             .await;
 
         let mut response = SqsBatchResponse::default();
-        for (message_id, result) in results {
-            match result {
-                Ok(()) => {}
-                Err(RecordError::Systemic(reason)) => return Err(SystemicFailure(reason)),
-                Err(error) => {
-                    tracing::warn!(message_id = message_id.as_deref().unwrap_or("unknown"), %error, "message will be retried");
-                    // SQS always sets the id; without one the only safe answer
-                    // is to fail the whole batch.
-                    let Some(id) = message_id else {
-                        return Err(SystemicFailure("a failed message has no message id".into()));
-                    };
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
+        for (message, result) in records.iter().zip(results) {
+            let Err(error) = result else { continue };
+            let message_id = message.message_id.as_deref();
+            tracing::warn!(message_id = message_id.unwrap_or("unknown"), %error, "message will be retried");
+            // SQS always sets the id; without one the only safe answer is to
+            // fail the whole batch.
+            let Some(id) = message_id else {
+                return Err(SystemicFailure("a failed message has no message id".into()));
+            };
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.to_owned();
+            response.batch_item_failures.push(failure);
         }
         Ok(response)
     }

@@ -9,6 +9,15 @@ use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use processor::Processor;
 
+/// The invocation's deadline (epoch ms in the context) as an `Instant`.
+fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    tokio::time::Instant::now() + std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
@@ -31,10 +40,11 @@ async fn main() -> Result<(), Error> {
         store: Arc::new(store),
         dead_letters: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url)),
         concurrency: config.concurrency,
+        backoff: jobhook::retry::Backoff::WRITES,
     };
     let processor = &processor;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = processor.handle(event.payload).await;
+        let response = processor.handle(event.payload, deadline_of(&event.context)).await;
         jobhook::telemetry::flush(metrics);
         response.map_err(Error::from)
     }))

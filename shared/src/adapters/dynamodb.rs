@@ -397,6 +397,9 @@ fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
 }
 
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
+/// Cancellation reasons that no retry can clear (TransactWriteItems API
+/// reference, `CancellationReason`).
+const PERMANENT_CANCELLATION_CODES: &[&str] = &["ValidationError", "ItemCollectionSizeLimitExceeded"];
 
 #[async_trait]
 impl OpenJobIndex for DynamoJobStore {
@@ -575,13 +578,17 @@ impl DynamoJobStore {
         } else if failed(0) {
             Ok(Attempt::NotApplied(current))
         } else {
-            // Cancelled for another reason (a concurrent transaction on the
-            // item, throttling): nothing was written, so a retry is safe.
+            // Cancelled for another reason: nothing was written. A concurrent
+            // transaction on the item (`TransactionConflict`), throttling or
+            // a 500 clear up, so a retry is safe; a request DynamoDB refuses
+            // (`ValidationError`, an item collection over its size) never will.
             let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-            Err(PortError::transient(
-                "dynamodb:TransactWriteItems",
-                format!("transaction cancelled: {codes:?}"),
-            ))
+            let message = format!("transaction cancelled: {codes:?}");
+            if codes.iter().any(|c| PERMANENT_CANCELLATION_CODES.contains(c)) {
+                Err(PortError::permanent("dynamodb:TransactWriteItems", message))
+            } else {
+                Err(PortError::transient("dynamodb:TransactWriteItems", message))
+            }
         }
     }
 }

@@ -6,10 +6,12 @@ pub mod provider_http;
 pub mod secrets_manager;
 pub mod sqs;
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use std::sync::Arc;
 
@@ -27,16 +29,14 @@ pub fn sources_loader(location: &SourcesLocation, aws: &aws_config::SdkConfig) -
     }
 }
 
-/// Error codes AWS services use for throttling and transient faults.
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
+/// Codes retryable by AWS's documentation that the SDK's own lists
+/// (`aws_runtime::retries::classifiers`) leave out, because its retry layer
+/// must not retry them blindly; jobhook's callers retry them on purpose.
+const RETRYABLE_BEYOND_SDK: &[&str] = &[
+    // DynamoDB: a write met an item inside an ongoing transaction. Nothing
+    // was written ("Transaction conflict handling", DynamoDB developer guide).
+    "TransactionConflictException",
+    // Plain 500-class codes some services send with a 400 status.
     "InternalServerError",
     "InternalFailure",
     "ServiceUnavailable",
@@ -53,32 +53,45 @@ const SYSTEMIC_CODES: &[&str] = &[
     "QueueDoesNotExist",
 ];
 
+/// How a service error should be treated, from the SDK's own metadata first:
+/// the modeled retryable kind, then the SDK's throttling and transient code
+/// lists, then the HTTP status, then [`RETRYABLE_BEYOND_SDK`].
+pub fn classify_service_error(status: u16, code: Option<&str>, modeled: Option<RetryKind>) -> ErrorKind {
+    let code = code.unwrap_or_default();
+    let sdk_retryable = matches!(
+        modeled,
+        Some(RetryKind::ThrottlingError | RetryKind::TransientError | RetryKind::ServerError)
+    ) || THROTTLING_ERRORS.contains(&code)
+        || TRANSIENT_ERRORS.contains(&code);
+    if sdk_retryable || status >= 500 || status == 429 || RETRYABLE_BEYOND_SDK.contains(&code) {
+        ErrorKind::Transient
+    } else if SYSTEMIC_CODES.contains(&code) {
+        ErrorKind::Systemic
+    } else {
+        ErrorKind::Permanent
+    }
+}
+
 /// Classifies an SDK error: network faults, timeouts, throttling and 5xx are
 /// transient; a missing resource or denied access is systemic; anything else
 /// the service rejected is permanent.
 pub fn sdk_port_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + Send + Sync + 'static,
 {
     let kind = match &err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let code = ctx.err().code().unwrap_or_default();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                ErrorKind::Transient
-            } else if SYSTEMIC_CODES.contains(&code) {
-                ErrorKind::Systemic
-            } else {
-                ErrorKind::Permanent
-            }
-        }
+        SdkError::ServiceError(ctx) => classify_service_error(
+            ctx.raw().status().as_u16(),
+            ProvideErrorMetadata::code(ctx.err()),
+            ctx.err().retryable_error_kind(),
+        ),
         SdkError::ConstructionFailure(_) => ErrorKind::Permanent,
         _ => ErrorKind::Transient,
     };
     let message = match &err {
         SdkError::ServiceError(ctx) => format!(
             "{}: {}",
-            ctx.err().code().unwrap_or("unknown error"),
+            ProvideErrorMetadata::code(ctx.err()).unwrap_or("unknown error"),
             ctx.err().message().unwrap_or("no message")
         ),
         other => DisplayErrorContext(other).to_string(),
@@ -87,5 +100,36 @@ where
         operation,
         message,
         kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_codes_are_classified_by_whether_retrying_helps() {
+        let kind = |status, code| classify_service_error(status, Some(code), None);
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "TransactionInProgressException",
+            "TransactionConflictException",
+        ] {
+            assert_eq!(kind(400, code), ErrorKind::Transient, "{code}");
+        }
+        assert_eq!(kind(500, "InternalServerError"), ErrorKind::Transient);
+        assert_eq!(kind(503, "ServiceUnavailable"), ErrorKind::Transient);
+        assert_eq!(kind(400, "ResourceNotFoundException"), ErrorKind::Systemic);
+        assert_eq!(kind(400, "AccessDeniedException"), ErrorKind::Systemic);
+        for code in ["ValidationException", "InvalidMessageContents", "InvalidParameterValue"] {
+            assert_eq!(kind(400, code), ErrorKind::Permanent, "{code}");
+        }
+        assert_eq!(
+            classify_service_error(400, Some("SomeModeledThrottle"), Some(RetryKind::ThrottlingError)),
+            ErrorKind::Transient,
+            "the SDK's modeled retryable kind is honoured"
+        );
     }
 }
