@@ -18,10 +18,18 @@ pub fn record_signature_failure(source: &str, reason: &'static str) {
     tracing::warn!(source, reason, "signature verification failed");
 }
 
-/// A verified delivery that could not be enqueued (answered 503).
+/// A verified delivery that could not be enqueued (answered 503, or 422
+/// when SQS refused the message for good).
 pub fn record_enqueue_failure(source: &str, event_id: &str, error: &dyn std::fmt::Display) {
     count(names::ENQUEUE_FAILURES, source);
     tracing::error!(source, event_id, %error, "enqueue failed; asking the provider to retry");
+}
+
+/// A verified delivery too large for one SQS message even base64-encoded
+/// (answered 413).
+pub fn record_unqueueable(source: &str, event_id: &str, error: &dyn std::fmt::Display) {
+    count(names::ENQUEUE_FAILURES, source);
+    tracing::error!(source, event_id, %error, "verified delivery cannot be queued");
 }
 
 /// One applied, duplicate, stale or conflicting event.

@@ -181,6 +181,69 @@ async fn binary_body_on_a_prefixed_path_is_verified_and_carried_as_base64() {
 }
 
 #[tokio::test]
+async fn bodies_that_json_escape_badly_are_queued_base64_and_arrive_byte_for_byte() {
+    let mut h = harness().await;
+    h.receiver.max_body_bytes = jobhook::config::MAX_BODY_BYTES_LIMIT as usize;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // 240 KB of control characters: six bytes each once JSON-escaped.
+        ("controls", vec![0x01; 240_000]),
+        // Valid UTF-8 that SQS refuses in a message.
+        ("nonchars", "{\"note\":\"\u{FFFE}\u{FFFF}\"}".as_bytes().to_vec()),
+        // The largest body accepted, all quotes (two bytes each escaped).
+        ("quotes", vec![b'"'; jobhook::config::MAX_BODY_BYTES_LIMIT as usize]),
+    ];
+    for (name, body) in cases {
+        let id = format!("msg_escape_{name}");
+        let headers = sign::headers_for(&acme_source(), &id, FIXTURE_TS, &body);
+        let response = h
+            .receiver
+            .handle(raw_request("POST", "/webhooks/acme", &headers, body.clone()))
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
+        let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+        assert_eq!(messages.len(), 1, "{name}");
+        let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
+        assert!(envelope.body_base64, "{name}");
+        assert_eq!(envelope.body_bytes().expect("decodes"), body, "{name}");
+    }
+}
+
+#[derive(Debug)]
+struct RefusingQueue(jobhook::ports::ErrorKind);
+
+#[async_trait::async_trait]
+impl jobhook::ports::EventQueue for RefusingQueue {
+    async fn enqueue(&self, _: &Envelope) -> Result<(), jobhook::ports::PortError> {
+        Err(jobhook::ports::PortError {
+            operation: "sqs:SendMessage",
+            message: "refused".into(),
+            kind: self.0,
+        })
+    }
+}
+
+#[tokio::test]
+async fn only_a_temporary_enqueue_failure_is_answered_503() {
+    use jobhook::ports::ErrorKind;
+    let mut h = harness().await;
+    let cases = [
+        (ErrorKind::Transient, StatusCode::SERVICE_UNAVAILABLE, "enqueue_failed"),
+        (ErrorKind::Systemic, StatusCode::SERVICE_UNAVAILABLE, "enqueue_failed"),
+        (
+            ErrorKind::Permanent,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "enqueue_rejected",
+        ),
+    ];
+    for (kind, status, reason) in cases {
+        h.receiver.queue = Arc::new(RefusingQueue(kind));
+        let response = h.receiver.handle(load_event("http-api-v2.json")).await;
+        assert_eq!(response.status(), status, "{kind:?}");
+        assert_eq!(json_of(&response)["reason"], reason, "{kind:?}");
+    }
+}
+
+#[tokio::test]
 async fn rejected_deliveries_enqueue_nothing() {
     let h = harness().await;
     let body = br#"{"id":"evt_1"}"#.to_vec();

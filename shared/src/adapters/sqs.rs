@@ -3,7 +3,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageAttribu
 use aws_sdk_sqs::Client;
 
 use super::sdk_port_error;
-use crate::domain::envelope::Envelope;
+use crate::domain::envelope::{Envelope, ATTRIBUTE_TYPE};
 use crate::ports::{DeadLetters, EventQueue, PortError};
 
 /// Sends envelopes to one SQS queue.
@@ -56,7 +56,7 @@ pub fn delete_entries<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Ve
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
-        .data_type("String")
+        .data_type(ATTRIBUTE_TYPE)
         .string_value(value)
         .build()
         .expect("data_type is set")
@@ -65,13 +65,15 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 #[async_trait]
 impl EventQueue for SqsQueue {
     async fn enqueue(&self, envelope: &Envelope) -> Result<(), PortError> {
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(envelope.to_json())
-            .message_attributes("source", string_attribute(&envelope.source))
-            .message_attributes("event_id", string_attribute(&envelope.event_id))
-            .send()
+            .message_body(envelope.to_json());
+        for (name, value) in envelope.attributes() {
+            send = send.message_attributes(name, string_attribute(value));
+        }
+        send.send()
             .await
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:SendMessage", e))
