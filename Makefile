@@ -10,6 +10,7 @@ export VENV
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
+	@echo "            (FAULTS=aws: behind a proxy that fails as DynamoDB and SQS do on AWS)"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server"
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
@@ -54,8 +55,10 @@ lint: sam-venv
 fmt:
 	cargo fmt --all
 
+# make demo FAULTS=aws: the same run with the functions behind a proxy that
+# fails as DynamoDB and SQS fail on AWS (see README, Failure model).
 demo: venv
-	scripts/with-moto.sh scripts/demo.sh
+	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/demo.sh
 
 dev: venv
 	scripts/with-moto.sh scripts/dev.sh

@@ -16,7 +16,8 @@ start_stack
 
 echo "==> provider simulator: ${DEMO_JOBS:-200} jobs"
 set +e
-"$dev" simulate \
+# The simulator is the provider and the referee: it talks to moto directly.
+AWS_ENDPOINT_URL=$JOBHOOK_MOTO_URL "$dev" simulate \
   --jobs "${DEMO_JOBS:-200}" \
   --receiver-url "http://127.0.0.1:$port/lambda-url/receiver/webhooks/dev" \
   --listen "127.0.0.1:$sim_port" \

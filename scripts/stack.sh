@@ -4,6 +4,9 @@
 #                and the trigger bridge, and writes $JOBHOOK_DEV_DIR/env
 #                (default target/dev/env).
 #   stop_stack   stops everything start_stack started.
+# With JOBHOOK_FAULTS set (e.g. `aws`; see `jobhook-dev faults --help`) the
+# functions and the bridge reach moto through the fault proxy, which fails as
+# DynamoDB and SQS fail on AWS; JOBHOOK_MOTO_URL is then moto itself.
 
 venv=${VENV:-.venv}
 export PATH="$PWD/$venv/bin:$PATH"
@@ -41,6 +44,21 @@ start_stack() {
   mkdir -p "$run_dir"
   echo "==> building"
   cargo build --quiet --workspace --bins
+  export JOBHOOK_MOTO_URL=${JOBHOOK_MOTO_URL:-$AWS_ENDPOINT_URL}
+  if [ -n "${JOBHOOK_FAULTS:-}" ]; then
+    rm -f "$run_dir/faults.url"
+    setsid "$dev" faults --upstream "$JOBHOOK_MOTO_URL" --plan "$JOBHOOK_FAULTS" \
+      --seed "${JOBHOOK_FAULTS_SEED:-7}" --url-out "$run_dir/faults.url" >"$run_dir/faults.log" 2>&1 &
+    stack_pids+=($!)
+    for _ in $(seq 100); do [ -s "$run_dir/faults.url" ] && break; sleep 0.1; done
+    if [ ! -s "$run_dir/faults.url" ]; then
+      cat "$run_dir/faults.log" >&2
+      return 1
+    fi
+    AWS_ENDPOINT_URL=$(cat "$run_dir/faults.url")
+    export AWS_ENDPOINT_URL JOBHOOK_FAULTS_URL=$AWS_ENDPOINT_URL
+    echo "==> AWS faults ($JOBHOOK_FAULTS) injected by the proxy on $AWS_ENDPOINT_URL (log: $run_dir/faults.log)"
+  fi
   "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port" --env-out "$run_dir/functions.env"
   # shellcheck disable=SC1091
   set -a; . "$run_dir/functions.env"; set +a

@@ -53,6 +53,24 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// Serve a proxy to moto that fails as DynamoDB and SQS fail on AWS.
+    Faults {
+        /// The moto server to forward to.
+        #[arg(long, env = "JOBHOOK_MOTO_URL")]
+        upstream: String,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// `aws`, `none`, or `kind=rate,…` (kinds: transaction_conflict,
+        /// conflict_exception, throttling, internal_error, ambiguous_write,
+        /// send_failure, ambiguous_send, ambiguous_delete) and contention=on|off.
+        #[arg(long, default_value = "aws")]
+        plan: jobhook_dev::faults::FaultPlan,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Write the proxy's URL here once it listens.
+        #[arg(long)]
+        url_out: Option<PathBuf>,
+    },
     /// Run the provider simulator against the receiver, then check the result.
     Simulate {
         #[command(flatten)]
@@ -74,6 +92,9 @@ enum Command {
         dlq_url: String,
         #[arg(long)]
         summary_out: Option<PathBuf>,
+        /// The fault proxy the functions go through, for the summary.
+        #[arg(long, env = "JOBHOOK_FAULTS_URL")]
+        faults_url: Option<String>,
     },
 }
 
@@ -158,6 +179,29 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        Command::Faults {
+            upstream,
+            listen,
+            plan,
+            seed,
+            url_out,
+        } => {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| format!("listen on {listen}: {e}"))?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let proxy = jobhook_dev::faults::FaultProxy::new(upstream, plan, seed)?;
+            let task = jobhook_dev::faults::serve(listener, proxy);
+            if let Some(path) = url_out {
+                std::fs::write(&path, &url)?;
+            }
+            println!("fault proxy on {url}");
+            tokio::select! {
+                _ = task => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(0)
+        }
         Command::Warm { emulator, timeout_secs } => {
             bridge::warm(&emulator, Duration::from_secs(timeout_secs)).await?;
             Ok(0)
@@ -172,6 +216,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             queue_url,
             dlq_url,
             summary_out,
+            faults_url,
         } => {
             let text = aws_sdk_secretsmanager::Client::new(aws)
                 .get_secret_value()
@@ -196,6 +241,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 sqs: aws_sdk_sqs::Client::new(aws),
                 queue_url,
                 dlq_url,
+                faults_url,
             };
             let summary = simulator.run(listener).await?;
             summary.print();

@@ -205,6 +205,9 @@ pub struct DeliveryStats {
     /// Failed attempts that found nothing listening (the rest got a 5xx).
     pub connection_refused: usize,
     pub other_failures: usize,
+    /// Answers with a 5xx status other than 503: the receiver must never
+    /// give one (503 alone asks the provider to retry).
+    pub server_errors_other_than_503: usize,
     pub gave_up: usize,
 }
 
@@ -221,6 +224,9 @@ pub struct Summary {
     pub left_on_queue: u64,
     pub left_on_dlq: u64,
     pub converged: bool,
+    /// What the fault proxy injected, when the functions ran behind one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<jobhook_dev::faults::FaultStats>,
     pub wall_time_secs: f64,
 }
 
@@ -231,6 +237,7 @@ impl Summary {
             && self.duplicate_transitions == 0
             && self.lost_events == 0
             && self.left_on_dlq == 0
+            && self.deliveries.server_errors_other_than_503 == 0
     }
 
     pub fn print(&self) {
@@ -245,6 +252,15 @@ impl Summary {
              {} other failures, {} given up)",
             d.attempts, d.outage_failures, d.connection_refused, d.other_failures, d.gave_up
         );
+        println!("5xx other than 503     {}", d.server_errors_other_than_503);
+        if let Some(faults) = &self.faults {
+            let kinds: Vec<String> = faults.injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("faults injected        {} ({})", faults.total(), kinds.join(", "));
+            println!(
+                "                       {} of the conflicts from real contention; {} retried transactions answered from their token",
+                faults.contention_conflicts, faults.replayed_transactions
+            );
+        }
         println!("recovered by polling   {}", self.recovered_by_polling);
         println!("correct final states   {}/{}", self.correct_final_states, self.jobs);
         println!("duplicate transitions  {}", self.duplicate_transitions);
@@ -282,6 +298,7 @@ pub struct Simulator {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
+    pub faults_url: Option<String>,
 }
 
 async fn approximate_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
@@ -408,6 +425,7 @@ impl Simulator {
         stats.outage_failures = log.outage_failures;
         stats.connection_refused = log.connection_refused;
         stats.other_failures = log.other_failures;
+        stats.server_errors_other_than_503 = log.server_errors_other_than_503;
         stats.gave_up = log.gave_up;
         stats.reordered = log.reordered();
         println!(
@@ -418,6 +436,18 @@ impl Simulator {
         let summary = self.converge(&jobs, &log.accepted, stats, started).await?;
         server.abort();
         Ok(summary)
+    }
+
+    async fn fault_stats(&self) -> Option<jobhook_dev::faults::FaultStats> {
+        let url = format!("{}/_faults", self.faults_url.as_deref()?.trim_end_matches('/'));
+        let answer = reqwest::get(&url).await.and_then(|r| r.error_for_status());
+        match answer {
+            Ok(r) => serde_json::from_slice(&r.bytes().await.ok()?).ok(),
+            Err(error) => {
+                eprintln!("simulator: no fault statistics from {url}: {error}");
+                None
+            }
+        }
     }
 
     /// Waits until every job matches the truth and the queue is empty (or the
@@ -470,6 +500,7 @@ impl Simulator {
             left_on_queue: approximate_messages(&self.sqs, &self.queue_url).await,
             left_on_dlq: approximate_messages(&self.sqs, &self.dlq_url).await,
             converged,
+            faults: self.fault_stats().await,
             wall_time_secs: 0.0,
         };
         for job in jobs {
@@ -520,6 +551,7 @@ struct DeliveryLog {
     outage_failures: usize,
     connection_refused: usize,
     other_failures: usize,
+    server_errors_other_than_503: usize,
     gave_up: usize,
     /// Webhook ids the receiver accepted (202).
     accepted: HashSet<String>,
@@ -583,6 +615,9 @@ async fn deliver(
         {
             let mut l = log.lock().expect("log");
             l.attempts += 1;
+            if matches!(&answer, Ok(r) if r.status().is_server_error() && r.status() != 503) {
+                l.server_errors_other_than_503 += 1;
+            }
             if !ok && in_outage {
                 l.outage_failures += 1;
                 if matches!(&answer, Err(e) if e.is_connect()) {

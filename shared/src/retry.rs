@@ -1,5 +1,6 @@
 //! Retries of transient failures inside one invocation: exponential backoff
-//! with full jitter, bounded by attempts and by the invocation's deadline.
+//! with "equal jitter" (half the cap fixed, half random), bounded by attempts
+//! and by the invocation's deadline.
 //!
 //! The SDK already retries throttling and 5xx a few times. This layer exists
 //! for what it does not retry (DynamoDB's `TransactionConflict`) and for
@@ -16,7 +17,8 @@ use crate::ports::PortError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    /// The cap of the first wait; each later cap doubles, up to `max`.
+    /// The cap of the first wait; each later cap doubles, up to `max`. A wait
+    /// is at least half its cap, so retries really back off.
     pub first: Duration,
     pub max: Duration,
     /// Calls in all, the first included.
@@ -67,18 +69,19 @@ impl Backoff {
     }
 }
 
-/// A uniformly random duration in `[0, cap]` ("full jitter"), so writers that
-/// collided do not collide again in step. The randomness is std's per-instance
-/// hasher keys: enough to spread retries, without a random-number crate in
-/// every function binary.
+/// A uniformly random duration in `[cap/2, cap]` ("equal jitter"): writers
+/// that collided do not collide again in step, and each wait still grows.
+/// The randomness is std's per-instance hasher keys: enough to spread
+/// retries, without a random-number crate in every function binary.
 fn jitter(cap: Duration) -> Duration {
-    let nanos = cap.as_nanos().min(u128::from(u64::MAX)) as u64;
-    if nanos == 0 {
-        return Duration::ZERO;
+    let half = cap / 2;
+    let spread = (cap - half).as_nanos().min(u128::from(u64::MAX)) as u64;
+    if spread == 0 {
+        return cap;
     }
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(nanos);
-    Duration::from_nanos(hasher.finish() % (nanos + 1))
+    hasher.write_u64(spread);
+    half + Duration::from_nanos(hasher.finish() % (spread + 1))
 }
 
 #[cfg(test)]
@@ -154,13 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn caps_double_up_to_the_maximum_and_jitter_stays_below_the_cap() {
+    fn caps_double_up_to_the_maximum_and_each_wait_is_half_to_all_of_its_cap() {
         let caps: Vec<u128> = (1..=5).map(|a| Backoff::WRITES.cap(a).as_millis()).collect();
         assert_eq!(caps, [20, 40, 80, 160, 320]);
         assert_eq!(Backoff::WRITES.cap(30), Duration::from_secs(1));
         let cap = Duration::from_millis(50);
         let samples: Vec<Duration> = (0..200).map(|_| jitter(cap)).collect();
-        assert!(samples.iter().all(|d| *d <= cap));
+        assert!(samples.iter().all(|d| *d >= cap / 2 && *d <= cap));
         let distinct: std::collections::HashSet<_> = samples.iter().collect();
         assert!(
             distinct.len() > 100,

@@ -56,6 +56,7 @@ fn the_queue_hides_a_message_for_at_least_six_processor_timeouts() {
         .as_u64()
         .expect("timeout");
     assert!(visibility >= 6 * timeout, "visibility {visibility} s < 6 x {timeout} s");
+    assert_eq!(timeout, processor::TIMEOUT.as_secs(), "the processor's fallback budget");
     let queue = &resource(&t, "EventsQueue")["Properties"];
     assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5));
     assert_eq!(queue["SqsManagedSseEnabled"].as_bool(), Some(true));

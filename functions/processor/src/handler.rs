@@ -20,6 +20,10 @@ use jobhook::sources_cache::SourcesCache;
 use jobhook::{outcomes, Envelope};
 use tokio::time::Instant;
 
+/// The function's timeout, as `template.yaml` sets it (a test holds the two
+/// together): the budget when the runtime gives no usable deadline.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug)]
 pub struct Processor {
     pub sources: SourcesCache,

@@ -1,3 +1,3 @@
 pub mod handler;
 
-pub use handler::Processor;
+pub use handler::{Processor, TIMEOUT};

@@ -10,12 +10,20 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use processor::Processor;
 
 /// The invocation's deadline (epoch ms in the context) as an `Instant`.
+/// Lambda never hands over an invocation whose deadline has passed; a
+/// deadline that has is an emulator's (`cargo lambda watch` sends the
+/// timeout, 600000, where Lambda sends epoch ms), and the template's
+/// timeout stands in for it.
 fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    tokio::time::Instant::now() + std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    let remaining = match context.deadline.checked_sub(now_ms) {
+        Some(ms) if ms > 0 => std::time::Duration::from_millis(ms),
+        _ => processor::TIMEOUT,
+    };
+    tokio::time::Instant::now() + remaining
 }
 
 #[tokio::main]
@@ -44,7 +52,14 @@ async fn main() -> Result<(), Error> {
     };
     let processor = &processor;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = processor.handle(event.payload, deadline_of(&event.context)).await;
+        let deadline = deadline_of(&event.context);
+        tracing::debug!(
+            remaining_ms = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_millis() as u64,
+            "batch received"
+        );
+        let response = processor.handle(event.payload, deadline).await;
         jobhook::telemetry::flush(metrics);
         response.map_err(Error::from)
     }))

@@ -1,0 +1,3 @@
+//! The parts of the local pipeline that tests use too.
+
+pub mod faults;
