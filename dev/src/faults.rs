@@ -457,18 +457,19 @@ impl FaultProxy {
     }
 
     /// The fault this request gets, if any: scripted first, then by rate.
-    fn choose(&self, state: &mut Shared, operation: &Operation, body: &str) -> Option<Fault> {
-        if let Some(s) = state.scripted.iter_mut().find(|s| {
+    /// Returns the scripted entry's index too.
+    fn choose(&self, state: &mut Shared, operation: &Operation, body: &str) -> Option<(Fault, Option<usize>)> {
+        if let Some((i, s)) = state.scripted.iter_mut().enumerate().find(|(_, s)| {
             s.remaining > 0
                 && s.fault.applies_to(operation)
                 && s.body_contains.as_deref().is_none_or(|b| body.contains(b))
         }) {
             s.remaining -= 1;
-            return Some(s.fault);
+            return Some((s.fault, Some(i)));
         }
         for (&fault, &rate) in self.plan.rates.iter() {
             if fault.applies_to(operation) && rate > 0.0 && state.rng.random_bool(rate) {
-                return Some(fault);
+                return Some((fault, None));
             }
         }
         None
@@ -490,7 +491,7 @@ impl FaultProxy {
         let token = parsed["ClientRequestToken"].as_str().map(str::to_owned);
 
         // Decide under one lock: the fault, a real conflict, or registration.
-        let (fault, registration) = {
+        let (chosen, registration) = {
             let mut state = self.lock();
             if token.as_ref().is_some_and(|t| state.succeeded_tokens.contains(t)) {
                 state.replayed_transactions += 1;
@@ -524,8 +525,8 @@ impl FaultProxy {
                     conflict_exception()
                 };
             }
-            let fault = self.choose(&mut state, &operation, &text);
-            if let Some(fault) = fault.filter(|f| !f.is_ambiguous()) {
+            let chosen = self.choose(&mut state, &operation, &text);
+            if let Some(fault) = chosen.map(|(f, _)| f).filter(|f| !f.is_ambiguous()) {
                 *state.injected.entry(fault).or_default() += 1;
                 let throttle_turn = state.throttle_turn;
                 state.throttle_turn = !throttle_turn;
@@ -554,7 +555,7 @@ impl FaultProxy {
             }
             *state.forwarded.entry(operation.name().to_owned()).or_default() += 1;
             (
-                fault,
+                chosen,
                 Registration {
                     proxy: self,
                     keys: keys.clone(),
@@ -575,16 +576,22 @@ impl FaultProxy {
                     .into_response()
             }
         };
+        let mut state = self.lock();
         if status == StatusCode::OK {
             if let Some(token) = token.filter(|_| transaction) {
-                self.lock().succeeded_tokens.insert(token);
+                state.succeeded_tokens.insert(token);
             }
             // The write happened; now say it failed.
-            if let Some(fault) = fault {
-                *self.lock().injected.entry(fault).or_default() += 1;
+            if let Some((fault, _)) = chosen {
+                *state.injected.entry(fault).or_default() += 1;
                 return server_error(&operation);
             }
+        } else if let Some((_, Some(i))) = chosen {
+            // Nothing was applied, so nothing is ambiguous: a scripted fault
+            // waits for a request that succeeds.
+            state.scripted[i].remaining += 1;
         }
+        drop(state);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         *response.headers_mut() = headers;

@@ -2,6 +2,7 @@
 //! `make test` starts, with its own queues, tables and secrets.
 
 mod cli;
+mod faults;
 mod metrics;
 mod processor;
 mod receiver;

@@ -11,11 +11,10 @@ use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
-use jobhook::Envelope;
+use jobhook_tests::messages::{batch, message, webhook};
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
 use jobhook_tests::{aws, deadline, dynamodb, fixture, fixture_path, job_event, logs, sqs, TEST_BACKOFF};
 use processor::Processor;
-use serde_json::json;
 
 struct Harness {
     probe: Probe,
@@ -59,45 +58,6 @@ async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
 
 async fn harness() -> Harness {
     harness_with_concurrency(8).await
-}
-
-/// A generic-profile webhook as the receiver would have queued it.
-fn webhook(event_id: &str, kind: &str, job_id: &str, progress: Option<u8>) -> SqsMessage {
-    let mut data = json!({"job_id": job_id, "progress": progress});
-    match kind {
-        "job.completed" => data["output_url"] = json!(format!("https://cdn.example.com/{job_id}.mp4")),
-        "job.failed" => data["error"] = json!({"code": "E_RENDER", "message": "render failed"}),
-        _ => {}
-    }
-    let body =
-        json!({"id": format!("body-{event_id}"), "type": kind, "created_at": "2026-05-13T12:00:05Z", "data": data});
-    let envelope = Envelope {
-        v: 1,
-        source: "acme".into(),
-        event_id: event_id.into(),
-        received_at: "2026-05-13T12:00:06.000Z".into(),
-        scheme: "standard-webhooks".into(),
-        webhook_id: Some(event_id.into()),
-        signed_at: Some(1778673605),
-        headers: Default::default(),
-        body: body.to_string(),
-        body_base64: false,
-    };
-    message(&envelope.to_json())
-}
-
-fn message(body: &str) -> SqsMessage {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut m = SqsMessage::default();
-    m.message_id = Some(format!("m-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-    m.body = Some(body.to_owned());
-    m
-}
-
-fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages;
-    event
 }
 
 impl Harness {

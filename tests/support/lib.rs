@@ -149,3 +149,49 @@ pub fn job_event(source: &str, job_id: &str, event_id: &str, status: JobStatus, 
         provider_time: None,
     }
 }
+
+/// SQS messages and batches as Lambda hands them to the processor.
+pub mod messages {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use jobhook::Envelope;
+    use serde_json::json;
+
+    /// A generic-profile webhook as the receiver would have queued it.
+    pub fn webhook(event_id: &str, kind: &str, job_id: &str, progress: Option<u8>) -> SqsMessage {
+        let mut data = json!({"job_id": job_id, "progress": progress});
+        match kind {
+            "job.completed" => data["output_url"] = json!(format!("https://cdn.example.com/{job_id}.mp4")),
+            "job.failed" => data["error"] = json!({"code": "E_RENDER", "message": "render failed"}),
+            _ => {}
+        }
+        let body =
+            json!({"id": format!("body-{event_id}"), "type": kind, "created_at": "2026-05-13T12:00:05Z", "data": data});
+        let envelope = Envelope {
+            v: 1,
+            source: "acme".into(),
+            event_id: event_id.into(),
+            received_at: "2026-05-13T12:00:06.000Z".into(),
+            scheme: "standard-webhooks".into(),
+            webhook_id: Some(event_id.into()),
+            signed_at: Some(1778673605),
+            headers: Default::default(),
+            body: body.to_string(),
+            body_base64: false,
+        };
+        message(&envelope.to_json())
+    }
+
+    pub fn message(body: &str) -> SqsMessage {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        m.body = Some(body.to_owned());
+        m
+    }
+
+    pub fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+}
