@@ -16,7 +16,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
 	@echo "make deploy sam build && sam deploy (guided the first time)"
-	@echo "make figures print measured figures: write requests per event, reconciler calls per missed webhook"
+	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,8 @@ dev: venv
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
-	  write_budget only_for_jobs_that_lost concurrency_bound 2>&1 | grep -E '^(write budget|reconciler efficiency|poll concurrency)|test result'
+	  write_budget in_order_events only_for_jobs_that_lost concurrency_bound 2>&1 \
+	  | grep -E '^(write budget|in-order write budget|reconciler efficiency|poll concurrency)|test result'
 
 # First time: make deploy GUIDED=1 (asks for the stack's settings and saves them).
 deploy: sam-venv
