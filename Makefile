@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv sam-venv build check test lint fmt demo dev figures deploy
+.PHONY: help venv sam-venv build check test lint fmt demo dev figures fuzz deploy
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
 	@echo "make deploy sam build && sam deploy (guided the first time)"
+	@echo "make fuzz   property-fuzz every parser of outside input, FUZZ_SECS (default 20) per target"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -67,6 +68,12 @@ figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
 	  write_budget in_order_events only_for_jobs_that_lost concurrency_bound 2>&1 \
 	  | grep -E '^(write budget|in-order write budget|reconciler efficiency|poll concurrency)|test result'
+
+# Each target runs for FUZZ_SECS with fresh seeds and prints its case count.
+FUZZ_SECS ?= 20
+fuzz:
+	set -o pipefail; JOBHOOK_FUZZ_SECS=$(FUZZ_SECS) cargo test -p jobhook --lib domain::fuzz -- --nocapture 2>&1 \
+	  | grep -E '^fuzz |panicked|test result'
 
 # First time: make deploy GUIDED=1 (asks for the stack's settings and saves them).
 deploy: sam-venv

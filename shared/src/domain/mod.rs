@@ -6,3 +6,6 @@ pub mod job;
 pub mod provider;
 pub mod signature;
 pub mod sources;
+
+#[cfg(test)]
+mod fuzz;

@@ -1,0 +1,447 @@
+//! Property-based fuzzing of every parser that meets outside input: the
+//! signature headers, the queue envelope, the generic payload and the sources
+//! document. Inputs are arbitrary bytes and structured generators that stay
+//! close to the real grammar (where a parser's interesting branches are).
+//!
+//! Each target runs 256 cases in `cargo test`. `make fuzz` sets
+//! `JOBHOOK_FUZZ_SECS`, and each target then runs for that long with fresh
+//! random seeds, printing how many cases ran. (No nightly toolchain can be
+//! had here, so cargo-fuzz's instrumented fuzzing is not used.)
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{json, Value};
+
+use super::envelope::{sqs_allows, Envelope, SQS_MAX_MESSAGE_BYTES};
+use super::event::job_event_from_envelope;
+use super::provider::Generic;
+use super::signature::{sign, verify};
+use super::sources::Sources;
+
+/// Runs `check` on values of `strategy`: 256 cases, or for
+/// `JOBHOOK_FUZZ_SECS` seconds when set. Panics (with proptest's shrunk
+/// input) on the first failing case; a panic inside `check` is a failure.
+/// `check` says whether the parser accepted the input, so the printed count
+/// shows the generators reach both the accepting and the refusing paths.
+fn fuzz<S>(name: &str, strategy: S, check: impl Fn(S::Value) -> Result<bool, TestCaseError>)
+where
+    S: Strategy,
+    S::Value: std::fmt::Debug,
+{
+    let budget = std::env::var("JOBHOOK_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
+    let started = Instant::now();
+    let cases = Cell::new(0u64);
+    let accepted = Cell::new(0u64);
+    loop {
+        // A new runner per round: a fresh random seed each time.
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&strategy, |value| {
+            cases.set(cases.get() + 1);
+            let ok = check(value)?;
+            accepted.set(accepted.get() + u64::from(ok));
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("fuzz {name}: {error}");
+        }
+        if budget.is_none_or(|secs| started.elapsed().as_secs_f64() >= secs) {
+            break;
+        }
+    }
+    println!(
+        "fuzz {name}: {} cases ({} accepted) in {:.1} s, no failure",
+        cases.get(),
+        accepted.get(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+const MARKER: &str = "SECRETMARKER";
+
+fn sources_doc() -> Sources {
+    Sources::parse(
+        &json!({"sources": {
+            "sw": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+            "st": {"scheme": "stripe", "header": "mux-signature", "secrets": [format!("whsec_{MARKER}")]},
+            "gh": {"scheme": "github", "secrets": [MARKER]}}})
+        .to_string(),
+    )
+    .expect("fuzz sources")
+}
+
+/// Header values close to each scheme's grammar, and junk.
+fn signature_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..120),
+        "v1,[A-Za-z0-9+/=]{0,60}( v1,[A-Za-z0-9+/=]{0,60}){0,3}".prop_map(String::into_bytes),
+        "(t=-?[0-9]{0,12}|v1=[0-9a-f]{0,70}|[a-z0]=?,?){0,6}".prop_map(String::into_bytes),
+        "sha256=[0-9a-fA-F]{0,70}".prop_map(String::into_bytes),
+        "-?[0-9]{0,20}".prop_map(String::into_bytes),
+    ]
+}
+
+#[test]
+fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
+    let sources = sources_doc();
+    let names = [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+        "mux-signature",
+        "x-hub-signature-256",
+    ];
+    let headers = proptest::collection::vec((0..names.len(), signature_value()), 0..8);
+    let body = proptest::collection::vec(any::<u8>(), 0..256);
+    fuzz(
+        "signature headers",
+        (0..3usize, headers, body, any::<i64>()),
+        |(s, headers, body, now)| {
+            let source = sources.get(["sw", "st", "gh"][s]).expect("source");
+            let mut map = HeaderMap::new();
+            for (i, value) in headers {
+                if let Ok(value) = HeaderValue::from_bytes(&value) {
+                    map.append(HeaderName::from_static(names[i]), value);
+                }
+            }
+            // Random headers are never a valid signature by chance.
+            prop_assert!(verify(source, &map, Bytes::from(body), now).is_err());
+            Ok(false)
+        },
+    );
+}
+
+#[test]
+fn fuzz_any_change_to_a_signed_delivery_is_rejected() {
+    let sources = sources_doc();
+    let body = proptest::collection::vec(any::<u8>(), 1..256);
+    fuzz(
+        "signed delivery, one byte changed",
+        (
+            0..3usize,
+            body,
+            any::<prop::sample::Index>(),
+            1u8..=255,
+            1_600_000_000i64..1_900_000_000,
+        ),
+        |(s, body, at, flip, now)| {
+            let source = sources.get(["sw", "st", "gh"][s]).expect("source");
+            let signed = sign::headers_for(source, "msg_fuzz", now, &body);
+            let map: HeaderMap = signed
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                        HeaderValue::from_str(v).expect("value"),
+                    )
+                })
+                .collect();
+            prop_assert!(verify(source, &map, Bytes::from(body.clone()), now).is_ok());
+            let mut changed = body;
+            let i = at.index(changed.len());
+            changed[i] ^= flip;
+            prop_assert!(verify(source, &map, Bytes::from(changed), now).is_err());
+            Ok(true)
+        },
+    );
+}
+
+/// JSON values of bounded size and depth, for the fields parsers look at.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        (0u64..=101).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        "(job|evt|msg)_[a-z0-9]{0,8}".prop_map(Value::from),
+        Just(Value::from("x".repeat(300))),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn maybe(value: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+    proptest::option::weighted(0.8, value)
+}
+
+/// Mostly a short string, sometimes any JSON.
+fn stringish() -> impl Strategy<Value = Value> {
+    prop_oneof![4 => "[ -~]{0,24}".prop_map(Value::from), 1 => json_value()]
+}
+
+/// Objects shaped like an envelope, each field mostly of its type, sometimes
+/// of any type or absent.
+fn envelope_like() -> impl Strategy<Value = String> {
+    let version = prop_oneof![4 => Just(json!(1)), 1 => json_value()];
+    let base64 = prop_oneof![4 => any::<bool>().prop_map(Value::from), 1 => json_value()];
+    let headers = prop_oneof![
+        3 => proptest::collection::btree_map("[a-z-]{1,12}", "[ -~]{0,20}", 0..3)
+            .prop_map(|m| json!(m)),
+        1 => json_value(),
+    ];
+    (
+        version,
+        maybe(stringish()),
+        maybe(stringish()),
+        maybe(prop_oneof!["[A-Za-z0-9+/=]{0,40}".prop_map(Value::from), stringish()]),
+        maybe(base64),
+        maybe(headers),
+        maybe(stringish()),
+    )
+        .prop_map(|(v, source, event_id, body, base64, headers, webhook_id)| {
+            let mut doc = json!({"v": v, "received_at": "2026-05-13T12:00:05.123Z", "scheme": "github"});
+            for (name, value) in [
+                ("source", source),
+                ("event_id", event_id),
+                ("body", body),
+                ("body_base64", base64),
+                ("headers", headers),
+                ("webhook_id", webhook_id),
+            ] {
+                if let Some(value) = value {
+                    doc[name] = value;
+                }
+            }
+            doc.to_string()
+        })
+}
+
+#[test]
+fn fuzz_envelopes_parse_or_fail_cleanly_and_round_trip() {
+    let text = prop_oneof![".{0,200}".boxed(), envelope_like().boxed()];
+    fuzz("envelope", text, |text| {
+        let Ok(envelope) = Envelope::from_json(&text) else {
+            return Ok(false);
+        };
+        let _ = envelope.body_bytes();
+        let again = Envelope::from_json(&envelope.to_json()).expect("what parsed re-parses");
+        prop_assert_eq!(again, envelope);
+        Ok(true)
+    });
+}
+
+#[test]
+fn fuzz_any_verified_body_is_carried_byte_for_byte_in_a_message_sqs_accepts() {
+    let sources = sources_doc();
+    let source = sources.get("gh").expect("gh").clone();
+    let body = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..2048).boxed(),
+        ".{0,300}".prop_map(String::into_bytes).boxed(),
+        proptest::collection::vec(prop_oneof![Just(0x01u8), Just(b'"'), Just(b'\\'), Just(b'a')], 0..2048).boxed(),
+    ];
+    fuzz("envelope body encoding", body, |body| {
+        let mut headers = HeaderMap::new();
+        let signature = sign::github(&source.keys[0], &body);
+        headers.insert("x-hub-signature-256", HeaderValue::from_str(&signature).expect("value"));
+        let verified = verify(&source, &headers, Bytes::from(body.clone()), 0).expect("signed");
+        let envelope = Envelope::from_verified(&verified, &headers, "2026-05-13T12:00:05.123Z".into());
+        let json = envelope.to_json();
+        prop_assert!(json.chars().all(sqs_allows), "a character SQS refuses");
+        // Never more than base64's 4/3 plus the envelope's own fields.
+        prop_assert!(envelope.sqs_size() <= body.len().div_ceil(3) * 4 + 400);
+        prop_assert!(envelope.sqs_size() <= SQS_MAX_MESSAGE_BYTES);
+        let back = Envelope::from_json(&json).expect("parses");
+        prop_assert_eq!(back.body_bytes().expect("decodes"), body);
+        Ok(!envelope.body_base64)
+    });
+}
+
+/// Bodies shaped like a generic webhook, each field of any type or absent.
+fn generic_like() -> impl Strategy<Value = Vec<u8>> {
+    let kind = prop_oneof![
+        2 => Just(json!("job.started")),
+        2 => Just(json!("job.progress")),
+        2 => Just(json!("job.completed")),
+        2 => Just(json!("job.failed")),
+        1 => json_value(),
+    ];
+    let progress = prop_oneof![3 => (0u64..=100).prop_map(Value::from), 1 => json_value()];
+    let error = prop_oneof![
+        2 => stringish(),
+        1 => Just(json!({"code": "E", "message": "failed"})),
+        1 => json_value(),
+    ];
+    let time = prop_oneof![
+        Just(json!("2026-05-13T12:00:05Z")),
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{0,15}(Z|[+-][0-9]{2}:[0-9]{2})?".prop_map(Value::from),
+        json_value(),
+    ];
+    (
+        maybe(stringish()),
+        maybe(kind),
+        maybe(time),
+        maybe(stringish()),
+        maybe(progress),
+        maybe(stringish()),
+        maybe(error),
+    )
+        .prop_map(|(id, kind, created_at, job_id, progress, output_url, error)| {
+            let mut data = json!({});
+            for (name, value) in [
+                ("job_id", job_id),
+                ("progress", progress),
+                ("output_url", output_url),
+                ("error", error),
+            ] {
+                if let Some(value) = value {
+                    data[name] = value;
+                }
+            }
+            let mut body = json!({"data": data});
+            for (name, value) in [("id", id), ("type", kind), ("created_at", created_at)] {
+                if let Some(value) = value {
+                    body[name] = value;
+                }
+            }
+            body.to_string().into_bytes()
+        })
+}
+
+#[test]
+fn fuzz_generic_payloads_give_a_valid_event_or_a_clear_error() {
+    let body = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..256).boxed(),
+        generic_like().boxed()
+    ];
+    fuzz("generic payload", body, |body| {
+        let envelope = Envelope {
+            v: 1,
+            source: "acme".into(),
+            event_id: "e".into(),
+            received_at: "2026-05-13T12:00:05.123Z".into(),
+            scheme: "github".into(),
+            webhook_id: None,
+            signed_at: None,
+            headers: Default::default(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            body_base64: false,
+        };
+        match job_event_from_envelope(&envelope, &Generic) {
+            Ok(event) => {
+                prop_assert!(!event.job_id.is_empty() && event.job_id.len() <= 256);
+                prop_assert!(event.progress.is_none_or(|p| p <= 100));
+                prop_assert!(!event.event_id.is_empty());
+                Ok(true)
+            }
+            Err(error) => {
+                prop_assert!(!error.to_string().is_empty());
+                Ok(false)
+            }
+        }
+    });
+}
+
+/// Documents close to the real schema, with a recognizable marker in every
+/// secret and token, so an error that quotes one is caught.
+fn sources_like() -> impl Strategy<Value = String> {
+    let scheme = prop_oneof![
+        Just(json!("standard-webhooks")),
+        Just(json!("stripe")),
+        Just(json!("github")),
+        json_value()
+    ];
+    let secret = prop_oneof![
+        Just(format!("whsec_{MARKER}AAAAAAAAAAAAAAAAAAAA")),
+        Just(format!("whsec_{MARKER}")),
+        Just(format!("{MARKER}-raw")),
+        Just(format!("whsec_{MARKER}!!not base64")),
+    ];
+    let secrets = prop_oneof![
+        proptest::collection::vec(secret.prop_map(Value::from), 0..3).prop_map(Value::from),
+        Just(json!(MARKER)),
+    ];
+    let api = prop_oneof![
+        Just(json!({"base_url": "https://api.example.com", "token": MARKER})),
+        Just(json!({"base_url": MARKER, "token": MARKER})),
+        Just(json!({"token": MARKER, "extra": MARKER})),
+        json_value(),
+    ];
+    let name = prop_oneof!["[a-z_-]{1,10}", ".{0,70}"];
+    let entry = (
+        maybe(scheme),
+        maybe(secrets),
+        maybe(json_value()),
+        maybe(json_value()),
+        maybe(json_value()),
+        maybe(api),
+        proptest::option::weighted(0.2, "[a-z_]{1,10}"),
+    )
+        .prop_map(|(scheme, secrets, tolerance, header, provider, api, unknown)| {
+            let mut entry = json!({});
+            for (field, value) in [
+                ("scheme", scheme),
+                ("secrets", secrets),
+                ("tolerance_secs", tolerance),
+                ("header", header),
+                ("provider", provider),
+                ("api", api),
+            ] {
+                if let Some(value) = value {
+                    entry[field] = value;
+                }
+            }
+            if let Some(unknown) = unknown {
+                entry[unknown] = json!(MARKER);
+            }
+            entry
+        });
+    proptest::collection::btree_map(name, entry, 0..4)
+        .prop_map(|sources| json!({"sources": Value::Object(sources.into_iter().collect())}).to_string())
+}
+
+#[test]
+fn fuzz_sources_documents_fail_without_quoting_a_secret() {
+    let text = prop_oneof![".{0,200}".boxed(), sources_like().boxed()];
+    fuzz("sources document", text, |text| match Sources::parse(&text) {
+        Ok(sources) => {
+            let shown = format!("{sources:?}");
+            prop_assert!(!shown.contains(MARKER), "Debug shows a secret: {}", shown);
+            Ok(true)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            prop_assert!(!message.contains(MARKER), "error quotes a secret: {}", message);
+            Ok(false)
+        }
+    });
+}
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    let deep = "[".repeat(200_000);
+    assert!(Envelope::from_json(&deep).is_err());
+    assert!(Sources::parse(&deep).is_err());
+    let envelope = Envelope {
+        v: 1,
+        source: "acme".into(),
+        event_id: "e".into(),
+        received_at: "2026-05-13T12:00:05.123Z".into(),
+        scheme: "github".into(),
+        webhook_id: None,
+        signed_at: None,
+        headers: Default::default(),
+        body: format!("{{\"data\":{deep}"),
+        body_base64: false,
+    };
+    assert!(job_event_from_envelope(&envelope, &Generic).is_err());
+}
