@@ -572,16 +572,20 @@ async fn poison_messages_go_to_the_dlq_with_their_reason() {
     }
 }
 
-#[tokio::test]
-async fn a_missing_table_fails_the_whole_invocation() {
-    let mut h = harness().await;
-    let config = aws().await;
-    h.processor.store = Arc::new(DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
+/// A store whose table does not exist: every write fails systemically.
+async fn missing_table_store() -> Arc<dyn JobStore> {
+    Arc::new(DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(&aws().await),
         "no-such-table",
         Duration::from_secs(60),
         Arc::new(SystemClock),
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn a_missing_table_fails_the_whole_invocation() {
+    let mut h = harness().await;
+    h.processor.store = missing_table_store().await;
     let result = h
         .processor
         .handle(batch(vec![webhook("mt-1", "job.started", "job-mt", None)]), deadline())
@@ -679,13 +683,7 @@ async fn in_order_events_cost_one_write_request_each_when_batches_hold_several_p
 async fn poison_in_a_batch_that_fails_whole_reaches_the_dlq_once_after_the_retry() {
     let mut h = harness().await;
     let good_store = h.processor.store.clone();
-    let config = aws().await;
-    h.processor.store = Arc::new(DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        "no-such-table",
-        Duration::from_secs(60),
-        Arc::new(SystemClock),
-    ));
+    h.processor.store = missing_table_store().await;
     let messages = vec![
         message("not an envelope"),
         webhook("sy-1", "job.started", "job-sy", None),

@@ -184,6 +184,16 @@ fn maybe(value: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Va
     proptest::option::weighted(0.8, value)
 }
 
+/// `object` with each field that is present set.
+fn with_fields<'a>(mut object: Value, fields: impl IntoIterator<Item = (&'a str, Option<Value>)>) -> Value {
+    for (name, value) in fields {
+        if let Some(value) = value {
+            object[name] = value;
+        }
+    }
+    object
+}
+
 /// Mostly a short string, sometimes any JSON.
 fn stringish() -> impl Strategy<Value = Value> {
     prop_oneof![4 => "[ -~]{0,24}".prop_map(Value::from), 1 => json_value()]
@@ -209,20 +219,19 @@ fn envelope_like() -> impl Strategy<Value = String> {
         maybe(stringish()),
     )
         .prop_map(|(v, source, event_id, body, base64, headers, webhook_id)| {
-            let mut doc = json!({"v": v, "received_at": "2026-05-13T12:00:05.123Z", "scheme": "github"});
-            for (name, value) in [
-                ("source", source),
-                ("event_id", event_id),
-                ("body", body),
-                ("body_base64", base64),
-                ("headers", headers),
-                ("webhook_id", webhook_id),
-            ] {
-                if let Some(value) = value {
-                    doc[name] = value;
-                }
-            }
-            doc.to_string()
+            let doc = json!({"v": v, "received_at": "2026-05-13T12:00:05.123Z", "scheme": "github"});
+            with_fields(
+                doc,
+                [
+                    ("source", source),
+                    ("event_id", event_id),
+                    ("body", body),
+                    ("body_base64", base64),
+                    ("headers", headers),
+                    ("webhook_id", webhook_id),
+                ],
+            )
+            .to_string()
         })
 }
 
@@ -296,25 +305,37 @@ fn generic_like() -> impl Strategy<Value = Vec<u8>> {
         maybe(error),
     )
         .prop_map(|(id, kind, created_at, job_id, progress, output_url, error)| {
-            let mut data = json!({});
-            for (name, value) in [
-                ("job_id", job_id),
-                ("progress", progress),
-                ("output_url", output_url),
-                ("error", error),
-            ] {
-                if let Some(value) = value {
-                    data[name] = value;
-                }
-            }
-            let mut body = json!({"data": data});
-            for (name, value) in [("id", id), ("type", kind), ("created_at", created_at)] {
-                if let Some(value) = value {
-                    body[name] = value;
-                }
-            }
+            let data = with_fields(
+                json!({}),
+                [
+                    ("job_id", job_id),
+                    ("progress", progress),
+                    ("output_url", output_url),
+                    ("error", error),
+                ],
+            );
+            let body = with_fields(
+                json!({"data": data}),
+                [("id", id), ("type", kind), ("created_at", created_at)],
+            );
             body.to_string().into_bytes()
         })
+}
+
+/// An envelope carrying `body` as text, as the receiver queues it.
+fn text_envelope(body: String) -> Envelope {
+    Envelope {
+        v: 1,
+        source: "acme".into(),
+        event_id: "e".into(),
+        received_at: "2026-05-13T12:00:05.123Z".into(),
+        scheme: "github".into(),
+        webhook_id: None,
+        signed_at: None,
+        headers: Default::default(),
+        body,
+        body_base64: false,
+    }
 }
 
 #[test]
@@ -324,19 +345,7 @@ fn fuzz_generic_payloads_give_a_valid_event_or_a_clear_error() {
         generic_like().boxed()
     ];
     fuzz("generic payload", body, |body| {
-        let envelope = Envelope {
-            v: 1,
-            source: "acme".into(),
-            event_id: "e".into(),
-            received_at: "2026-05-13T12:00:05.123Z".into(),
-            scheme: "github".into(),
-            webhook_id: None,
-            signed_at: None,
-            headers: Default::default(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            body_base64: false,
-        };
-        match job_event_from_envelope(&envelope, &Generic) {
+        match job_event_from_envelope(&text_envelope(String::from_utf8_lossy(&body).into_owned()), &Generic) {
             Ok(event) => {
                 prop_assert!(!event.job_id.is_empty() && event.job_id.len() <= 256);
                 prop_assert!(event.progress.is_none_or(|p| p <= 100));
@@ -387,19 +396,17 @@ fn sources_like() -> impl Strategy<Value = String> {
         proptest::option::weighted(0.2, "[a-z_]{1,10}"),
     )
         .prop_map(|(scheme, secrets, tolerance, header, provider, api, unknown)| {
-            let mut entry = json!({});
-            for (field, value) in [
-                ("scheme", scheme),
-                ("secrets", secrets),
-                ("tolerance_secs", tolerance),
-                ("header", header),
-                ("provider", provider),
-                ("api", api),
-            ] {
-                if let Some(value) = value {
-                    entry[field] = value;
-                }
-            }
+            let mut entry = with_fields(
+                json!({}),
+                [
+                    ("scheme", scheme),
+                    ("secrets", secrets),
+                    ("tolerance_secs", tolerance),
+                    ("header", header),
+                    ("provider", provider),
+                    ("api", api),
+                ],
+            );
             if let Some(unknown) = unknown {
                 entry[unknown] = json!(MARKER);
             }
@@ -431,17 +438,5 @@ fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
     let deep = "[".repeat(200_000);
     assert!(Envelope::from_json(&deep).is_err());
     assert!(Sources::parse(&deep).is_err());
-    let envelope = Envelope {
-        v: 1,
-        source: "acme".into(),
-        event_id: "e".into(),
-        received_at: "2026-05-13T12:00:05.123Z".into(),
-        scheme: "github".into(),
-        webhook_id: None,
-        signed_at: None,
-        headers: Default::default(),
-        body: format!("{{\"data\":{deep}"),
-        body_base64: false,
-    };
-    assert!(job_event_from_envelope(&envelope, &Generic).is_err());
+    assert!(job_event_from_envelope(&text_envelope(format!("{{\"data\":{deep}")), &Generic).is_err());
 }
