@@ -62,7 +62,7 @@ demo: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/demo.sh
 
 dev: venv
-	scripts/with-moto.sh scripts/dev.sh
+	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/dev.sh
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \

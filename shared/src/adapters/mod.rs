@@ -36,10 +36,6 @@ const RETRYABLE_BEYOND_SDK: &[&str] = &[
     // DynamoDB: a write met an item inside an ongoing transaction. Nothing
     // was written ("Transaction conflict handling", DynamoDB developer guide).
     "TransactionConflictException",
-    // Plain 500-class codes some services send with a 400 status.
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
 ];
 
 /// Error codes that mean the deployment itself is wrong.
@@ -58,11 +54,9 @@ const SYSTEMIC_CODES: &[&str] = &[
 /// lists, then the HTTP status, then [`RETRYABLE_BEYOND_SDK`].
 pub fn classify_service_error(status: u16, code: Option<&str>, modeled: Option<RetryKind>) -> ErrorKind {
     let code = code.unwrap_or_default();
-    let sdk_retryable = matches!(
-        modeled,
-        Some(RetryKind::ThrottlingError | RetryKind::TransientError | RetryKind::ServerError)
-    ) || THROTTLING_ERRORS.contains(&code)
-        || TRANSIENT_ERRORS.contains(&code);
+    // Any modeled kind means the model marks the error `@retryable` (DynamoDB's
+    // `ReplicatedWriteConflictException` is, as a client error).
+    let sdk_retryable = modeled.is_some() || THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code);
     if sdk_retryable || status >= 500 || status == 429 || RETRYABLE_BEYOND_SDK.contains(&code) {
         ErrorKind::Transient
     } else if SYSTEMIC_CODES.contains(&code) {
@@ -126,10 +120,12 @@ mod tests {
         for code in ["ValidationException", "InvalidMessageContents", "InvalidParameterValue"] {
             assert_eq!(kind(400, code), ErrorKind::Permanent, "{code}");
         }
-        assert_eq!(
-            classify_service_error(400, Some("SomeModeledThrottle"), Some(RetryKind::ThrottlingError)),
-            ErrorKind::Transient,
-            "the SDK's modeled retryable kind is honoured"
-        );
+        for modeled in [RetryKind::ThrottlingError, RetryKind::ClientError] {
+            assert_eq!(
+                classify_service_error(400, Some("ReplicatedWriteConflictException"), Some(modeled)),
+                ErrorKind::Transient,
+                "the SDK's modeled retryable kind is honoured"
+            );
+        }
     }
 }
