@@ -106,14 +106,18 @@ fn check(job: &JobRef) -> Result<(), CliError> {
     Ok(())
 }
 
-fn store(aws: &aws_config::SdkConfig, table: &Table) -> DynamoJobStore {
+fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<DynamoJobStore, CliError> {
+    // A tracked job is first due for a poll as the functions would have it.
+    let stale_after =
+        jobhook::config::stale_after(&jobhook::config::Env::process()).map_err(|e| CliError::Usage(e.to_string()))?;
     // The timeline TTL only matters to the processor's writes.
-    DynamoJobStore::new(
+    Ok(DynamoJobStore::new(
         aws_sdk_dynamodb::Client::new(aws),
         &table.name,
         Duration::from_secs(30 * 86_400),
         Arc::new(SystemClock),
     )
+    .with_stale_after(stale_after))
 }
 
 fn failed(table: &str, error: impl std::fmt::Display) -> CliError {
@@ -175,7 +179,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
     match cli.command {
         Command::Track { job, table } => {
             check(&job)?;
-            let created = store(aws, &table)
+            let created = store(aws, &table)?
                 .track(&job.source, &job.job_id)
                 .await
                 .map_err(|e| failed(&table.name, e))?;
@@ -184,7 +188,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
         }
         Command::Status { job, table, json } => {
             check(&job)?;
-            let state = store(aws, &table)
+            let state = store(aws, &table)?
                 .get(&job.source, &job.job_id)
                 .await
                 .map_err(|e| failed(&table.name, e))?
@@ -199,7 +203,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
         Command::Dlq { command } => dlq::run(command, aws, out).await,
         Command::Timeline { job, table, json } => {
             check(&job)?;
-            let entries = store(aws, &table)
+            let entries = store(aws, &table)?
                 .timeline(&job.source, &job.job_id)
                 .await
                 .map_err(|e| failed(&table.name, e))?;

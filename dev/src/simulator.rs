@@ -216,7 +216,10 @@ pub struct Summary {
     pub jobs: usize,
     #[serde(flatten)]
     pub deliveries: DeliveryStats,
+    /// Jobs whose end a poll found first: each one a lost webhook repaired.
     pub recovered_by_polling: usize,
+    /// Jobs whose end a webhook brought first.
+    pub ended_by_webhook: usize,
     pub correct_final_states: usize,
     pub wrong_final_states: Vec<String>,
     pub duplicate_transitions: usize,
@@ -261,7 +264,13 @@ impl Summary {
                 faults.contention_conflicts, faults.replayed_transactions
             );
         }
-        println!("recovered by polling   {}", self.recovered_by_polling);
+        let ended = self.ended_by_webhook + self.recovered_by_polling;
+        println!(
+            "webhook coverage       terminal states first seen by webhook {:.0}% ({} of {ended}), repaired by polling {}",
+            100.0 * self.ended_by_webhook as f64 / ended.max(1) as f64,
+            self.ended_by_webhook,
+            self.recovered_by_polling
+        );
         println!("correct final states   {}/{}", self.correct_final_states, self.jobs);
         println!("duplicate transitions  {}", self.duplicate_transitions);
         println!("lost events            {}", self.lost_events);
@@ -493,6 +502,7 @@ impl Simulator {
             jobs: jobs.len(),
             deliveries: stats,
             recovered_by_polling: 0,
+            ended_by_webhook: 0,
             correct_final_states: 0,
             wrong_final_states: vec![],
             duplicate_transitions: 0,
@@ -524,11 +534,10 @@ impl Simulator {
                 .iter()
                 .filter(|e| accepted.contains(&e.webhook_id) && !recorded.contains(e.webhook_id.as_str()))
                 .count();
-            if applied
-                .iter()
-                .any(|e| e.origin == Origin::Poll && e.status.is_some_and(JobStatus::is_terminal))
-            {
-                summary.recovered_by_polling += 1;
+            match state.as_ref().and_then(|s| s.terminal_origin) {
+                Some(Origin::Poll) => summary.recovered_by_polling += 1,
+                Some(Origin::Webhook) => summary.ended_by_webhook += 1,
+                None => {}
             }
         }
         summary.wall_time_secs = started.elapsed().as_secs_f64();
@@ -642,12 +651,15 @@ async fn deliver(
     }
 }
 
-/// Makes the run's store client; the simulator reads and tracks with it.
-pub fn store(aws: &aws_config::SdkConfig, table: &str) -> DynamoJobStore {
-    DynamoJobStore::new(
+/// Makes the run's store client; the simulator reads and tracks with it,
+/// as an application would, with the functions' `JOBHOOK_STALE_AFTER_SECS`.
+pub fn store(aws: &aws_config::SdkConfig, table: &str) -> Result<DynamoJobStore, Error> {
+    let stale_after = jobhook::config::stale_after(&jobhook::config::Env::process())?;
+    Ok(DynamoJobStore::new(
         aws_sdk_dynamodb::Client::new(aws),
         table,
         Duration::from_secs(86_400),
         Arc::new(SystemClock),
     )
+    .with_stale_after(stale_after))
 }

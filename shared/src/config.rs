@@ -131,6 +131,7 @@ pub struct ProcessorConfig {
     pub event_ttl: Duration,
     /// Messages of one batch processed at once.
     pub concurrency: usize,
+    pub stale_after: Duration,
 }
 
 impl ProcessorConfig {
@@ -143,20 +144,36 @@ impl ProcessorConfig {
             sources: SourcesSettings::from_env(env)?,
             event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
             concurrency: env.number(PROCESSOR_CONCURRENCY, 8, 1..=100)? as usize,
+            stale_after: stale_after(env)?,
         })
     }
 }
 
 pub const STALE_AFTER_SECS: &str = "JOBHOOK_STALE_AFTER_SECS";
 pub const POLL_INTERVAL_SECS: &str = "JOBHOOK_POLL_INTERVAL_SECS";
+pub const MAX_POLL_INTERVAL_SECS: &str = "JOBHOOK_MAX_POLL_INTERVAL_SECS";
 pub const MAX_POLLS_PER_RUN: &str = "JOBHOOK_MAX_POLLS_PER_RUN";
 pub const POLL_CONCURRENCY: &str = "JOBHOOK_POLL_CONCURRENCY";
+pub const ABANDON_AFTER_NOT_FOUND: &str = "JOBHOOK_ABANDON_AFTER_NOT_FOUND";
+pub const ABANDON_AFTER_DAYS: &str = "JOBHOOK_ABANDON_AFTER_DAYS";
+
+/// How long after its last applied event (or its tracking) an open job is
+/// first due for a poll. Everything that writes job state reads it: the
+/// processor, the reconciler, the CLI's `track`.
+pub fn stale_after<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(env.number(
+        STALE_AFTER_SECS,
+        crate::adapters::dynamodb::DEFAULT_STALE_AFTER.as_secs(),
+        0..=30 * 86_400,
+    )?))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcilerConfig {
     pub table_name: String,
     pub sources: SourcesSettings,
     pub event_ttl: Duration,
+    pub stale_after: Duration,
     pub settings: crate::reconcile::ReconcileSettings,
 }
 
@@ -168,11 +185,31 @@ impl ReconcilerConfig {
             table_name: env.required(TABLE_NAME)?,
             sources: SourcesSettings::from_env(env)?,
             event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
-            settings: crate::reconcile::ReconcileSettings {
-                stale_after: Duration::from_secs(env.number(STALE_AFTER_SECS, 600, 0..=30 * 86_400)?),
-                poll_interval: Duration::from_secs(env.number(POLL_INTERVAL_SECS, 300, 0..=30 * 86_400)?),
-                max_polls_per_run: env.number(MAX_POLLS_PER_RUN, 500, 1..=100_000)? as usize,
-                poll_concurrency: env.number(POLL_CONCURRENCY, 8, 1..=256)? as usize,
+            stale_after: stale_after(env)?,
+            settings: {
+                let d = crate::reconcile::ReconcileSettings::default();
+                let secs = |name, default: Duration| -> Result<Duration, ConfigError> {
+                    Ok(Duration::from_secs(env.number(
+                        name,
+                        default.as_secs(),
+                        0..=30 * 86_400,
+                    )?))
+                };
+                crate::reconcile::ReconcileSettings {
+                    poll_interval: secs(POLL_INTERVAL_SECS, d.poll_interval)?,
+                    max_poll_interval: secs(MAX_POLL_INTERVAL_SECS, d.max_poll_interval)?,
+                    max_polls_per_run: env.number(MAX_POLLS_PER_RUN, d.max_polls_per_run as u64, 1..=100_000)? as usize,
+                    poll_concurrency: env.number(POLL_CONCURRENCY, d.poll_concurrency as u64, 1..=256)? as usize,
+                    abandon_after_not_found: env.number(
+                        ABANDON_AFTER_NOT_FOUND,
+                        u64::from(d.abandon_after_not_found),
+                        1..=1000,
+                    )? as u32,
+                    abandon_after: Duration::from_secs(
+                        env.number(ABANDON_AFTER_DAYS, d.abandon_after.as_secs() / 86_400, 1..=365)? * 86_400,
+                    ),
+                    reserve: d.reserve,
+                }
             },
         })
     }
@@ -247,7 +284,7 @@ mod tests {
         let mut fast = base.to_vec();
         fast.extend([(STALE_AFTER_SECS, "5"), (POLL_INTERVAL_SECS, "2")]);
         let cfg = ReconcilerConfig::from_env(&env(&fast)).expect("valid");
-        assert_eq!(cfg.settings.stale_after, Duration::from_secs(5));
+        assert_eq!(cfg.stale_after, Duration::from_secs(5));
         assert_eq!(cfg.settings.poll_interval, Duration::from_secs(2));
     }
 }

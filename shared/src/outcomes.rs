@@ -2,7 +2,7 @@
 //! metrics never disagree. Log lines name the source, job and event, never a
 //! secret or a payload.
 
-use crate::domain::job::{ApplyResult, JobEvent, Outcome};
+use crate::domain::job::{ApplyResult, JobEvent, Origin, Outcome};
 use crate::reconcile::RunSummary;
 use crate::telemetry::{count, count_n, count_with, names};
 
@@ -45,6 +45,14 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
     match result.outcome {
         Outcome::Applied => {
             count(names::EVENTS_APPLIED, source);
+            // Webhook coverage: who brought the job to its end first.
+            if event.status.is_terminal() {
+                let name = match event.origin {
+                    Origin::Webhook => names::TERMINAL_FIRST_BY_WEBHOOK,
+                    Origin::Poll => names::TERMINAL_FIRST_BY_POLL,
+                };
+                count(name, source);
+            }
             tracing::info!(
                 source,
                 job_id,
@@ -129,7 +137,11 @@ pub enum PollRecord {
     },
     Unchanged,
     NotFound,
+    Abandoned,
+    /// The provider failed (timeout, 5xx, network, bad answer).
     Error,
+    /// DynamoDB failed around the poll: not the provider's fault.
+    StoreError,
     RateLimited,
 }
 
@@ -141,9 +153,19 @@ pub fn record_poll(source: &str, job_id: &str, record: PollRecord) {
             tracing::warn!(source, job_id, "missed webhook recovered by polling");
         }
         PollRecord::Error => count(names::PROVIDER_POLL_ERRORS, source),
+        PollRecord::StoreError => count(names::RECONCILER_STORE_ERRORS, source),
         PollRecord::RateLimited => count(names::PROVIDER_RATE_LIMITED, source),
-        PollRecord::Advanced { terminal: false } | PollRecord::Unchanged | PollRecord::NotFound => {}
+        PollRecord::Advanced { terminal: false }
+        | PollRecord::Unchanged
+        | PollRecord::NotFound
+        | PollRecord::Abandoned => {}
     }
+}
+
+/// A job the reconciler gave up on: no longer polled.
+pub fn record_abandoned(source: &str, job_id: &str, reason: &str) {
+    count(names::JOBS_ABANDONED, source);
+    tracing::warn!(source, job_id, reason, "job abandoned: no longer polled");
 }
 
 /// A reconciler run's summary.
@@ -157,8 +179,12 @@ pub fn record_reconcile_run(summary: &RunSummary) {
         recovered_failed = summary.recovered_failed,
         unchanged = summary.unchanged,
         not_found = summary.not_found,
+        abandoned = summary.abandoned,
         errors = summary.errors,
+        store_errors = summary.store_errors,
         skipped_rate_limited = summary.skipped_rate_limited,
+        deferred = summary.deferred,
+        sources_failed = ?summary.sources_failed,
         rate_limited_sources = ?summary.rate_limited_sources.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
         "reconciler run finished"
     );

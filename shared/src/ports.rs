@@ -85,26 +85,31 @@ pub struct OpenJob {
     pub source: String,
     pub job_id: String,
     pub status: JobStatus,
-    /// Epoch ms of the last applied event (or of tracking).
-    pub last_activity_ms: i64,
+    /// Epoch ms from which the job is due for a poll.
+    pub next_poll_at_ms: i64,
+    /// Polls in a row that changed nothing or were answered 404.
+    pub poll_misses: u32,
+    /// Epoch ms the job was first seen, if known.
+    pub first_seen_ms: Option<i64>,
 }
 
 /// The open-jobs index and the reconciler's bookkeeping.
 #[async_trait]
 pub trait OpenJobIndex: Send + Sync + std::fmt::Debug {
-    /// Open jobs of `source` with no applied event since `active_before_ms`
-    /// and no poll since `polled_before_ms`, least recently active first.
-    async fn stale_open_jobs(
-        &self,
-        source: &str,
-        active_before_ms: i64,
-        polled_before_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OpenJob>, PortError>;
-    /// Notes that the job was polled now (a no-op if it has ended).
-    async fn record_poll(&self, source: &str, job_id: &str) -> Result<(), PortError>;
-    /// Adds a `not_found` entry to the job's timeline.
-    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<(), PortError>;
+    /// Open jobs of `source` due for a poll at `now_ms`, soonest due first.
+    async fn due_open_jobs(&self, source: &str, now_ms: i64, limit: usize) -> Result<Vec<OpenJob>, PortError>;
+    /// After a poll that did not move the job: not due again before
+    /// `next_poll_at_ms`, with `misses` polls in a row that changed nothing
+    /// (a no-op if the job has ended or moved meanwhile).
+    async fn reschedule(&self, job: &OpenJob, next_poll_at_ms: i64, misses: u32) -> Result<(), PortError>;
+    /// Adds to the job's `not_found` timeline entry; returns the 404s so far.
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<u32, PortError>;
+    /// Stops polling a job the provider never resolves: it leaves the index,
+    /// its timeline gets an `abandoned` entry. False if it had ended meanwhile.
+    async fn abandon(&self, job: &OpenJob, reason: &str) -> Result<bool, PortError>;
+    /// Until when (epoch ms) the provider asked not to be polled, if it did.
+    async fn rate_limited_until(&self, source: &str) -> Result<Option<i64>, PortError>;
+    async fn record_rate_limit(&self, source: &str, until_ms: i64) -> Result<(), PortError>;
 }
 
 /// What the provider said about one job.

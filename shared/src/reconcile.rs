@@ -1,6 +1,14 @@
-//! Reconciliation: find open jobs that went quiet, ask the provider, and
-//! apply its answer through the same idempotent, monotonic path as webhooks.
-//! Jobs whose webhooks arrive are never polled.
+//! Reconciliation: find open jobs that are due for a poll, ask the provider,
+//! and apply its answer through the same idempotent, monotonic path as
+//! webhooks. Jobs whose webhooks arrive are never polled.
+//!
+//! Every applied event makes a job due `stale_after` later (the store sets
+//! it). A poll that changes nothing, or a 404, pushes the job back by
+//! `poll_interval`, doubling with each such poll in a row up to
+//! `max_poll_interval`, so jobs the provider never knew cannot crowd out
+//! jobs that just went quiet. After `abandon_after_not_found` 404s, or once
+//! a fruitless poll finds the job open for longer than `abandon_after`, the
+//! job is abandoned: no longer polled, with an `abandoned` timeline entry.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -8,32 +16,54 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::clock::{unix_ms, Clock};
 use crate::domain::job::{JobStatus, Outcome};
 use crate::domain::provider::job_event_from_poll;
 use crate::domain::sources::{SourceConfig, Sources};
 use crate::outcomes::{self, PollRecord};
-use crate::ports::{JobPoller, JobStore, OpenJob, OpenJobIndex, PollOutcome, PortError};
+use crate::ports::{ErrorKind, JobPoller, JobStore, OpenJob, OpenJobIndex, PollOutcome, PortError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileSettings {
-    /// A job with no applied event for this long is a candidate.
-    pub stale_after: Duration,
-    /// A polled job is not polled again before this.
+    /// The wait after the first poll that changes nothing (or a 404); it
+    /// doubles with each such poll in a row.
     pub poll_interval: Duration,
+    /// The longest wait between polls of a job.
+    pub max_poll_interval: Duration,
     pub max_polls_per_run: usize,
     pub poll_concurrency: usize,
+    /// A job the provider answered 404 this many times is abandoned.
+    pub abandon_after_not_found: u32,
+    /// A job still open this long after it was first seen is abandoned at
+    /// its next poll that changes nothing.
+    pub abandon_after: Duration,
+    /// No poll starts unless this much time is left before the deadline: one
+    /// poll's timeout and the writes after it.
+    pub reserve: Duration,
 }
 
 impl Default for ReconcileSettings {
     fn default() -> Self {
         Self {
-            stale_after: Duration::from_secs(600),
             poll_interval: Duration::from_secs(300),
-            max_polls_per_run: 500,
+            max_poll_interval: Duration::from_secs(3600),
+            max_polls_per_run: 300,
             poll_concurrency: 8,
+            abandon_after_not_found: 5,
+            abandon_after: Duration::from_secs(7 * 86_400),
+            reserve: Duration::from_secs(7),
         }
+    }
+}
+
+impl ReconcileSettings {
+    /// The wait before the next poll of a job after `misses` polls in a row
+    /// that changed nothing (at least 1).
+    pub fn backoff(&self, misses: u32) -> Duration {
+        let factor = 1u32 << misses.saturating_sub(1).min(20);
+        self.poll_interval.saturating_mul(factor).min(self.max_poll_interval)
     }
 }
 
@@ -54,12 +84,21 @@ pub struct RunSummary {
     pub recovered_failed: usize,
     pub unchanged: usize,
     pub not_found: usize,
+    /// Jobs given up on this run.
+    pub abandoned: usize,
+    /// Polls that failed at the provider (timeout, 5xx, network, bad answer).
     pub errors: usize,
-    /// Candidates not polled because their source answered 429 this run.
+    /// Candidates whose bookkeeping failed in DynamoDB (not the provider's fault).
+    pub store_errors: usize,
+    /// Candidates not polled because their source answered 429.
     pub skipped_rate_limited: usize,
+    /// Candidates left for the next run because the deadline was near.
+    pub deferred: usize,
     pub rate_limited_sources: Vec<RateLimitedSource>,
-    /// Sources with open jobs but no `api` to poll.
+    /// Sources with no `api`: never queried.
     pub sources_without_api: Vec<String>,
+    /// Sources whose due jobs could not be read this run; the others went on.
+    pub sources_failed: Vec<String>,
 }
 
 impl RunSummary {
@@ -73,9 +112,12 @@ enum JobResult {
     Advanced(JobStatus),
     Unchanged,
     NotFound,
-    Error,
+    Abandoned,
+    ProviderError,
+    StoreError,
     RateLimited,
     Skipped,
+    Deferred,
 }
 
 #[derive(Debug)]
@@ -104,52 +146,54 @@ fn round_robin(mut lists: Vec<Vec<OpenJob>>, limit: usize) -> Vec<OpenJob> {
     out
 }
 
-impl Reconciler {
-    /// One run over every source that has an `api`.
-    pub async fn run(&self, sources: &Sources) -> Result<RunSummary, PortError> {
-        let now_ms = unix_ms(self.clock.now());
-        let active_before = now_ms - self.settings.stale_after.as_millis() as i64;
-        let polled_before = now_ms - self.settings.poll_interval.as_millis() as i64;
-        let limit = self.settings.max_polls_per_run;
+type RateLimits = Mutex<BTreeMap<String, Option<Duration>>>;
 
+impl Reconciler {
+    /// One run over every source that has an `api`, stopping in time for
+    /// `deadline`. Fails only when the store itself is unusable (a systemic
+    /// error); a source whose query fails is skipped and named.
+    pub async fn run(&self, sources: &Sources, deadline: Instant) -> Result<RunSummary, PortError> {
+        let now_ms = unix_ms(self.clock.now());
+        let limit = self.settings.max_polls_per_run;
         let mut summary = RunSummary::default();
         let mut lists = Vec::new();
         for source in sources.iter() {
-            let jobs = self
-                .index
-                .stale_open_jobs(&source.name, active_before, polled_before, limit)
-                .await?;
             if source.api.is_none() {
-                if !jobs.is_empty() {
-                    tracing::warn!(source = %source.name, open = jobs.len(), "stale jobs, but the source has no api to poll");
-                    summary.sources_without_api.push(source.name.clone());
-                }
+                summary.sources_without_api.push(source.name.clone());
                 continue;
             }
-            lists.push(jobs);
+            match self.due_jobs(source, now_ms, limit).await {
+                Ok(Some(jobs)) => lists.push(jobs),
+                Ok(None) => {
+                    let until = self.index.rate_limited_until(&source.name).await.ok().flatten();
+                    summary.rate_limited_sources.push(RateLimitedSource {
+                        source: source.name.clone(),
+                        retry_after_secs: until.map(|u| ((u - now_ms).max(0) / 1000) as u64),
+                    });
+                }
+                Err(error) if error.kind == ErrorKind::Systemic => return Err(error),
+                Err(error) => {
+                    tracing::error!(source = %source.name, %error, "could not read the source's due jobs; the other sources go on");
+                    summary.sources_failed.push(source.name.clone());
+                }
+            }
         }
         let candidates = round_robin(lists, limit);
         summary.candidates = candidates.len();
 
-        let rate_limited: Mutex<BTreeMap<String, Option<Duration>>> = Mutex::new(BTreeMap::new());
+        let rate_limited: RateLimits = Mutex::new(BTreeMap::new());
         let limited = &rate_limited;
         let results: Vec<JobResult> = stream::iter(0..candidates.len())
             .map(|i| {
                 let job = &candidates[i];
                 let source = sources.get(&job.source).expect("candidates come from known sources");
                 async move {
-                    let result = self.reconcile_one(source, job, limited).await;
-                    let record = match result {
-                        JobResult::Advanced(status) => Some(PollRecord::Advanced {
-                            terminal: status.is_terminal(),
-                        }),
-                        JobResult::Unchanged => Some(PollRecord::Unchanged),
-                        JobResult::NotFound => Some(PollRecord::NotFound),
-                        JobResult::Error => Some(PollRecord::Error),
-                        JobResult::RateLimited => Some(PollRecord::RateLimited),
-                        JobResult::Skipped => None,
+                    let result = if Instant::now() + self.settings.reserve > deadline {
+                        JobResult::Deferred
+                    } else {
+                        self.reconcile_one(source, job, limited).await
                     };
-                    if let Some(record) = record {
+                    if let Some(record) = poll_record(result) {
                         outcomes::record_poll(&source.name, &job.job_id, record);
                     }
                     result
@@ -160,9 +204,10 @@ impl Reconciler {
             .await;
 
         for result in results {
+            let polled = !matches!(result, JobResult::Skipped | JobResult::Deferred);
+            summary.polled += usize::from(polled);
             match result {
                 JobResult::Advanced(status) => {
-                    summary.polled += 1;
                     summary.advanced += 1;
                     match status {
                         JobStatus::Completed => summary.recovered_completed += 1,
@@ -170,102 +215,176 @@ impl Reconciler {
                         _ => {}
                     }
                 }
-                JobResult::Unchanged => {
-                    summary.polled += 1;
-                    summary.unchanged += 1;
-                }
-                JobResult::NotFound => {
-                    summary.polled += 1;
-                    summary.not_found += 1;
-                }
-                JobResult::Error => {
-                    summary.polled += 1;
-                    summary.errors += 1;
-                }
-                JobResult::RateLimited => summary.polled += 1,
+                JobResult::Unchanged => summary.unchanged += 1,
+                JobResult::NotFound => summary.not_found += 1,
+                JobResult::Abandoned => summary.abandoned += 1,
+                JobResult::ProviderError => summary.errors += 1,
+                JobResult::StoreError => summary.store_errors += 1,
+                JobResult::RateLimited => {}
                 JobResult::Skipped => summary.skipped_rate_limited += 1,
+                JobResult::Deferred => summary.deferred += 1,
             }
         }
-        summary.rate_limited_sources = rate_limited
-            .into_inner()
-            .expect("lock")
-            .into_iter()
-            .map(|(source, after)| RateLimitedSource {
+        let this_run = rate_limited.into_inner().unwrap_or_else(|p| p.into_inner());
+        summary
+            .rate_limited_sources
+            .extend(this_run.into_iter().map(|(source, after)| RateLimitedSource {
                 source,
                 retry_after_secs: after.map(|d| d.as_secs()),
-            })
-            .collect();
+            }));
+        if summary.deferred > 0 {
+            tracing::warn!(
+                deferred = summary.deferred,
+                "the run's deadline came first; the rest waits for the next run"
+            );
+        }
         outcomes::record_reconcile_run(&summary);
         Ok(summary)
     }
 
-    async fn reconcile_one(
+    /// The source's due jobs, or None while it asked (with `Retry-After`)
+    /// not to be polled.
+    async fn due_jobs(
         &self,
         source: &SourceConfig,
-        job: &OpenJob,
-        rate_limited: &Mutex<BTreeMap<String, Option<Duration>>>,
-    ) -> JobResult {
-        if rate_limited.lock().expect("lock").contains_key(&source.name) {
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<OpenJob>>, PortError> {
+        if self
+            .index
+            .rate_limited_until(&source.name)
+            .await?
+            .is_some_and(|until| until > now_ms)
+        {
+            return Ok(None);
+        }
+        self.index.due_open_jobs(&source.name, now_ms, limit).await.map(Some)
+    }
+
+    async fn reconcile_one(&self, source: &SourceConfig, job: &OpenJob, rate_limited: &RateLimits) -> JobResult {
+        if rate_limited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&source.name)
+        {
             return JobResult::Skipped;
         }
         let answer = match self.poller.poll(source, &job.job_id).await {
             Ok(PollOutcome::Found(answer)) => answer,
             Ok(PollOutcome::NotFound) => {
                 tracing::warn!(source = %source.name, job_id = %job.job_id, "provider does not know the job");
-                return match self.record(source, job, true).await {
-                    Ok(()) => JobResult::NotFound,
-                    Err(()) => JobResult::Error,
+                let count = match self.index.record_not_found(&source.name, &job.job_id).await {
+                    Ok(count) => count,
+                    Err(error) => return self.store_error(job, "recording a 404", &error),
+                };
+                if count >= self.settings.abandon_after_not_found {
+                    let reason = format!("the provider answered 404 {count} times");
+                    return self.abandon(job, &reason).await;
+                }
+                return match self.after_fruitless_poll(job).await {
+                    JobResult::Unchanged => JobResult::NotFound,
+                    other => other,
                 };
             }
             Ok(PollOutcome::RateLimited { retry_after }) => {
-                let mut limited = rate_limited.lock().expect("lock");
-                if !limited.contains_key(&source.name) {
-                    tracing::warn!(
-                        source = %source.name,
-                        retry_after_secs = retry_after.map(|d| d.as_secs()),
-                        "provider rate-limited polling; no more polls for this source in this run"
-                    );
-                    limited.insert(source.name.clone(), retry_after);
-                }
-                return JobResult::RateLimited;
+                return self.rate_limited(source, retry_after, rate_limited).await;
             }
             Err(error) => {
                 tracing::warn!(source = %source.name, job_id = %job.job_id, %error, "poll failed");
-                return JobResult::Error;
+                return JobResult::ProviderError;
             }
         };
         let event = job_event_from_poll(&source.name, &job.job_id, &answer);
         let applied = match self.store.apply(&event).await {
             Ok(applied) => applied,
-            Err(error) => {
-                tracing::error!(source = %source.name, job_id = %job.job_id, %error, "applying a poll answer failed");
-                return JobResult::Error;
-            }
+            Err(error) => return self.store_error(job, "applying a poll answer", &error),
         };
         outcomes::record_apply(&event, &applied);
-        if self.record(source, job, false).await.is_err() {
-            return JobResult::Error;
-        }
         if applied.outcome == Outcome::Applied {
+            // The apply made the job due again, `stale_after` from now.
             JobResult::Advanced(event.status)
         } else {
-            JobResult::Unchanged
+            self.after_fruitless_poll(job).await
         }
     }
 
-    /// Notes the poll (and a 404 in the timeline). Errors are logged here.
-    async fn record(&self, source: &SourceConfig, job: &OpenJob, not_found: bool) -> Result<(), ()> {
-        let result = async {
-            if not_found {
-                self.index.record_not_found(&source.name, &job.job_id).await?;
-            }
-            self.index.record_poll(&source.name, &job.job_id).await
+    /// Pushes the job back, or gives up on it once it is too old.
+    async fn after_fruitless_poll(&self, job: &OpenJob) -> JobResult {
+        let now_ms = unix_ms(self.clock.now());
+        let age_ms = job.first_seen_ms.map(|first| now_ms - first);
+        if age_ms.is_some_and(|age| age > self.settings.abandon_after.as_millis() as i64) {
+            let reason = format!(
+                "still open after {} days",
+                self.settings.abandon_after.as_secs() / 86_400
+            );
+            return self.abandon(job, &reason).await;
         }
-        .await;
-        result.map_err(|error| {
-            tracing::error!(source = %source.name, job_id = %job.job_id, %error, "recording a poll failed");
-        })
+        let misses = job.poll_misses + 1;
+        let next = now_ms + self.settings.backoff(misses).as_millis() as i64;
+        match self.index.reschedule(job, next, misses).await {
+            Ok(()) => JobResult::Unchanged,
+            Err(error) => self.store_error(job, "rescheduling a poll", &error),
+        }
     }
+
+    async fn abandon(&self, job: &OpenJob, reason: &str) -> JobResult {
+        match self.index.abandon(job, reason).await {
+            Ok(true) => {
+                outcomes::record_abandoned(&job.source, &job.job_id, reason);
+                JobResult::Abandoned
+            }
+            // An event moved it meanwhile: not abandoned, and already rescheduled.
+            Ok(false) => JobResult::Unchanged,
+            Err(error) => self.store_error(job, "abandoning a job", &error),
+        }
+    }
+
+    async fn rate_limited(
+        &self,
+        source: &SourceConfig,
+        retry_after: Option<Duration>,
+        limits: &RateLimits,
+    ) -> JobResult {
+        let first = limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(source.name.clone(), retry_after)
+            .is_none();
+        if first {
+            tracing::warn!(
+                source = %source.name,
+                retry_after_secs = retry_after.map(|d| d.as_secs()),
+                "provider rate-limited polling; no more polls for this source until the time it names"
+            );
+            if let Some(after) = retry_after {
+                let until = unix_ms(self.clock.now()) + after.as_millis() as i64;
+                if let Err(error) = self.index.record_rate_limit(&source.name, until).await {
+                    tracing::error!(source = %source.name, %error, "could not remember the provider's Retry-After");
+                }
+            }
+        }
+        JobResult::RateLimited
+    }
+
+    fn store_error(&self, job: &OpenJob, what: &str, error: &PortError) -> JobResult {
+        tracing::error!(source = %job.source, job_id = %job.job_id, %error, "{what} failed");
+        JobResult::StoreError
+    }
+}
+
+fn poll_record(result: JobResult) -> Option<PollRecord> {
+    Some(match result {
+        JobResult::Advanced(status) => PollRecord::Advanced {
+            terminal: status.is_terminal(),
+        },
+        JobResult::Unchanged => PollRecord::Unchanged,
+        JobResult::NotFound => PollRecord::NotFound,
+        JobResult::Abandoned => PollRecord::Abandoned,
+        JobResult::ProviderError => PollRecord::Error,
+        JobResult::StoreError => PollRecord::StoreError,
+        JobResult::RateLimited => PollRecord::RateLimited,
+        JobResult::Skipped | JobResult::Deferred => return None,
+    })
 }
 
 #[cfg(test)]
@@ -277,8 +396,18 @@ mod tests {
             source: source.into(),
             job_id: id.to_string(),
             status: JobStatus::Processing,
-            last_activity_ms: 0,
+            next_poll_at_ms: 0,
+            poll_misses: 0,
+            first_seen_ms: None,
         }
+    }
+
+    #[test]
+    fn fruitless_polls_back_off_doubling_up_to_the_cap() {
+        let settings = ReconcileSettings::default();
+        let waits: Vec<u64> = (1..=6).map(|m| settings.backoff(m).as_secs()).collect();
+        assert_eq!(waits, [300, 600, 1200, 2400, 3600, 3600]);
+        assert_eq!(settings.backoff(1000).as_secs(), 3600);
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub mod names {
     pub const MISSED_WEBHOOKS_RECOVERED: &str = "MissedWebhooksRecovered";
     pub const PROVIDER_POLL_ERRORS: &str = "ProviderPollErrors";
     pub const PROVIDER_RATE_LIMITED: &str = "ProviderRateLimited";
+    pub const RECONCILER_STORE_ERRORS: &str = "ReconcilerStoreErrors";
+    pub const JOBS_ABANDONED: &str = "JobsAbandoned";
+    pub const TERMINAL_FIRST_BY_WEBHOOK: &str = "TerminalFirstByWebhook";
+    pub const TERMINAL_FIRST_BY_POLL: &str = "TerminalFirstByPoll";
 }
 
 /// Installs the process-wide collector, with `function` as a dimension of

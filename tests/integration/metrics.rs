@@ -188,7 +188,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
             ..Default::default()
         },
     };
-    reconciler.run(&sources).await.expect("run");
+    reconciler.run(&sources, jobhook_tests::deadline()).await.expect("run");
 
     let (totals, docs) = flush_for(&source);
     assert_eq!(
@@ -211,6 +211,9 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         ("JobsPolled", 2),
         ("MissedWebhooksRecovered", 1),
         ("ProviderPollErrors", 1),
+        // Webhook coverage: e3 ended j1, the reconciler ended the recovered job.
+        ("TerminalFirstByWebhook", 1),
+        ("TerminalFirstByPoll", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

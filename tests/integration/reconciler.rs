@@ -6,7 +6,7 @@ use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::{Clock, ManualClock};
 use jobhook::domain::job::{JobStatus, Origin, Outcome, TimelineEntry};
-use jobhook::ports::JobStore;
+use jobhook::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
 use jobhook::reconcile::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use jobhook::Sources;
 use jobhook_tests::provider::{job, Answer, TestProvider};
@@ -78,7 +78,10 @@ impl Harness {
     }
 
     async fn run(&self) -> RunSummary {
-        self.reconciler.run(&self.sources).await.expect("run")
+        self.reconciler
+            .run(&self.sources, jobhook_tests::deadline())
+            .await
+            .expect("run")
     }
 
     async fn status(&self, job_id: &str) -> (JobStatus, Option<u8>) {
@@ -113,6 +116,11 @@ async fn a_stale_processing_job_the_provider_completed_ends_completed() {
 
     let state = h.store.get("acme", "job-1").await.expect("get").expect("job");
     assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(
+        state.terminal_origin,
+        Some(Origin::Poll),
+        "webhook coverage: a poll got there first"
+    );
     assert_eq!(
         state.fields.output_url.as_deref(),
         Some("https://cdn.example.com/job-1.mp4")
@@ -366,4 +374,236 @@ async fn the_reconciler_calls_the_provider_only_for_jobs_that_lost_their_webhook
     for i in 0..N {
         assert_eq!(h.status(&format!("eff-{i}")).await.0, JobStatus::Completed);
     }
+}
+
+#[tokio::test]
+async fn unknown_jobs_back_off_and_are_abandoned_while_lost_webhooks_are_recovered() {
+    let settings = ReconcileSettings {
+        max_polls_per_run: 5,
+        ..Default::default()
+    };
+    let h = harness_with(settings.clone(), &["acme"]).await;
+    const UNKNOWN: usize = 40;
+    // Tracked, never known to the provider: it answers 404 for them.
+    for i in 0..UNKNOWN {
+        assert!(h.store.track("acme", &format!("ghost-{i:02}")).await.expect("track"));
+    }
+    // Three real jobs whose terminal webhook was lost.
+    let lost = ["lost-1", "lost-2", "lost-3"];
+    for id in lost {
+        h.webhook(id, &format!("{id}-p"), JobStatus::Processing, Some(50)).await;
+        h.provider.answer(id, Answer::Job(job(id, "completed", Some(100))));
+    }
+    h.advance(601);
+
+    // A run every poll interval, as the schedule would.
+    let mut recovered_by_run = None;
+    let mut abandoned = 0;
+    for run in 1..=80 {
+        let summary = h.run().await;
+        abandoned += summary.abandoned;
+        if recovered_by_run.is_none() {
+            let mut done = 0;
+            for id in lost {
+                done += usize::from(h.status(id).await.0 == JobStatus::Completed);
+            }
+            if done == lost.len() {
+                recovered_by_run = Some(run);
+            }
+        }
+        if abandoned == UNKNOWN {
+            break;
+        }
+        h.advance(settings.poll_interval.as_secs());
+    }
+    let ghost_polls = h.provider.calls().iter().filter(|c| c.starts_with("ghost")).count();
+    let recovered_by_run = recovered_by_run.expect("the lost webhooks were recovered");
+    println!(
+        "reconciler fairness: {UNKNOWN} unknown jobs and {} lost webhooks at 5 polls per run: recovered by run \
+         {recovered_by_run}; {ghost_polls} polls of unknown jobs, {abandoned} abandoned",
+        lost.len()
+    );
+    // Nine runs poll every one of the 43 once, soonest due first.
+    assert!(recovered_by_run <= 9, "recovered only by run {recovered_by_run}");
+    assert_eq!(abandoned, UNKNOWN, "each unknown job is given up on");
+    assert_eq!(
+        ghost_polls,
+        UNKNOWN * settings.abandon_after_not_found as usize,
+        "polled exactly until the 404 limit"
+    );
+    let ghost = h.store.get("acme", "ghost-00").await.expect("get").expect("job");
+    assert!(ghost.abandoned_at.is_some());
+    assert_eq!(
+        ghost.fields.status,
+        JobStatus::Submitted,
+        "abandoned is not a provider status"
+    );
+    let timeline = h.store.timeline("acme", "ghost-00").await.expect("timeline");
+    assert!(timeline.iter().any(|e| e.outcome == Outcome::Abandoned), "{timeline:?}");
+    // Abandoned jobs are not polled again.
+    h.advance(86_400);
+    assert_eq!(h.run().await.candidates, 0);
+    for id in lost {
+        let state = h.store.get("acme", id).await.expect("get").expect("job");
+        assert_eq!(
+            state.terminal_origin,
+            Some(Origin::Poll),
+            "{id}: its end came by polling"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_for_an_abandoned_job_still_applies_and_says_it_came_by_webhook() {
+    let settings = ReconcileSettings {
+        abandon_after_not_found: 1,
+        ..Default::default()
+    };
+    let h = harness_with(settings, &["acme"]).await;
+    assert!(h.store.track("acme", "late").await.expect("track"));
+    h.advance(601);
+    assert_eq!(h.run().await.abandoned, 1);
+    h.webhook("late", "late-done", JobStatus::Completed, None).await;
+    let state = h.store.get("acme", "late").await.expect("get").expect("job");
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(state.terminal_origin, Some(Origin::Webhook));
+    assert_eq!(state.abandoned_at, None, "the webhook reopened and ended it");
+}
+
+#[tokio::test]
+async fn a_retry_after_is_remembered_across_runs_until_the_time_it_names() {
+    let h = harness().await;
+    h.webhook("busy-1", "b1", JobStatus::Processing, None).await;
+    h.provider.answer("busy-1", Answer::RateLimited(120));
+    h.advance(601);
+    assert_eq!(h.run().await.polled, 1);
+    h.provider
+        .answer("busy-1", Answer::Job(job("busy-1", "completed", None)));
+    h.advance(60);
+    let summary = h.run().await;
+    assert_eq!(
+        summary.candidates, 0,
+        "the source is not queried while it asked for quiet"
+    );
+    assert_eq!(
+        summary.rate_limited_sources,
+        [RateLimitedSource {
+            source: "acme".into(),
+            retry_after_secs: Some(60)
+        }]
+    );
+    assert_eq!(h.provider.calls().len(), 1);
+    h.advance(61);
+    assert_eq!(h.run().await.recovered_completed, 1);
+}
+
+#[tokio::test]
+async fn a_run_near_its_deadline_leaves_its_polls_to_the_next_run() {
+    let h = harness().await;
+    for i in 0..3 {
+        let id = format!("dl-{i}");
+        h.webhook(&id, &format!("{id}-s"), JobStatus::Processing, None).await;
+        h.provider.answer(&id, Answer::Job(job(&id, "completed", None)));
+    }
+    h.advance(601);
+    // Less time left than the reserve one poll needs.
+    let deadline = tokio::time::Instant::now() + h.reconciler.settings.reserve / 2;
+    let summary = h.reconciler.run(&h.sources, deadline).await.expect("run");
+    assert_eq!((summary.candidates, summary.deferred, summary.polled), (3, 3, 0));
+    assert!(h.provider.calls().is_empty());
+    assert_eq!(h.run().await.recovered_completed, 3, "the next run does them");
+}
+
+/// The store as the reconciler sees it, but one source's query fails and
+/// every query is counted.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<DynamoJobStore>,
+    failing_source: &'static str,
+    fail_reschedule: bool,
+    queried: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl OpenJobIndex for Flaky {
+    async fn due_open_jobs(&self, source: &str, now_ms: i64, limit: usize) -> Result<Vec<OpenJob>, PortError> {
+        self.queried.lock().expect("lock").push(source.to_owned());
+        if source == self.failing_source {
+            return Err(PortError::transient("dynamodb:Query", "ThrottlingException: injected"));
+        }
+        self.inner.due_open_jobs(source, now_ms, limit).await
+    }
+    async fn reschedule(&self, job: &OpenJob, next: i64, misses: u32) -> Result<(), PortError> {
+        if self.fail_reschedule {
+            return Err(PortError::transient(
+                "dynamodb:UpdateItem",
+                "InternalServerError: injected",
+            ));
+        }
+        self.inner.reschedule(job, next, misses).await
+    }
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<u32, PortError> {
+        self.inner.record_not_found(source, job_id).await
+    }
+    async fn abandon(&self, job: &OpenJob, reason: &str) -> Result<bool, PortError> {
+        self.inner.abandon(job, reason).await
+    }
+    async fn rate_limited_until(&self, source: &str) -> Result<Option<i64>, PortError> {
+        self.inner.rate_limited_until(source).await
+    }
+    async fn record_rate_limit(&self, source: &str, until_ms: i64) -> Result<(), PortError> {
+        self.inner.record_rate_limit(source, until_ms).await
+    }
+}
+
+#[tokio::test]
+async fn one_failing_source_and_sources_without_api_do_not_hold_up_the_others() {
+    let mut h = harness_with(ReconcileSettings::default(), &["good", "broken"]).await;
+    let mut doc: serde_json::Value = json!({"sources": {}});
+    for name in ["good", "broken"] {
+        doc["sources"][name] = json!({"scheme": "github", "secrets": ["s"],
+            "api": {"base_url": h.provider.base_url, "token": TOKEN}});
+    }
+    doc["sources"]["noapi"] = json!({"scheme": "github", "secrets": ["s"]});
+    h.sources = Sources::parse(&doc.to_string()).expect("sources");
+    let flaky = Arc::new(Flaky {
+        inner: h.store.clone(),
+        failing_source: "broken",
+        fail_reschedule: false,
+        queried: Default::default(),
+    });
+    h.reconciler.index = flaky.clone();
+    for source in ["good", "broken", "noapi"] {
+        let id = format!("{source}-1");
+        h.store
+            .apply(&job_event(source, &id, &format!("w-{id}"), JobStatus::Processing, None))
+            .await
+            .expect("apply");
+        h.provider.answer(&id, Answer::Job(job(&id, "completed", None)));
+    }
+    h.advance(601);
+    let summary = h.run().await;
+    assert_eq!(summary.recovered_completed, 1, "the good source is reconciled");
+    assert_eq!(summary.sources_failed, ["broken"]);
+    assert_eq!(summary.sources_without_api, ["noapi"]);
+    let mut queried = flaky.queried.lock().expect("lock").clone();
+    queried.sort();
+    assert_eq!(queried, ["broken", "good"], "a source without api is never queried");
+}
+
+#[tokio::test]
+async fn a_dynamodb_failure_after_a_poll_is_not_counted_against_the_provider() {
+    let mut h = harness().await;
+    h.reconciler.index = Arc::new(Flaky {
+        inner: h.store.clone(),
+        failing_source: "none",
+        fail_reschedule: true,
+        queried: Default::default(),
+    });
+    h.webhook("same", "s1", JobStatus::Processing, Some(40)).await;
+    h.provider
+        .answer("same", Answer::Job(job("same", "processing", Some(40))));
+    h.advance(601);
+    let summary = h.run().await;
+    assert_eq!((summary.polled, summary.errors, summary.store_errors), (1, 0, 1));
 }

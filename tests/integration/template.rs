@@ -24,6 +24,14 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
+/// The parameter a `!Ref` names, if `v` is one.
+fn ref_name(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
 fn functions(t: &Value) -> Vec<(String, &Value)> {
     t["Resources"]
         .as_mapping()
@@ -119,6 +127,45 @@ fn every_function_has_the_settings_its_config_loader_requires() {
 }
 
 #[test]
+fn a_reconciler_run_at_its_poll_budget_fits_the_function_timeout() {
+    let t = template();
+    let function = &resource(&t, "ReconcilerFunction")["Properties"];
+    let timeout = function["Timeout"].as_u64().expect("timeout");
+    assert_eq!(
+        timeout,
+        reconciler::TIMEOUT.as_secs(),
+        "the reconciler's fallback budget"
+    );
+    let polls = t["Parameters"]["MaxPollsPerRun"]["Default"]
+        .as_u64()
+        .expect("MaxPollsPerRun");
+    assert_eq!(
+        ref_name(&function["Environment"]["Variables"]["JOBHOOK_MAX_POLLS_PER_RUN"]),
+        Some("MaxPollsPerRun")
+    );
+    let at_once = jobhook::reconcile::ReconcileSettings::default().poll_concurrency as u64;
+    // Every poll timing out, in rounds of `at_once`, plus the writes.
+    let worst = polls.div_ceil(at_once) * reconciler::POLL_TIMEOUT.as_secs();
+    assert!(
+        worst + 30 < timeout,
+        "worst case {worst} s against a {timeout} s timeout"
+    );
+}
+
+#[test]
+fn the_functions_that_write_job_state_agree_on_when_a_job_is_due() {
+    let t = template();
+    for name in ["ProcessorFunction", "ReconcilerFunction"] {
+        let variables = &resource(&t, name)["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            ref_name(&variables["JOBHOOK_STALE_AFTER_SECS"]),
+            Some("StaleAfterSecs"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn the_processor_reports_batch_item_failures() {
     let t = template();
     let event = &resource(&t, "ProcessorFunction")["Properties"]["Events"]["Queue"];
@@ -134,6 +181,10 @@ fn the_table_matches_what_the_code_expects() {
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
     assert_eq!(table["GlobalSecondaryIndexes"][0]["IndexName"], OPEN_JOBS_INDEX);
+    assert_eq!(
+        table["GlobalSecondaryIndexes"][0]["KeySchema"][1]["AttributeName"], "next_poll_at",
+        "the index hands out jobs by due time"
+    );
     assert_eq!(
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)

@@ -9,23 +9,6 @@ use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use processor::Processor;
 
-/// The invocation's deadline (epoch ms in the context) as an `Instant`.
-/// Lambda never hands over an invocation whose deadline has passed; a
-/// deadline that has is an emulator's (`cargo lambda watch` sends the
-/// timeout, 600000, where Lambda sends epoch ms), and the template's
-/// timeout stands in for it.
-fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    let remaining = match context.deadline.checked_sub(now_ms) {
-        Some(ms) if ms > 0 => std::time::Duration::from_millis(ms),
-        _ => processor::TIMEOUT,
-    };
-    tokio::time::Instant::now() + remaining
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
@@ -42,7 +25,8 @@ async fn main() -> Result<(), Error> {
         &config.table_name,
         config.event_ttl,
         Arc::new(SystemClock),
-    );
+    )
+    .with_stale_after(config.stale_after);
     let processor = Processor {
         sources,
         store: Arc::new(store),
@@ -52,7 +36,7 @@ async fn main() -> Result<(), Error> {
     };
     let processor = &processor;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = deadline_of(&event.context);
+        let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, processor::TIMEOUT);
         tracing::debug!(
             remaining_ms = deadline
                 .saturating_duration_since(tokio::time::Instant::now())

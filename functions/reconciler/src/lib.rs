@@ -1,3 +1,3 @@
 pub mod handler;
 
-pub use handler::ScheduledRun;
+pub use handler::{ScheduledRun, POLL_TIMEOUT, TIMEOUT};

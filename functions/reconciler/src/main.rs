@@ -10,9 +10,6 @@ use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use reconciler::ScheduledRun;
 
-/// Each provider request, connection included, gives up after this.
-const POLL_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
@@ -25,25 +22,33 @@ async fn main() -> Result<(), Error> {
     sources.get().await?;
 
     let clock = Arc::new(SystemClock);
-    let store = Arc::new(DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        &config.table_name,
-        config.event_ttl,
-        clock.clone(),
-    ));
+    let store = Arc::new(
+        DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            &config.table_name,
+            config.event_ttl,
+            clock.clone(),
+        )
+        .with_stale_after(config.stale_after),
+    );
     let run_state = ScheduledRun {
         sources,
         reconciler: Reconciler {
             store: store.clone(),
             index: store,
-            poller: Arc::new(HttpJobPoller::new(POLL_TIMEOUT)),
+            poller: Arc::new(HttpJobPoller::new(reconciler::POLL_TIMEOUT)),
             clock,
-            settings: config.settings,
+            settings: jobhook::reconcile::ReconcileSettings {
+                // One poll's timeout and the writes after it.
+                reserve: reconciler::POLL_TIMEOUT + Duration::from_secs(2),
+                ..config.settings
+            },
         },
     };
     let run_state = &run_state;
-    run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let summary = run_state.handle().await;
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, reconciler::TIMEOUT);
+        let summary = run_state.handle(deadline).await;
         jobhook::telemetry::flush(metrics);
         summary.map_err(Error::from)
     }))

@@ -5,9 +5,14 @@
 //! | job state | `JOB#{source}#{job_id}` | `STATE` |
 //! | timeline entry | `JOB#{source}#{job_id}` | `EVT#{event_id}` |
 //!
+//! | a source's rate limit | `SOURCE#{source}` | `RATE_LIMIT` |
+//!
 //! A non-terminal job also carries `open_pk = OPEN#{source}` and
-//! `last_activity` (epoch ms): the sparse `open-jobs` index the reconciler
-//! pages through. Both attributes are removed when the job ends.
+//! `next_poll_at` (epoch ms): the sparse `open-jobs` index the reconciler
+//! takes due jobs from. Every applied event sets `next_poll_at` to
+//! `stale_after` from now; a poll that changes nothing pushes it back
+//! (`poll_misses` counts those in a row). Both index attributes are removed
+//! when the job ends or is abandoned.
 //!
 //! **Apply protocol** (no reads; at most two write requests per event unless
 //! another event of the job is written in between):
@@ -93,7 +98,7 @@ struct StateUpdate {
     values: Item,
 }
 
-fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms: i64) -> StateUpdate {
+fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms: i64, due_ms: i64) -> StateUpdate {
     let fields = JobFields::from_event(event);
     let mut names: HashMap<String, String> = [
         "pk",
@@ -111,6 +116,10 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
         "last_event_id",
         "open_pk",
         "last_activity",
+        "next_poll_at",
+        "poll_misses",
+        "abandoned_at",
+        "terminal_origin",
     ]
     .into_iter()
     .map(|a| (format!("#{a}"), a.to_owned()))
@@ -156,12 +165,22 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
             None => remove.push(format!("#{attr}")),
         }
     }
+    // A later event reopens a job the reconciler had abandoned.
+    remove.extend(["#poll_misses".to_owned(), "#abandoned_at".to_owned()]);
     if fields.status.is_terminal() {
-        remove.extend(["#open_pk".to_owned(), "#last_activity".to_owned()]);
+        remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned));
+        // Whoever applies the terminal transition got there first.
+        values.insert(":origin".into(), s(event.origin.as_str()));
+        set.push("#terminal_origin = :origin");
     } else {
         values.insert(":open_pk".into(), s(open_pk(&event.source)));
         values.insert(":now_ms".into(), n(now_ms));
-        set.extend(["#open_pk = :open_pk", "#last_activity = :now_ms"]);
+        values.insert(":due".into(), n(due_ms));
+        set.extend([
+            "#open_pk = :open_pk",
+            "#last_activity = :now_ms",
+            "#next_poll_at = :due",
+        ]);
     }
     let mut update = format!(
         "SET {}",
@@ -208,7 +227,12 @@ pub struct DynamoJobStore {
     table: String,
     event_ttl: Duration,
     clock: Arc<dyn Clock>,
+    stale_after: Duration,
 }
+
+/// How long after its last applied event an open job is first due for a
+/// poll, unless set otherwise (`JOBHOOK_STALE_AFTER_SECS`).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
 
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>, event_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
@@ -217,7 +241,18 @@ impl DynamoJobStore {
             table: table.into(),
             event_ttl,
             clock,
+            stale_after: DEFAULT_STALE_AFTER,
         }
+    }
+
+    /// An open job is due for a poll this long after its last applied event.
+    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
+        self.stale_after = stale_after;
+        self
+    }
+
+    fn due_after_activity(&self, now: OffsetDateTime) -> i64 {
+        unix_ms(now) + self.stale_after.as_millis() as i64
     }
 
     pub fn table(&self) -> &str {
@@ -293,6 +328,7 @@ impl DynamoJobStore {
             ("transitions", n(0)),
             ("open_pk", s(open_pk(source))),
             ("last_activity", n(unix_ms(now))),
+            ("next_poll_at", n(self.due_after_activity(now))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -375,7 +411,17 @@ fn job_state_from_item(item: &Item) -> Option<JobState> {
         provider_time: get_s(item, "provider_time").map(str::to_owned),
         transitions: get_n(item, "transitions").unwrap_or(0),
         last_event_id: get_s(item, "last_event_id").map(str::to_owned),
+        terminal_origin: get_s(item, "terminal_origin").and_then(origin_of),
+        abandoned_at: get_s(item, "abandoned_at").map(str::to_owned),
     })
+}
+
+fn origin_of(text: &str) -> Option<Origin> {
+    match text {
+        "webhook" => Some(Origin::Webhook),
+        "poll" => Some(Origin::Poll),
+        _ => None,
+    }
 }
 
 fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
@@ -401,15 +447,35 @@ const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 /// reference, `CancellationReason`).
 const PERMANENT_CANCELLATION_CODES: &[&str] = &["ValidationError", "ItemCollectionSizeLimitExceeded"];
 
+pub const RATE_LIMIT_SK: &str = "RATE_LIMIT";
+/// The timeline entry that records the reconciler giving up on a job.
+pub const ABANDONED_EVENT_ID: &str = "poll-abandoned";
+
+pub fn source_pk(source: &str) -> String {
+    format!("SOURCE#{source}")
+}
+
+fn open_job_from_item(item: &Item) -> Option<OpenJob> {
+    Some(OpenJob {
+        source: get_s(item, "source")?.to_owned(),
+        job_id: get_s(item, "job_id")?.to_owned(),
+        status: get_s(item, "status")?.parse().ok()?,
+        next_poll_at_ms: get_n(item, "next_poll_at")?,
+        poll_misses: get_n(item, "poll_misses").unwrap_or(0),
+        first_seen_ms: get_s(item, "first_seen")
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+            .map(unix_ms),
+    })
+}
+
+/// Names for every attribute an expression uses: several are reserved words.
+fn names(attributes: &[&str]) -> HashMap<String, String> {
+    attributes.iter().map(|a| (format!("#{a}"), (*a).to_owned())).collect()
+}
+
 #[async_trait]
 impl OpenJobIndex for DynamoJobStore {
-    async fn stale_open_jobs(
-        &self,
-        source: &str,
-        active_before_ms: i64,
-        polled_before_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OpenJob>, PortError> {
+    async fn due_open_jobs(&self, source: &str, now_ms: i64, limit: usize) -> Result<Vec<OpenJob>, PortError> {
         let mut jobs = Vec::new();
         let mut start_key = None;
         while jobs.len() < limit {
@@ -418,23 +484,15 @@ impl OpenJobIndex for DynamoJobStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(OPEN_JOBS_INDEX)
-                .key_condition_expression("open_pk = :open AND last_activity < :active_before")
-                .filter_expression("attribute_not_exists(last_polled_at) OR last_polled_at < :polled_before")
+                .key_condition_expression("open_pk = :open AND next_poll_at <= :now")
                 .expression_attribute_values(":open", s(open_pk(source)))
-                .expression_attribute_values(":active_before", n(active_before_ms))
-                .expression_attribute_values(":polled_before", n(polled_before_ms))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit((limit - jobs.len()).min(1000) as i32)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
                 .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
-            jobs.extend(out.items().iter().filter_map(|item| {
-                Some(OpenJob {
-                    source: get_s(item, "source")?.to_owned(),
-                    job_id: get_s(item, "job_id")?.to_owned(),
-                    status: get_s(item, "status")?.parse().ok()?,
-                    last_activity_ms: get_n(item, "last_activity")?,
-                })
-            }));
+            jobs.extend(out.items().iter().filter_map(open_job_from_item));
             start_key = out.last_evaluated_key;
             if start_key.is_none() {
                 break;
@@ -444,20 +502,30 @@ impl OpenJobIndex for DynamoJobStore {
         Ok(jobs)
     }
 
-    async fn record_poll(&self, source: &str, job_id: &str) -> Result<(), PortError> {
+    async fn reschedule(&self, job: &OpenJob, next_poll_at_ms: i64, misses: u32) -> Result<(), PortError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(job_pk(source, job_id)))
+            .key("pk", s(job_pk(&job.source, &job.job_id)))
             .key("sk", s(STATE_SK))
-            .update_expression("SET last_polled_at = :now")
-            .condition_expression("attribute_exists(open_pk)")
+            .update_expression("SET #next_poll_at = :next, #poll_misses = :misses, #last_polled_at = :now")
+            // Only if no event moved the job (and its due time) meanwhile.
+            .condition_expression("attribute_exists(#open_pk) AND #next_poll_at = :due")
+            .set_expression_attribute_names(Some(names(&[
+                "next_poll_at",
+                "poll_misses",
+                "last_polled_at",
+                "open_pk",
+            ])))
+            .expression_attribute_values(":next", n(next_poll_at_ms))
+            .expression_attribute_values(":misses", n(misses))
             .expression_attribute_values(":now", n(unix_ms(self.clock.now())))
+            .expression_attribute_values(":due", n(job.next_poll_at_ms))
             .send()
             .await;
         match result {
-            // The job ended meanwhile: there is nothing left to schedule.
+            // The job ended or moved meanwhile: its new schedule stands.
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
             other => other.map(|_| ()).map_err(|e| sdk_port_error("dynamodb:UpdateItem", e)),
         }
@@ -465,22 +533,22 @@ impl OpenJobIndex for DynamoJobStore {
 
     /// One `not_found` entry per job however often the provider says 404,
     /// so a job it never knew cannot grow the timeline at every poll.
-    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<(), PortError> {
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<u32, PortError> {
         let now = self.clock.now();
         let expires = now.unix_timestamp() + self.event_ttl.as_secs() as i64;
-        self.client
+        let out = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(job_pk(source, job_id)))
             .key("sk", s(format!("{EVENT_SK_PREFIX}{NOT_FOUND_EVENT_ID}")))
-            // Placeholders for every name: several are DynamoDB reserved words.
             .update_expression(
                 "SET #event_id = :id, #outcome = :outcome, #kind = :kind, #origin = :origin, \
                  #received_at = if_not_exists(#received_at, :now), #last_received_at = :now, #ttl = :expires \
                  ADD #repeats :one",
             )
             .set_expression_attribute_names(Some(
-                [
+                names(&[
                     "event_id",
                     "outcome",
                     "kind",
@@ -488,9 +556,8 @@ impl OpenJobIndex for DynamoJobStore {
                     "received_at",
                     "last_received_at",
                     "repeats",
-                ]
+                ])
                 .into_iter()
-                .map(|a| (format!("#{a}"), a.to_owned()))
                 .chain([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())])
                 .collect(),
             ))
@@ -501,10 +568,110 @@ impl OpenJobIndex for DynamoJobStore {
             .expression_attribute_values(":now", s(rfc3339(now)))
             .expression_attribute_values(":expires", n(expires))
             .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| sdk_port_error("dynamodb:UpdateItem", e))?;
+        Ok(out.attributes.as_ref().and_then(|a| get_n(a, "repeats")).unwrap_or(1))
+    }
+
+    async fn abandon(&self, job: &OpenJob, reason: &str) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let state = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&job.source, &job.job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression("SET #abandoned_at = :now REMOVE #open_pk, #next_poll_at, #last_activity, #poll_misses")
+            .condition_expression("attribute_exists(#open_pk) AND #next_poll_at = :due")
+            .set_expression_attribute_names(Some(names(&[
+                "abandoned_at",
+                "open_pk",
+                "next_poll_at",
+                "last_activity",
+                "poll_misses",
+            ])))
+            .expression_attribute_values(":now", s(&now_text))
+            .expression_attribute_values(":due", n(job.next_poll_at_ms))
+            .build()
+            .expect("table, key and expression are set");
+        let entry: Item = [
+            ("pk", s(job_pk(&job.source, &job.job_id))),
+            ("sk", s(format!("{EVENT_SK_PREFIX}{ABANDONED_EVENT_ID}"))),
+            ("event_id", s(ABANDONED_EVENT_ID)),
+            ("outcome", s(Outcome::Abandoned.as_str())),
+            ("kind", s("poll.abandoned")),
+            ("origin", s(Origin::Poll.as_str())),
+            ("status", s(job.status.as_str())),
+            ("received_at", s(&now_text)),
+            ("reason", s(reason)),
+            (TTL_ATTRIBUTE, n(now.unix_timestamp() + self.event_ttl.as_secs() as i64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let timeline = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(entry))
+            .build()
+            .expect("table and item are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(state).build())
+            .transact_items(TransactWriteItem::builder().put(timeline).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled)
+                    if cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some(CONDITIONAL_CHECK_FAILED) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_port_error(
+                    "dynamodb:TransactWriteItems",
+                    SdkError::ServiceError(ctx),
+                )),
+            },
+            Err(e) => Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+        }
+    }
+
+    async fn rate_limited_until(&self, source: &str) -> Result<Option<i64>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(source_pk(source)))
+            .key("sk", s(RATE_LIMIT_SK))
+            .send()
+            .await
+            .map_err(|e| sdk_port_error("dynamodb:GetItem", e))?;
+        Ok(out.item.as_ref().and_then(|item| get_n(item, "until_ms")))
+    }
+
+    async fn record_rate_limit(&self, source: &str, until_ms: i64) -> Result<(), PortError> {
+        let item: Item = [
+            ("pk", s(source_pk(source))),
+            ("sk", s(RATE_LIMIT_SK)),
+            ("until_ms", n(until_ms)),
+            // Kept a day past the time it names, then expired.
+            (TTL_ATTRIBUTE, n(until_ms / 1000 + 86_400)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_port_error("dynamodb:UpdateItem", e))
+            .map_err(|e| sdk_port_error("dynamodb:PutItem", e))
     }
 }
 
@@ -536,7 +703,7 @@ impl DynamoJobStore {
             condition,
             names,
             values,
-        } = state_update(event, expected, &now_text, unix_ms(now));
+        } = state_update(event, expected, &now_text, unix_ms(now), self.due_after_activity(now));
         let state = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(&event.source, &event.job_id)))
@@ -671,14 +838,14 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
         .attribute_definitions(attr("pk", ScalarAttributeType::S))
         .attribute_definitions(attr("sk", ScalarAttributeType::S))
         .attribute_definitions(attr("open_pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("last_activity", ScalarAttributeType::N))
+        .attribute_definitions(attr("next_poll_at", ScalarAttributeType::N))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(OPEN_JOBS_INDEX)
                 .key_schema(key("open_pk", KeyType::Hash))
-                .key_schema(key("last_activity", KeyType::Range))
+                .key_schema(key("next_poll_at", KeyType::Range))
                 .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .expect("index name and keys are set"),

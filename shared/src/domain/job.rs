@@ -188,6 +188,9 @@ pub enum Outcome {
     Conflict,
     /// A poll the provider answered 404: recorded, the state is unchanged.
     NotFound,
+    /// The reconciler gave up on a job the provider never resolved: it is no
+    /// longer polled (a later webhook still applies and reopens it).
+    Abandoned,
 }
 
 impl Outcome {
@@ -198,6 +201,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Conflict => "conflict",
             Self::NotFound => "not_found",
+            Self::Abandoned => "abandoned",
         }
     }
 }
@@ -211,6 +215,7 @@ impl FromStr for Outcome {
             "duplicate" => Ok(Self::Duplicate),
             "conflict" => Ok(Self::Conflict),
             "not_found" => Ok(Self::NotFound),
+            "abandoned" => Ok(Self::Abandoned),
             _ => Err(()),
         }
     }
@@ -253,6 +258,12 @@ pub struct JobState {
     /// Applied transitions (a tracked job starts at 0).
     pub transitions: u64,
     pub last_event_id: Option<String>,
+    /// For an ended job, whether a webhook or a poll got there first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_origin: Option<Origin>,
+    /// When the reconciler gave up polling it (RFC 3339), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned_at: Option<String>,
 }
 
 /// One distinct event received for a job, with what became of it.
