@@ -66,8 +66,8 @@ dev: venv
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
-	  write_budget in_order_events only_for_jobs_that_lost concurrency_bound 2>&1 \
-	  | grep -E '^(write budget|in-order write budget|reconciler efficiency|poll concurrency)|test result'
+	  write_budget in_order_events only_for_jobs_that_lost concurrency_bound unknown_jobs_back_off 2>&1 \
+	  | grep -E '^(write budget|in-order write budget|reconciler efficiency|reconciler fairness|poll concurrency)|test result'
 
 # Each target runs for FUZZ_SECS with fresh seeds and prints its case count.
 FUZZ_SECS ?= 20
