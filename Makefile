@@ -45,8 +45,9 @@ test: venv
 	@mkdir -p target
 	set -o pipefail; scripts/with-moto.sh cargo test --workspace 2>&1 | tee target/test.log
 	set -o pipefail; scripts/e2e.sh 2>&1 | tee target/e2e.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^e2e: / { passed += $$2; failed += $$4 } \
-	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log
+	set -o pipefail; scripts/dev-test.sh 2>&1 | tee target/dev-test.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^(e2e|dev-test): [0-9]+ passed/ { passed += $$2; failed += $$4 } \
+	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log target/dev-test.log
 
 lint: sam-venv
 	cargo fmt --all -- --check

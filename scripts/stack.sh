@@ -40,7 +40,10 @@ require_free_port() {
 
 start_stack() {
   require_free_port "$port" JOBHOOK_DEV_PORT
-  require_free_port "$sim_port" JOBHOOK_SIM_PORT
+  # Only the demo runs the provider simulator on its port.
+  if [ "${with_simulator:-0}" = 1 ]; then
+    require_free_port "$sim_port" JOBHOOK_SIM_PORT
+  fi
   mkdir -p "$run_dir"
   echo "==> building"
   cargo build --quiet --workspace --bins
@@ -62,12 +65,15 @@ start_stack() {
   "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port" --env-out "$run_dir/functions.env"
   # shellcheck disable=SC1091
   set -a; . "$run_dir/functions.env"; set +a
+  # The functions read the seeded secret and nothing else: a sources file
+  # the caller named has been seeded into it.
+  unset JOBHOOK_SOURCES_FILE
 
   echo "==> functions under cargo lambda watch on 127.0.0.1:$port (log: $run_dir/watch.log)"
   setsid cargo lambda watch -A 127.0.0.1 -P "$port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" --env-file "$run_dir/functions.env" >"$run_dir/watch.log" 2>&1 &
   stack_pids+=($!)
-  if ! "$dev" warm --emulator "http://127.0.0.1:$port"; then
-    tail -n 30 "$run_dir/watch.log" >&2
+  if ! "$dev" warm --emulator "http://127.0.0.1:$port" --log "$run_dir/watch.log"; then
+    echo "(the emulator's log: $run_dir/watch.log)" >&2
     return 1
   fi
 

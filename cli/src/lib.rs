@@ -128,22 +128,43 @@ pub(crate) fn write(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
     writeln!(out, "{text}").map_err(|e| CliError::Failed(format!("cannot write output: {e}")))
 }
 
+/// A stored value as the terminal may show it: control characters (an ANSI
+/// escape in a provider's `output_url`, say) are escaped, never sent raw.
+pub fn printable(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn status_text(state: &JobState) -> String {
     let mut lines = vec![
-        format!("job          {}/{}", state.source, state.job_id),
+        format!("job          {}/{}", printable(&state.source), printable(&state.job_id)),
         format!("status       {}", state.fields.status),
     ];
     if let Some(p) = state.fields.progress {
         lines.push(format!("progress     {p}%"));
     }
     if let Some(url) = &state.fields.output_url {
-        lines.push(format!("output_url   {url}"));
+        lines.push(format!("output_url   {}", printable(url)));
     }
     if let Some(error) = &state.fields.error {
-        lines.push(format!("error        {error}"));
+        lines.push(format!("error        {}", printable(error)));
     }
-    lines.push(format!("first_seen   {}", state.first_seen));
-    lines.push(format!("updated_at   {}", state.updated_at));
+    if let Some(origin) = state.terminal_origin {
+        lines.push(format!("ended by     {} (first)", origin.as_str()));
+    }
+    if let Some(at) = &state.abandoned_at {
+        lines.push(format!("abandoned    {} (no longer polled)", printable(at)));
+    }
+    lines.push(format!("first_seen   {}", printable(&state.first_seen)));
+    lines.push(format!("updated_at   {}", printable(&state.updated_at)));
     lines.push(format!("transitions  {}", state.transitions));
     lines.join("\n")
 }
@@ -161,14 +182,15 @@ fn timeline_text(entries: &[TimelineEntry]) -> String {
         };
         lines.push(format!(
             "{:<26} {:<9} {:<8} {:<16} {:<11} {}",
-            e.received_at,
+            printable(&e.received_at),
             e.outcome.as_str(),
             e.origin.as_str(),
-            e.kind,
+            printable(&e.kind),
             status,
             match (e.repeats, &e.last_received_at) {
-                (Some(n), Some(last)) if n > 1 => format!("{} ({n} times, last {last})", e.event_id),
-                _ => e.event_id.clone(),
+                (Some(n), Some(last)) if n > 1 =>
+                    format!("{} ({n} times, last {})", printable(&e.event_id), printable(last)),
+                _ => printable(&e.event_id),
             }
         ));
     }

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use jobhook::adapters::sqs::delete_entries;
 use serde_json::{json, Map, Value};
 
-use crate::seed::Error;
+use jobhook_dev::seed::Error;
 
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -172,9 +172,41 @@ impl Bridge {
     }
 }
 
+/// The line that says a function could not start, if the emulator's log has
+/// one: the function's own `cannot start` line, or else the emulator's note
+/// that the process exited, with the lines before it.
+pub fn start_failure(log: &str) -> Option<String> {
+    if let Some(line) = log.lines().find(|l| l.contains("cannot start:")) {
+        return Some(line.trim().to_owned());
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    let exited = lines.iter().position(|l| l.contains("command exited code="))?;
+    Some(lines[exited.saturating_sub(5)..=exited].join("\n"))
+}
+
 /// Waits until the emulator runs each function: the first invocation of a
-/// function builds and starts it.
-pub async fn warm(emulator: &str, timeout: Duration) -> Result<(), Error> {
+/// function builds and starts it. Gives up at once when `log` (the
+/// emulator's output) shows a function that cannot start: an invocation of
+/// such a function would only hang until the timeout.
+pub async fn warm(emulator: &str, timeout: Duration, log: Option<&std::path::Path>) -> Result<(), Error> {
+    let watch_log = async {
+        let Some(path) = log else {
+            return std::future::pending().await;
+        };
+        loop {
+            if let Some(line) = std::fs::read_to_string(path).ok().and_then(|t| start_failure(&t)) {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    tokio::select! {
+        result = invoke_each(emulator, timeout) => result,
+        line = watch_log => Err(format!("a function did not start: {line}").into()),
+    }
+}
+
+async fn invoke_each(emulator: &str, timeout: Duration) -> Result<(), Error> {
     let http = reqwest::Client::builder().timeout(timeout).build()?;
     let deadline = std::time::Instant::now() + timeout;
     let checks: [(&str, reqwest::Method, String, String); 3] = [

@@ -1,3 +1,4 @@
 //! The parts of the local pipeline that tests use too.
 
 pub mod faults;
+pub mod seed;

@@ -3,14 +3,14 @@
 
 mod bridge;
 mod outage;
-mod seed;
+
 mod simulator;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use seed::Error;
+use jobhook_dev::seed::{self, Error};
 
 #[derive(Debug, Parser)]
 #[command(name = "jobhook-dev", about = "Local pipeline tooling for jobhook")]
@@ -52,6 +52,9 @@ enum Command {
         emulator: String,
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+        /// The emulator's log: a function that cannot start ends the wait at once.
+        #[arg(long)]
+        log: Option<PathBuf>,
     },
     /// Serve a proxy to moto that fails as DynamoDB and SQS fail on AWS.
     Faults {
@@ -205,8 +208,12 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Command::Warm { emulator, timeout_secs } => {
-            bridge::warm(&emulator, Duration::from_secs(timeout_secs)).await?;
+        Command::Warm {
+            emulator,
+            timeout_secs,
+            log,
+        } => {
+            bridge::warm(&emulator, Duration::from_secs(timeout_secs), log.as_deref()).await?;
             Ok(0)
         }
         Command::Simulate {

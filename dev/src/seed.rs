@@ -32,8 +32,37 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, E
         .ok_or_else(|| format!("queue {url} has no ARN").into())
 }
 
-/// `sim_url`, when given, becomes the `api.base_url` of every source, so the
-/// reconciler polls the provider simulator.
+/// The host that marks a source's `api.base_url` as "the provider
+/// simulator": a reserved name that never resolves (RFC 2606), so the
+/// document stays valid everywhere and fails loudly outside the local stack.
+pub const SIMULATOR_HOST: &str = "simulator.invalid";
+
+/// Points every source whose `api.base_url` names [`SIMULATOR_HOST`] at
+/// `sim_url`; every other `base_url` is kept as given (a staging API, your
+/// own mock). Returns how many sources were pointed at the simulator.
+pub fn point_at_simulator(doc: &mut Value, sim_url: &str) -> usize {
+    let Some(Value::Object(sources)) = doc.get_mut("sources") else {
+        return 0;
+    };
+    let mut pointed = 0;
+    for source in sources.values_mut() {
+        let Some(base) = source.pointer_mut("/api/base_url") else {
+            continue;
+        };
+        let host = base
+            .as_str()
+            .and_then(|url| url.split("://").nth(1))
+            .map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
+        if host == Some(SIMULATOR_HOST) {
+            *base = Value::String(sim_url.to_owned());
+            pointed += 1;
+        }
+    }
+    pointed
+}
+
+/// Seeds moto as the template provisions AWS; `sim_url` replaces the
+/// simulator marker in the sources (see [`point_at_simulator`]).
 pub async fn seed(
     aws: &aws_config::SdkConfig,
     sources_text: &str,
@@ -42,12 +71,7 @@ pub async fn seed(
 ) -> Result<Seeded, Error> {
     let mut doc: Value = serde_json::from_str(sources_text)?;
     if let Some(url) = sim_url {
-        if let Some(Value::Object(sources)) = doc.get_mut("sources") {
-            for source in sources.values_mut() {
-                let token = source["api"]["token"].as_str().unwrap_or("dev-token").to_owned();
-                source["api"] = serde_json::json!({"base_url": url, "token": token});
-            }
-        }
+        point_at_simulator(&mut doc, url);
     }
     let doc_text = doc.to_string();
     // Refuse a document the functions would refuse, before starting them.
@@ -96,4 +120,26 @@ pub async fn seed(
         table: TABLE.into(),
         secret: SECRET.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sources_marked_for_the_simulator_are_pointed_at_it() {
+        let mut doc = serde_json::json!({"sources": {
+            "sim": {"scheme": "github", "secrets": ["s"], "api": {"base_url": "http://simulator.invalid", "token": "t"}},
+            "sim2": {"scheme": "github", "secrets": ["s"], "api": {"base_url": "https://simulator.invalid:1/v1", "token": "t"}},
+            "mine": {"scheme": "github", "secrets": ["s"], "api": {"base_url": "http://127.0.0.1:4567/v1", "token": "t"}},
+            "lookalike": {"scheme": "github", "secrets": ["s"], "api": {"base_url": "http://simulator.invalid.example.com", "token": "t"}},
+            "none": {"scheme": "github", "secrets": ["s"]}}});
+        assert_eq!(point_at_simulator(&mut doc, "http://127.0.0.1:9001"), 2);
+        let base = |name: &str| doc["sources"][name]["api"]["base_url"].clone();
+        assert_eq!(base("sim"), "http://127.0.0.1:9001");
+        assert_eq!(base("sim2"), "http://127.0.0.1:9001");
+        assert_eq!(base("mine"), "http://127.0.0.1:4567/v1", "kept as given");
+        assert_eq!(base("lookalike"), "http://simulator.invalid.example.com");
+        assert!(doc["sources"]["none"].get("api").is_none(), "no api stays no api");
+    }
 }

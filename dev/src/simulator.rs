@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::outage;
-use crate::seed::Error;
+use jobhook_dev::seed::Error;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {

@@ -63,3 +63,16 @@ pub fn count_with(name: &'static str, source: &str, label: &'static str, value: 
     metrics::counter!(name, "source" => source.to_owned(), label => value).increment(1);
     metrics::counter!(name).increment(1);
 }
+
+/// A function's exit: on an error (a setting that does not parse, a sources
+/// document that does not load), one readable line on stderr that names the
+/// function, where Rust would print the error's `Debug` form.
+pub fn exit_code<E: std::fmt::Display>(function: &str, result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("jobhook {function}: cannot start: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

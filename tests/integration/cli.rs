@@ -67,6 +67,31 @@ async fn status_shows_the_job_as_text_and_json() {
 }
 
 #[tokio::test]
+async fn status_never_sends_control_characters_from_stored_values_to_the_terminal() {
+    let config = aws().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = dynamodb::create_table(&client, "cli-ansi").await;
+    let store = DynamoJobStore::new(client, &table, Duration::from_secs(86_400), Arc::new(SystemClock));
+    let hostile = JobEvent {
+        output_url: Some("https://cdn.example.com/x.mp4\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m".into()),
+        error: None,
+        ..job_event("acme", "job-ansi", "e-ansi\u{1b}[1m", JobStatus::Completed, None)
+    };
+    store.apply(&hostile).await.expect("apply");
+    for command in ["status", "timeline"] {
+        let (result, text) = cli(&[command, "acme", "job-ansi", "--table", &table]).await;
+        result.expect(command);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{command} printed a control character raw: {text:?}"
+        );
+    }
+    let (_, text) = cli(&["status", "acme", "job-ansi", "--table", &table]).await;
+    assert!(text.contains("x.mp4\\u{1b}[2J"), "escaped, still readable: {text}");
+    assert!(text.contains("ended by     webhook"), "{text}");
+}
+
+#[tokio::test]
 async fn timeline_lists_events_oldest_first_with_outcomes() {
     let table = table_with_a_job().await;
     let (result, json) = cli(&["timeline", "acme", "job-1", "--table", &table, "--json"]).await;

@@ -10,7 +10,11 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use processor::Processor;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    jobhook::telemetry::exit_code("processor", start().await)
+}
+
+async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("processor")?;
     let config = ProcessorConfig::from_env(&Env::process())?;

@@ -8,7 +8,11 @@ use lambda_http::{run, service_fn, tracing, Error, Request};
 use receiver::Receiver;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    jobhook::telemetry::exit_code("receiver", start().await)
+}
+
+async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("receiver")?;
     let config = ReceiverConfig::from_env(&Env::process())?;

@@ -11,7 +11,11 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use reconciler::ScheduledRun;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    jobhook::telemetry::exit_code("reconciler", start().await)
+}
+
+async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;

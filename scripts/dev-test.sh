@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Run by `make test`: `make dev` as users run it.
+#  1. With their own sources file (JOBHOOK_SOURCES_FILE) and their own
+#     provider mock on a port of their choosing, the local stack polls the
+#     mock: a tracked job ends completed through the reconciler.
+#  2. A function that cannot start makes `make dev` say why and exit
+#     non-zero at once, instead of waiting out the warm-up.
+# Ports are picked free, so it can run beside a `make dev`.
+set -euo pipefail
+venv=${VENV:-.venv}
+python="$venv/bin/python"
+target_dir=${CARGO_TARGET_DIR:-target}
+run_dir=target/dev-test
+mkdir -p "$run_dir"
+read -r dev_port mock_port < <("$python" -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+failed() { echo "dev-test: FAIL: $*"; echo "dev-test: 0 passed, 1 failed"; exit 1; }
+
+# The user's provider mock: the generic polling API, bearer auth, one log line per request.
+setsid "$python" - "$mock_port" "$run_dir/mock.log" <<'PY' &
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, log = int(sys.argv[1]), sys.argv[2]
+class Mock(BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write(self.path + "\n")
+        if self.headers.get("authorization") != "Bearer mock-token" or not self.path.startswith("/v1/jobs/"):
+            self.send_response(401 if self.path.startswith("/v1/jobs/") else 404); self.end_headers(); return
+        job = self.path.rsplit("/", 1)[1]
+        body = json.dumps({"id": job, "status": "completed", "progress": 100,
+                           "output_url": f"https://mock.example.com/{job}.mp4", "error": None}).encode()
+        self.send_response(200); self.send_header("content-type", "application/json"); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+HTTPServer(("127.0.0.1", port), Mock).serve_forever()
+PY
+pids+=($!)
+: >"$run_dir/mock.log"
+
+cat >"$run_dir/my-sources.json" <<JSON
+{"sources": {"mine": {"scheme": "github", "secrets": ["my-signing-secret"],
+  "api": {"base_url": "http://127.0.0.1:$mock_port/v1", "token": "mock-token"}}}}
+JSON
+
+# 1. The README's way: JOBHOOK_SOURCES_FILE=… make dev (here on free ports).
+JOBHOOK_SOURCES_FILE="$run_dir/my-sources.json" JOBHOOK_DEV_PORT=$dev_port JOBHOOK_DEV_DIR=$run_dir/stack \
+  JOBHOOK_STALE_AFTER_SECS=1 JOBHOOK_DEV_SCHEDULE_SECS=2 \
+  setsid scripts/with-moto.sh scripts/dev.sh >"$run_dir/dev.log" 2>&1 &
+dev_pid=$!
+pids+=($dev_pid)
+for _ in $(seq 600); do
+  grep -q '==> ready' "$run_dir/dev.log" && break
+  kill -0 "$dev_pid" 2>/dev/null || { cat "$run_dir/dev.log"; failed "make dev stopped before it was ready"; }
+  sleep 0.5
+done
+grep -q '==> ready' "$run_dir/dev.log" || { tail -n 20 "$run_dir/dev.log"; failed "make dev was not ready in 300 s"; }
+
+(
+  set -a; . "$run_dir/stack/env"; set +a
+  "$target_dir/debug/jobhook" track mine job-own >/dev/null
+  for _ in $(seq 60); do
+    if "$target_dir/debug/jobhook" status mine job-own --json | grep -Eq '"status": ?"completed"'; then exit 0; fi
+    sleep 0.5
+  done
+  "$target_dir/debug/jobhook" status mine job-own
+  exit 1
+) || failed "the tracked job was not completed through the user's mock"
+grep -qx '/v1/jobs/job-own' "$run_dir/mock.log" || failed "the mock was never polled for job-own"
+kill -TERM -- "-$dev_pid" 2>/dev/null || true
+wait "$dev_pid" 2>/dev/null || true
+echo "dev-test: the local stack polled the user's own mock on port $mock_port"
+
+# 2. A setting the functions refuse: make dev must say so and stop at once.
+started=$(date +%s)
+set +e
+JOBHOOK_SOURCES_FILE="$run_dir/my-sources.json" JOBHOOK_DEV_PORT=$dev_port JOBHOOK_DEV_DIR=$run_dir/stack \
+  JOBHOOK_STALE_AFTER_SECS=soon timeout 300 scripts/with-moto.sh scripts/dev.sh >"$run_dir/dev-bad.log" 2>&1
+status=$?
+set -e
+took=$(( $(date +%s) - started ))
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || failed "make dev with a bad setting exited $status"
+grep -q 'cannot start: JOBHOOK_STALE_AFTER_SECS' "$run_dir/dev-bad.log" \
+  || { tail -n 20 "$run_dir/dev-bad.log"; failed "make dev did not name the function's own error"; }
+echo "dev-test: a function that cannot start stopped make dev in $took s, naming its error"
+echo "dev-test: 2 passed, 0 failed"
