@@ -77,9 +77,22 @@ grep -q '==> ready' "$run_dir/dev.log" || { tail -n 20 "$run_dir/dev.log"; faile
   exit 1
 ) || failed "the tracked job was not completed through the user's mock"
 grep -qx '/v1/jobs/job-own' "$run_dir/mock.log" || failed "the mock was never polled for job-own"
+# The operator's credential chain: a credential_process profile, and no
+# credentials in the environment.
+cat >"$run_dir/aws-config" <<'INI'
+[profile jobhook-test]
+region = us-east-1
+credential_process = printf '{"Version":1,"AccessKeyId":"test","SecretAccessKey":"test"}'
+INI
+(
+  set -a; . "$run_dir/stack/env"; set +a
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+    AWS_CONFIG_FILE="$run_dir/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=jobhook-test \
+    "$target_dir/debug/jobhook" status mine job-own >/dev/null
+) || failed "the CLI could not use a credential_process profile"
 kill -TERM -- "-$dev_pid" 2>/dev/null || true
 wait "$dev_pid" 2>/dev/null || true
-echo "dev-test: the local stack polled the user's own mock on port $mock_port"
+echo "dev-test: the local stack polled the user's own mock on port $mock_port; the CLI used a credential_process profile"
 
 # 2. A setting the functions refuse: make dev must say so and stop at once.
 started=$(date +%s)

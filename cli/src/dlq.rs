@@ -29,7 +29,52 @@ pub enum DlqCommand {
         dlq_url: String,
         #[arg(long = "queue-url", env = "JOBHOOK_QUEUE_URL")]
         queue_url: String,
+        /// `move-task`: SQS moves them itself (StartMessageMoveTask); `copy`:
+        /// receive, send, delete, batch by batch; `auto`: the move task where
+        /// the queue supports it (AWS), else copy (moto).
+        #[arg(long, value_enum, default_value_t = RedriveMethod::Auto)]
+        method: RedriveMethod,
+        #[arg(long)]
+        json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedriveMethod {
+    Auto,
+    MoveTask,
+    Copy,
+}
+
+/// A receive waits this long for messages: a long poll asks every SQS
+/// server, where a short one samples only some and can miss messages.
+const RECEIVE_WAIT_SECS: i32 = 2;
+/// Empty receives in a row, with the queue reporting nothing visible, that
+/// mean the queue has been read to the end…
+const EMPTY_RECEIVES_TO_STOP: u32 = 2;
+/// …or this many in a row whatever the (approximate) count says.
+const EMPTY_RECEIVES_AT_MOST: u32 = 8;
+
+/// Decides when a queue has been read to the end.
+#[derive(Debug, Default)]
+struct EndOfQueue {
+    empty_and_none_visible: u32,
+    empty: u32,
+}
+
+impl EndOfQueue {
+    /// After an empty receive, with SQS reporting `visible` messages.
+    fn reached(&mut self, visible: u64) -> bool {
+        self.empty += 1;
+        if visible == 0 {
+            self.empty_and_none_visible += 1;
+        }
+        self.empty_and_none_visible >= EMPTY_RECEIVES_TO_STOP || self.empty >= EMPTY_RECEIVES_AT_MOST
+    }
+
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// While listing, messages are hidden for this long, then made visible again.
@@ -39,11 +84,12 @@ fn failed(queue: &str, error: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("queue {queue}: {error}"))
 }
 
-fn sdk_failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    queue: &str,
-    error: aws_sdk_sqs::error::SdkError<E, R>,
-) -> CliError {
-    failed(queue, aws_sdk_sqs::error::DisplayErrorContext(error))
+fn sdk_failed<E, R>(queue: &str, error: aws_sdk_sqs::error::SdkError<E, R>) -> CliError
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    failed(queue, crate::sdk_message(&error))
 }
 
 fn attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
@@ -71,7 +117,7 @@ async fn receive(sqs: &Client, url: &str, visibility: i32) -> Result<Vec<Message
         .queue_url(url)
         .max_number_of_messages(10)
         .visibility_timeout(visibility)
-        .wait_time_seconds(0)
+        .wait_time_seconds(RECEIVE_WAIT_SECS)
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
@@ -85,19 +131,64 @@ pub async fn run(command: DlqCommand, aws: &aws_config::SdkConfig, out: &mut dyn
     let sqs = Client::new(aws);
     match command {
         DlqCommand::List { dlq_url, json } => list(&sqs, &dlq_url, json, out).await,
-        DlqCommand::Redrive { dlq_url, queue_url } => redrive(&sqs, &dlq_url, &queue_url, out).await,
+        DlqCommand::Redrive {
+            dlq_url,
+            queue_url,
+            method,
+            json,
+        } => {
+            let (moved, how) = match method {
+                RedriveMethod::Copy => (copy_back(&sqs, &dlq_url, &queue_url).await?, "copied"),
+                RedriveMethod::MoveTask => match move_task(&sqs, &dlq_url, &queue_url).await {
+                    Ok(moved) => (moved, "SQS message move task"),
+                    Err(MoveTaskError::Unavailable(why)) => {
+                        return Err(failed(&dlq_url, format!("no SQS message move task: {why}")))
+                    }
+                    Err(MoveTaskError::Failed(error)) => return Err(error),
+                },
+                RedriveMethod::Auto => match move_task(&sqs, &dlq_url, &queue_url).await {
+                    Ok(moved) => (moved, "SQS message move task"),
+                    Err(MoveTaskError::Unavailable(why)) => {
+                        eprintln!("jobhook: no SQS message move task here ({why}); copying batch by batch");
+                        (copy_back(&sqs, &dlq_url, &queue_url).await?, "copied")
+                    }
+                    Err(MoveTaskError::Failed(error)) => return Err(error),
+                },
+            };
+            if json {
+                let method = if how == "copied" { "copy" } else { "move-task" };
+                let report = json!({"moved": moved, "method": method, "from": dlq_url, "to": queue_url});
+                write(out, &report.to_string())
+            } else {
+                write(
+                    out,
+                    &format!("moved {moved} message(s) from the dead-letter queue back to {queue_url} ({how})"),
+                )
+            }
+        }
+    }
+}
+
+/// Receives until the queue is read to the end: long polls, and stops only
+/// once receives come back empty and SQS reports nothing visible.
+async fn receive_all(sqs: &Client, url: &str, visibility: i32) -> Result<Vec<Message>, CliError> {
+    let mut messages: Vec<Message> = Vec::new();
+    let mut ends = EndOfQueue::default();
+    loop {
+        let batch = receive(sqs, url, visibility).await?;
+        if batch.is_empty() {
+            if ends.reached(approximate_count(sqs, url).await?) {
+                return Ok(messages);
+            }
+            continue;
+        }
+        ends.reset();
+        messages.extend(batch);
     }
 }
 
 async fn list(sqs: &Client, url: &str, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut messages = Vec::new();
-    loop {
-        let batch = receive(sqs, url, LIST_VISIBILITY_SECS).await?;
-        if batch.is_empty() {
-            break;
-        }
-        messages.extend(batch);
-    }
+    let messages = receive_all(sqs, url, LIST_VISIBILITY_SECS).await?;
     // Make them visible again right away: listing must not hide them.
     for chunk in messages.chunks(10) {
         let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
@@ -157,7 +248,99 @@ async fn list(sqs: &Client, url: &str, json: bool, out: &mut dyn Write) -> Resul
     write(out, &format!("{} message(s)", messages.len()))
 }
 
-async fn redrive(sqs: &Client, dlq: &str, queue: &str, out: &mut dyn Write) -> Result<(), CliError> {
+enum MoveTaskError {
+    /// The queue service has no move task (moto), or the DLQ is not one SQS
+    /// can move from: the copy path can still do it.
+    Unavailable(String),
+    Failed(CliError),
+}
+
+async fn queue_arn(sqs: &Client, url: &str) -> Result<String, CliError> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sdk_failed(url, e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| failed(url, "SQS reported no QueueArn"))
+}
+
+/// `StartMessageMoveTask`, then `ListMessageMoveTasks` until it ends.
+async fn move_task(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, MoveTaskError> {
+    let source = queue_arn(sqs, dlq).await.map_err(MoveTaskError::Failed)?;
+    let destination = queue_arn(sqs, queue).await.map_err(MoveTaskError::Failed)?;
+    let started = sqs
+        .start_message_move_task()
+        .source_arn(&source)
+        .destination_arn(&destination)
+        .send()
+        .await;
+    let handle = match started {
+        Ok(out) => out.task_handle().unwrap_or_default().to_owned(),
+        Err(error) => {
+            use aws_sdk_sqs::error::ProvideErrorMetadata;
+            let denied = error.code().is_some_and(|c| c.contains("AccessDenied"));
+            let message = crate::sdk_message(&error);
+            return Err(if denied {
+                MoveTaskError::Failed(failed(
+                    dlq,
+                    format!("{message} (allow sqs:StartMessageMoveTask, or use --method copy)"),
+                ))
+            } else {
+                MoveTaskError::Unavailable(message)
+            });
+        }
+    };
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} messages moved").expect("valid template"),
+        );
+        bar
+    });
+    loop {
+        let tasks = sqs
+            .list_message_move_tasks()
+            .source_arn(&source)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| MoveTaskError::Failed(sdk_failed(dlq, e)))?;
+        let Some(task) = tasks.results().first() else {
+            return Err(MoveTaskError::Failed(failed(dlq, "the move task disappeared")));
+        };
+        let moved = task.approximate_number_of_messages_moved().max(0) as u64;
+        if let Some(bar) = &progress {
+            bar.set_length(task.approximate_number_of_messages_to_move().unwrap_or(0).max(0) as u64);
+            bar.set_position(moved);
+        }
+        match task.status() {
+            Some("RUNNING") | Some("CANCELLING") | None => {}
+            Some("COMPLETED") => {
+                if let Some(bar) = progress {
+                    bar.finish_and_clear();
+                }
+                return Ok(moved);
+            }
+            Some(other) => {
+                let why = task.failure_reason().unwrap_or("no reason given");
+                return Err(MoveTaskError::Failed(failed(
+                    dlq,
+                    format!("move task {handle} ended {other} after {moved} message(s): {why}"),
+                )));
+            }
+        }
+        tokio::time::sleep(MOVE_TASK_POLL).await;
+    }
+}
+
+/// How often a running move task's progress is read.
+const MOVE_TASK_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Receive, send to the main queue, delete what was sent: batch by batch.
+async fn copy_back(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, CliError> {
     let total = approximate_count(sqs, dlq).await?;
     let progress = (total >= 20 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -167,11 +350,16 @@ async fn redrive(sqs: &Client, dlq: &str, queue: &str, out: &mut dyn Write) -> R
         bar
     });
     let mut moved = 0u64;
+    let mut ends = EndOfQueue::default();
     loop {
         let batch = receive(sqs, dlq, 60).await?;
         if batch.is_empty() {
-            break;
+            if ends.reached(approximate_count(sqs, dlq).await?) {
+                break;
+            }
+            continue;
         }
+        ends.reset();
         let entries: Vec<SendMessageBatchRequestEntry> = batch
             .iter()
             .enumerate()
@@ -232,8 +420,5 @@ async fn redrive(sqs: &Client, dlq: &str, queue: &str, out: &mut dyn Write) -> R
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    write(
-        out,
-        &format!("moved {moved} message(s) from the dead-letter queue back to {queue}"),
-    )
+    Ok(moved)
 }

@@ -21,8 +21,50 @@ use jobhook::domain::sources::is_valid_source_name;
     about = "Reliable webhooks for async job APIs: inspect and track jobs"
 )]
 pub struct Cli {
+    /// On failure, add the full error chain to the one-line message.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// An AWS SDK error as one readable line: what the service said, or why it
+/// could not be reached, with what to check. `--verbose` adds the full chain.
+pub fn sdk_message<E, R>(error: &aws_sdk_sqs::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_sqs::error::SdkError;
+    let line = match error {
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or("error");
+            let message = ctx.err().message().unwrap_or("no message");
+            let hint = match code {
+                c if c.contains("AccessDenied") => " (check the credentials' permissions)",
+                c if c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist") => " (check the queue URL)",
+                "ResourceNotFoundException" => " (check the table name and region)",
+                "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidClientTokenId" => {
+                    " (check the credentials: AWS_PROFILE, `aws sso login`)"
+                }
+                _ => "",
+            };
+            format!("{code}: {message}{hint}")
+        }
+        SdkError::DispatchFailure(_) => {
+            "could not reach the AWS endpoint (check the network, the region and AWS_ENDPOINT_URL)".into()
+        }
+        SdkError::TimeoutError(_) => "the request to AWS timed out".into(),
+        SdkError::ConstructionFailure(_) => "the request could not be built (check the region and credentials)".into(),
+        _ => "the answer from AWS could not be read".into(),
+    };
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("{line}\n  detail: {}", aws_sdk_sqs::error::DisplayErrorContext(error))
+    } else {
+        line
+    }
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +240,7 @@ fn timeline_text(entries: &[TimelineEntry]) -> String {
 }
 
 pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> Result<(), CliError> {
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Track { job, table } => {
             check(&job)?;

@@ -276,6 +276,7 @@ async fn dlq_list_shows_reasons_and_redrive_moves_everything_back() {
     let (result, text) = cli(&["dlq", "redrive", "--dlq-url", &dlq, "--queue-url", &queue]).await;
     result.expect("redrive");
     assert!(text.starts_with("moved 3 message(s)"), "{text}");
+    assert!(text.ends_with("(copied)\n"), "moto has no move task: {text}");
     let back = sqs::drain(&client, &queue, 2).await;
     assert_eq!(back.len(), 3);
     assert!(back
@@ -284,4 +285,113 @@ async fn dlq_list_shows_reasons_and_redrive_moves_everything_back() {
     assert!(sqs::drain(&client, &dlq, 1).await.is_empty());
     let (_, text) = cli(&["dlq", "list", "--dlq-url", &dlq]).await;
     assert_eq!(text.trim(), "the dead-letter queue is empty");
+}
+
+/// SQS's message move task as the service answers it, for the path moto
+/// does not implement: `GetQueueAttributes` (the ARNs), then
+/// `StartMessageMoveTask`, then `ListMessageMoveTasks` (running, then done).
+async fn move_task_sqs(outcome: &'static str) -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new()
+        .fallback(
+            move |State(seen): State<Arc<std::sync::Mutex<Vec<Value>>>>, headers: HeaderMap, body: String| async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let polls = {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(serde_json::json!({"target": target, "request": request}));
+                    seen.iter().filter(|r| r["target"] == "AmazonSQS.ListMessageMoveTasks").count()
+                };
+                let answer = match target.as_str() {
+                    "AmazonSQS.GetQueueAttributes" => {
+                        let name = request["QueueUrl"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+                        serde_json::json!({"Attributes": {"QueueArn": format!("arn:aws:sqs:us-east-1:123456789012:{name}")}})
+                    }
+                    "AmazonSQS.StartMessageMoveTask" => serde_json::json!({"TaskHandle": "task-1"}),
+                    "AmazonSQS.ListMessageMoveTasks" => {
+                        let (status, moved) = if polls < 2 { ("RUNNING", 3) } else { (outcome, 7) };
+                        serde_json::json!({"Results": [{"TaskHandle": "task-1", "Status": status,
+                            "SourceArn": request["SourceArn"], "ApproximateNumberOfMessagesMoved": moved,
+                            "ApproximateNumberOfMessagesToMove": 7, "FailureReason": "the destination refused them"}]})
+                    }
+                    _ => serde_json::json!({}),
+                };
+                ([("content-type", "application/x-amz-json-1.0")], answer.to_string())
+            },
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+async fn cli_against(endpoint: &str, args: &[&str]) -> (Result<(), CliError>, String) {
+    aws().await;
+    let config = aws_config::from_env().endpoint_url(endpoint).load().await;
+    let mut argv = vec!["jobhook"];
+    argv.extend_from_slice(args);
+    let parsed = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
+    let mut out = Vec::new();
+    let result = jobhook_cli::run(parsed, &config, &mut out).await;
+    (result, String::from_utf8(out).expect("utf-8 output"))
+}
+
+#[tokio::test]
+async fn redrive_uses_the_sqs_move_task_where_the_queue_supports_it() {
+    let (url, seen) = move_task_sqs("COMPLETED").await;
+    let (dlq, queue) = (
+        format!("{url}/123456789012/jobs-dlq"),
+        format!("{url}/123456789012/jobs"),
+    );
+    let (result, text) = cli_against(
+        &url,
+        &["dlq", "redrive", "--dlq-url", &dlq, "--queue-url", &queue, "--json"],
+    )
+    .await;
+    result.expect("redrive");
+    let report: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        (report["moved"].as_u64(), report["method"].as_str()),
+        (Some(7), Some("move-task"))
+    );
+    let requests = seen.lock().expect("lock").clone();
+    let start = requests
+        .iter()
+        .find(|r| r["target"] == "AmazonSQS.StartMessageMoveTask")
+        .expect("a move task was started");
+    assert_eq!(
+        start["request"]["SourceArn"],
+        "arn:aws:sqs:us-east-1:123456789012:jobs-dlq"
+    );
+    assert_eq!(
+        start["request"]["DestinationArn"],
+        "arn:aws:sqs:us-east-1:123456789012:jobs"
+    );
+    assert!(
+        !requests.iter().any(|r| r["target"] == "AmazonSQS.ReceiveMessage"),
+        "nothing copied by hand"
+    );
+}
+
+#[tokio::test]
+async fn a_move_task_that_fails_is_reported_with_its_reason() {
+    let (url, _) = move_task_sqs("FAILED").await;
+    let (dlq, queue) = (
+        format!("{url}/123456789012/jobs-dlq"),
+        format!("{url}/123456789012/jobs"),
+    );
+    let (result, _) = cli_against(&url, &["dlq", "redrive", "--dlq-url", &dlq, "--queue-url", &queue]).await;
+    let error = result.expect_err("a failed task fails the command").to_string();
+    assert!(
+        error.contains("ended FAILED after 7 message(s): the destination refused them"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "one line: {error}");
 }
