@@ -82,6 +82,9 @@ enum Command {
         source: String,
         #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
         secret: String,
+        /// The provider API secret, merged into the sources for the token.
+        #[arg(long, env = "JOBHOOK_API_SECRET")]
+        api_secret: Option<String>,
         #[arg(long)]
         receiver_url: String,
         /// Where the simulated job API listens.
@@ -130,6 +133,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 format!("JOBHOOK_DLQ_URL={}", seeded.dlq_url),
                 format!("JOBHOOK_TABLE_NAME={}", seeded.table),
                 format!("JOBHOOK_SOURCES_SECRET={}", seeded.secret),
+                format!("JOBHOOK_API_SECRET={}", seeded.api_secret),
             ];
             // The AWS settings and any reconciler overrides pass through.
             for name in [
@@ -220,6 +224,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             args,
             source,
             secret,
+            api_secret,
             receiver_url,
             listen,
             table,
@@ -228,13 +233,23 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             summary_out,
             faults_url,
         } => {
-            let text = aws_sdk_secretsmanager::Client::new(aws)
-                .get_secret_value()
-                .secret_id(&secret)
-                .send()
-                .await?
-                .secret_string
-                .ok_or("sources secret has no string")?;
+            let secrets = aws_sdk_secretsmanager::Client::new(aws);
+            let read = |id: String| {
+                let secrets = secrets.clone();
+                async move {
+                    secrets
+                        .get_secret_value()
+                        .secret_id(&id)
+                        .send()
+                        .await?
+                        .secret_string
+                        .ok_or_else(|| Error::from(format!("secret {id} has no string")))
+                }
+            };
+            let mut text = read(secret).await?;
+            if let Some(api) = api_secret {
+                text = jobhook::domain::sources::merge_api_document(&text, &read(api).await?)?;
+            }
             let sources = jobhook::Sources::parse(&text)?;
             let source = sources
                 .get(&source)

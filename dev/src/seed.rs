@@ -10,6 +10,7 @@ pub const QUEUE: &str = "jobhook-dev-events";
 pub const DLQ: &str = "jobhook-dev-dlq";
 pub const TABLE: &str = "jobhook-dev-jobs";
 pub const SECRET: &str = "jobhook-dev-sources";
+pub const API_SECRET: &str = "jobhook-dev-api";
 
 #[derive(Debug)]
 pub struct Seeded {
@@ -17,6 +18,7 @@ pub struct Seeded {
     pub dlq_url: String,
     pub table: String,
     pub secret: String,
+    pub api_secret: String,
 }
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -76,6 +78,9 @@ pub async fn seed(
     let doc_text = doc.to_string();
     // Refuse a document the functions would refuse, before starting them.
     jobhook::Sources::parse(&doc_text)?;
+    // Two secrets, as on AWS: the signing one (all functions) and the
+    // provider API one (the reconciler).
+    let (signing_text, api_text) = jobhook::domain::sources::split_api_document(&doc_text)?;
 
     let sqs = aws_sdk_sqs::Client::new(aws);
     let dlq_url = sqs
@@ -108,17 +113,16 @@ pub async fn seed(
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     jobhook::adapters::dynamodb::create_table(&dynamodb, TABLE).await?;
 
-    aws_sdk_secretsmanager::Client::new(aws)
-        .create_secret()
-        .name(SECRET)
-        .secret_string(doc_text)
-        .send()
-        .await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(aws);
+    for (name, text) in [(SECRET, signing_text), (API_SECRET, api_text)] {
+        secrets.create_secret().name(name).secret_string(text).send().await?;
+    }
     Ok(Seeded {
         queue_url,
         dlq_url,
         table: TABLE.into(),
         secret: SECRET.into(),
+        api_secret: API_SECRET.into(),
     })
 }
 

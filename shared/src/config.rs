@@ -63,6 +63,9 @@ pub enum SourcesLocation {
 pub const SOURCES_FILE: &str = "JOBHOOK_SOURCES_FILE";
 pub const SOURCES_SECRET: &str = "JOBHOOK_SOURCES_SECRET";
 pub const SOURCES_TTL_SECS: &str = "JOBHOOK_SOURCES_TTL_SECS";
+/// The secret holding the provider API settings (base URLs and tokens), kept
+/// apart from the signing secrets; read by the reconciler only.
+pub const API_SECRET: &str = "JOBHOOK_API_SECRET";
 pub const QUEUE_URL: &str = "JOBHOOK_QUEUE_URL";
 pub const MAX_BODY_BYTES: &str = "JOBHOOK_MAX_BODY_BYTES";
 
@@ -172,6 +175,9 @@ pub fn stale_after<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Durati
 pub struct ReconcilerConfig {
     pub table_name: String,
     pub sources: SourcesSettings,
+    /// Where the api document lives, when it is apart from the sources
+    /// document (on AWS; a local file holds both).
+    pub api_secret: Option<String>,
     pub event_ttl: Duration,
     pub stale_after: Duration,
     pub settings: crate::reconcile::ReconcileSettings,
@@ -184,6 +190,7 @@ impl ReconcilerConfig {
         Ok(Self {
             table_name: env.required(TABLE_NAME)?,
             sources: SourcesSettings::from_env(env)?,
+            api_secret: env.optional(API_SECRET),
             event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
             stale_after: stale_after(env)?,
             settings: {

@@ -607,3 +607,54 @@ async fn a_dynamodb_failure_after_a_poll_is_not_counted_against_the_provider() {
     let summary = h.run().await;
     assert_eq!((summary.polled, summary.errors, summary.store_errors), (1, 0, 1));
 }
+
+#[tokio::test]
+async fn the_reconciler_polls_with_the_token_from_the_api_secret() {
+    let h = harness().await;
+    let config = aws().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let (signing_name, api_name) = (jobhook_tests::unique_name("signing"), jobhook_tests::unique_name("api"));
+    // What the receiver may read: no provider credentials in it.
+    let signing = json!({"sources": {"acme": {"scheme": "github", "secrets": ["s"]}}});
+    let api = json!({"sources": {"acme": {"api": {"base_url": h.provider.base_url, "token": TOKEN}}}});
+    for (name, doc) in [(&signing_name, &signing), (&api_name, &api)] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(doc.to_string())
+            .send()
+            .await
+            .expect("secret");
+    }
+    let loader = jobhook::adapters::sources_with_api_loader(
+        &jobhook::config::SourcesLocation::Secret(signing_name.clone()),
+        Some(&api_name),
+        &config,
+    );
+    let sources = jobhook::sources_cache::SourcesCache::new(loader, Duration::from_secs(300))
+        .get()
+        .await
+        .expect("the two documents merge");
+    h.webhook("tok-1", "t1", JobStatus::Processing, None).await;
+    h.provider.answer("tok-1", Answer::Job(job("tok-1", "completed", None)));
+    h.advance(601);
+    let summary = h
+        .reconciler
+        .run(&sources, jobhook_tests::deadline())
+        .await
+        .expect("run");
+    assert_eq!(
+        summary.recovered_completed, 1,
+        "the provider accepted the token: {summary:?}"
+    );
+
+    // The signing secret alone, as the receiver loads it, has no api at all.
+    let alone = jobhook::adapters::sources_loader(&jobhook::config::SourcesLocation::Secret(signing_name), &config);
+    let text = alone.load().await.expect("load");
+    assert!(Sources::parse(&text)
+        .expect("parses")
+        .get("acme")
+        .expect("acme")
+        .api
+        .is_none());
+}

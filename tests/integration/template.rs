@@ -24,6 +24,20 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
+/// Every string anywhere inside `v`, intrinsic functions (`!If`, `!Ref`) included.
+fn mentions(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(mentions).collect(),
+        Value::Mapping(map) => map
+            .iter()
+            .flat_map(|(k, v)| mentions(k).into_iter().chain(mentions(v)))
+            .collect(),
+        Value::Tagged(tagged) => mentions(&tagged.value),
+        _ => vec![],
+    }
+}
+
 /// The parameter a `!Ref` names, if `v` is one.
 fn ref_name(v: &Value) -> Option<&str> {
     match v {
@@ -88,6 +102,37 @@ fn no_policy_uses_wildcard_actions_or_resources() {
             }
         }
     }
+}
+
+#[test]
+fn only_the_reconciler_can_read_the_provider_api_tokens() {
+    let t = template();
+    for (name, reads_api) in [
+        ("ReceiverFunction", false),
+        ("ProcessorFunction", false),
+        ("ReconcilerFunction", true),
+    ] {
+        let function = resource(&t, name);
+        let secret_resources: Vec<String> = function["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| mentions(&p["Statement"]))
+            .collect();
+        assert!(
+            secret_resources.iter().any(|r| r == "SourcesSecret"),
+            "{name} reads the signing secret"
+        );
+        let api = secret_resources.iter().any(|r| r == "ApiSecret" || r == "ApiSecretArn");
+        assert_eq!(
+            api, reads_api,
+            "{name}: may it read the api secret? {secret_resources:?}"
+        );
+        let env = mentions(&function["Properties"]["Environment"]);
+        assert_eq!(env.iter().any(|r| r == "ApiSecret"), reads_api, "{name}'s environment");
+    }
+    let key: Vec<String> = mentions(&resource(&t, "ReceiverFunction")["Properties"]["Policies"]);
+    assert!(key.iter().any(|m| m == "kms:Decrypt"), "a supplied KMS key can be used");
 }
 
 #[test]

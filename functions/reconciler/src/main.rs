@@ -21,7 +21,8 @@ async fn start() -> Result<(), Error> {
     let config = ReconcilerConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
-    let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
+    let loader =
+        jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);
     let sources = SourcesCache::new(loader, config.sources.ttl);
     sources.get().await?;
 

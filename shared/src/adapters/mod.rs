@@ -29,6 +29,44 @@ pub fn sources_loader(location: &SourcesLocation, aws: &aws_config::SdkConfig) -
     }
 }
 
+/// The sources document with the api document merged in: what the reconciler
+/// reads when the provider API settings live in a secret of their own.
+#[derive(Debug)]
+pub struct MergedSources {
+    pub sources: Arc<dyn SourcesLoader>,
+    pub api: Arc<dyn SourcesLoader>,
+}
+
+#[async_trait::async_trait]
+impl SourcesLoader for MergedSources {
+    async fn load(&self) -> Result<String, PortError> {
+        let (sources, api) = tokio::join!(self.sources.load(), self.api.load());
+        crate::domain::sources::merge_api_document(&sources?, &api?)
+            .map_err(|e| PortError::permanent("sources:merge", e.to_string()))
+    }
+
+    fn location(&self) -> String {
+        format!("{} with {}", self.sources.location(), self.api.location())
+    }
+}
+
+/// The reconciler's loader: the sources document, merged with the api
+/// document when one is named.
+pub fn sources_with_api_loader(
+    location: &SourcesLocation,
+    api_secret: Option<&str>,
+    aws: &aws_config::SdkConfig,
+) -> Arc<dyn SourcesLoader> {
+    let sources = sources_loader(location, aws);
+    match api_secret {
+        None => sources,
+        Some(id) => Arc::new(MergedSources {
+            sources,
+            api: sources_loader(&SourcesLocation::Secret(id.to_owned()), aws),
+        }),
+    }
+}
+
 /// Codes retryable by AWS's documentation that the SDK's own lists
 /// (`aws_runtime::retries::classifiers`) leave out, because its retry layer
 /// must not retry them blindly; jobhook's callers retry them on purpose.

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -181,6 +181,79 @@ impl Sources {
     }
 }
 
+/// Provider API settings live in a document of their own, so that what
+/// verifies webhooks (the receiver) never holds what calls the provider (the
+/// reconciler's tokens). Its shape mirrors the sources document, with only
+/// `api` per source: `{"sources": {"acme": {"api": {"base_url": …, "token": …}}}}`.
+/// Merged, the two are the single-document form that files use.
+pub fn merge_api_document(sources_text: &str, api_text: &str) -> Result<String, SourcesError> {
+    let parse = |text: &str, what: &str| -> Result<Map<String, Value>, SourcesError> {
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| SourcesError::Syntax(format!("{what}: line {} column {}", e.line(), e.column())))?;
+        match doc {
+            Value::Object(mut root) => match root.remove("sources") {
+                Some(Value::Object(sources)) if root.is_empty() => Ok(sources),
+                _ => Err(SourcesError::Document(format!(
+                    "{what}: the top level must be {{\"sources\": {{…}}}} and nothing else"
+                ))),
+            },
+            _ => Err(SourcesError::Document(format!(
+                "{what}: the top level must be an object"
+            ))),
+        }
+    };
+    let mut sources = parse(sources_text, "sources document")?;
+    let apis = parse(api_text, "api document")?;
+    for (name, entry) in apis {
+        let Value::Object(mut fields) = entry else {
+            return Err(field_error(
+                &name,
+                "",
+                "an api document entry must be an object with `api`",
+            ));
+        };
+        let api = fields.remove("api");
+        if let Some(unknown) = fields.keys().next() {
+            return Err(field_error(
+                &name,
+                unknown.as_str(),
+                "the api document holds only `api`",
+            ));
+        }
+        let Some(api) = api else {
+            return Err(field_error(&name, "api", "is required in the api document"));
+        };
+        let Some(Value::Object(source)) = sources.get_mut(&name) else {
+            return Err(field_error(
+                &name,
+                "api",
+                "the api document names a source the sources document lacks",
+            ));
+        };
+        if source.contains_key("api") {
+            return Err(field_error(&name, "api", "is in both the sources and the api document"));
+        }
+        source.insert("api".into(), api);
+    }
+    Ok(json!({ "sources": sources }).to_string())
+}
+
+/// The single-document form split in two: (sources without `api`, the api
+/// document). The local stack seeds the two secrets this way.
+pub fn split_api_document(text: &str) -> Result<(String, String), SourcesError> {
+    let mut doc: Value = serde_json::from_str(text)
+        .map_err(|e| SourcesError::Syntax(format!("line {} column {}", e.line(), e.column())))?;
+    let mut apis = Map::new();
+    if let Some(Value::Object(sources)) = doc.get_mut("sources") {
+        for (name, entry) in sources.iter_mut() {
+            if let Some(api) = entry.as_object_mut().and_then(|fields| fields.remove("api")) {
+                apis.insert(name.clone(), json!({ "api": api }));
+            }
+        }
+    }
+    Ok((doc.to_string(), json!({ "sources": apis }).to_string()))
+}
+
 /// Source names appear in URLs and storage keys, so they are kept simple.
 pub fn is_valid_source_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -342,7 +415,55 @@ fn parse_api(source: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    #[test]
+    fn the_api_document_splits_off_and_merges_back_to_the_same_sources() {
+        let single = json!({"sources": {
+            "acme": {"scheme": "github", "secrets": ["sig"], "api": {"base_url": "https://api.example.com", "token": "tok-SECRET"}},
+            "quiet": {"scheme": "github", "secrets": ["sig2"]}}})
+        .to_string();
+        let (signing, api) = split_api_document(&single).expect("split");
+        assert!(!signing.contains("tok-SECRET"), "the signing document holds no token");
+        assert!(!api.contains("sig"), "the api document holds no signing secret");
+        let merged = merge_api_document(&signing, &api).expect("merge");
+        assert_eq!(
+            Sources::parse(&merged).expect("parses"),
+            Sources::parse(&single).expect("parses")
+        );
+    }
+
+    #[test]
+    fn a_bad_api_document_is_refused_without_quoting_a_token() {
+        let signing = json!({"sources": {"acme": {"scheme": "github", "secrets": ["sig"]}}}).to_string();
+        let api = |v: Value| json!({ "sources": v }).to_string();
+        let cases = [
+            (
+                api(json!({"ghost": {"api": {"base_url": "https://x", "token": "tok-SECRET"}}})),
+                "lacks",
+            ),
+            (
+                api(
+                    json!({"acme": {"api": {"base_url": "https://x", "token": "tok-SECRET"}, "secrets": ["tok-SECRET"]}}),
+                ),
+                "only `api`",
+            ),
+            (api(json!({"acme": "tok-SECRET"})), "must be an object"),
+            ("{\"tok-SECRET\": 1}".to_owned(), "top level"),
+            ("not json tok-SECRET".to_owned(), "line 1"),
+        ];
+        for (text, expected) in cases {
+            let error = merge_api_document(&signing, &text).expect_err("refused").to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("tok-SECRET"), "{error}");
+        }
+        let both = json!({"sources": {"acme": {"scheme": "github", "secrets": ["sig"], "api": {"base_url": "https://x", "token": "t"}}}});
+        let error = merge_api_document(
+            &both.to_string(),
+            &api(json!({"acme": {"api": {"base_url": "https://y", "token": "u"}}})),
+        )
+        .expect_err("ambiguous");
+        assert!(error.to_string().contains("both"), "{error}");
+    }
 
     const SW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
