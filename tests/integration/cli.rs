@@ -12,12 +12,15 @@ use jobhook_tests::{aws, dynamodb, fixture, job_event, sqs, temp_file};
 use serde_json::Value;
 
 async fn cli(args: &[&str]) -> (Result<(), CliError>, String) {
-    let config = aws().await;
+    cli_with(&aws().await, args).await
+}
+
+async fn cli_with(config: &aws_config::SdkConfig, args: &[&str]) -> (Result<(), CliError>, String) {
     let mut argv = vec!["jobhook"];
     argv.extend_from_slice(args);
     let parsed = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
     let mut out = Vec::new();
-    let result = jobhook_cli::run(parsed, &config, &mut out).await;
+    let result = jobhook_cli::run(parsed, config, &mut out).await;
     (result, String::from_utf8(out).expect("utf-8 output"))
 }
 
@@ -334,13 +337,7 @@ async fn move_task_sqs(outcome: &'static str) -> (String, Arc<std::sync::Mutex<V
 
 async fn cli_against(endpoint: &str, args: &[&str]) -> (Result<(), CliError>, String) {
     aws().await;
-    let config = aws_config::from_env().endpoint_url(endpoint).load().await;
-    let mut argv = vec!["jobhook"];
-    argv.extend_from_slice(args);
-    let parsed = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
-    let mut out = Vec::new();
-    let result = jobhook_cli::run(parsed, &config, &mut out).await;
-    (result, String::from_utf8(out).expect("utf-8 output"))
+    cli_with(&aws_config::from_env().endpoint_url(endpoint).load().await, args).await
 }
 
 #[tokio::test]
