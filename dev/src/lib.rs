@@ -2,3 +2,4 @@
 
 pub mod faults;
 pub mod seed;
+pub mod streams;

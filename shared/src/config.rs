@@ -152,6 +152,24 @@ impl ProcessorConfig {
     }
 }
 
+pub const EVENT_BUS: &str = "JOBHOOK_EVENT_BUS";
+
+/// The notifier: where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierConfig {
+    pub event_bus: String,
+}
+
+impl NotifierConfig {
+    pub const REQUIRED_ENV: &'static [&'static str] = &[EVENT_BUS];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            event_bus: env.required(EVENT_BUS)?,
+        })
+    }
+}
+
 pub const STALE_AFTER_SECS: &str = "JOBHOOK_STALE_AFTER_SECS";
 pub const POLL_INTERVAL_SECS: &str = "JOBHOOK_POLL_INTERVAL_SECS";
 pub const MAX_POLL_INTERVAL_SECS: &str = "JOBHOOK_MAX_POLL_INTERVAL_SECS";

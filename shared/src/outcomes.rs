@@ -162,6 +162,18 @@ pub fn record_poll(source: &str, job_id: &str, record: PollRecord) {
     }
 }
 
+/// A transition's notification, accepted by the bus.
+pub fn record_notified(n: &crate::domain::notification::Notification) {
+    count(names::NOTIFICATIONS_PUBLISHED, &n.source);
+    tracing::info!(
+        source = n.source.as_str(),
+        job_id = n.job_id.as_str(),
+        transition_id = n.transition_id.as_str(),
+        to = n.to.as_str(),
+        "notification published"
+    );
+}
+
 /// A job the reconciler gave up on: no longer polled.
 pub fn record_abandoned(source: &str, job_id: &str, reason: &str) {
     count(names::JOBS_ABANDONED, source);

@@ -7,6 +7,7 @@ use crate::domain::envelope::Envelope;
 use std::time::Duration;
 
 use crate::domain::job::{ApplyResult, JobEvent, JobStatus};
+use crate::domain::notification::Notification;
 use crate::domain::provider::PollAnswer;
 use crate::domain::sources::SourceConfig;
 
@@ -71,6 +72,16 @@ pub trait SourcesLoader: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError>;
+}
+
+/// Where the application hears of each applied transition.
+#[async_trait]
+pub trait NotificationBus: Send + Sync + std::fmt::Debug {
+    /// The most one `publish` call takes.
+    fn max_batch(&self) -> usize;
+    /// Publishes `batch` in order; per entry, None if accepted or the reason
+    /// it was not. An `Err` means none was accepted.
+    async fn publish(&self, batch: &[Notification]) -> Result<Vec<Option<PortError>>, PortError>;
 }
 
 /// Where messages that can never be processed go, with the reason attached.

@@ -26,6 +26,7 @@ pub mod names {
     pub const JOBS_ABANDONED: &str = "JobsAbandoned";
     pub const TERMINAL_FIRST_BY_WEBHOOK: &str = "TerminalFirstByWebhook";
     pub const TERMINAL_FIRST_BY_POLL: &str = "TerminalFirstByPoll";
+    pub const NOTIFICATIONS_PUBLISHED: &str = "NotificationsPublished";
 }
 
 /// Installs the process-wide collector, with `function` as a dimension of

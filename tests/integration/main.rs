@@ -4,6 +4,7 @@
 mod cli;
 mod faults;
 mod metrics;
+mod notifier;
 mod processor;
 mod receiver;
 mod reconciler;

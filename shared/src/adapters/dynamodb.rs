@@ -49,6 +49,7 @@ use crate::domain::job::{
     decide, likely_previous_status, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome,
     TimelineEntry,
 };
+use crate::domain::notification::StateImage;
 use crate::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
@@ -120,6 +121,7 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
         "poll_misses",
         "abandoned_at",
         "terminal_origin",
+        "last_origin",
     ]
     .into_iter()
     .map(|a| (format!("#{a}"), a.to_owned()))
@@ -167,10 +169,12 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
     }
     // A later event reopens a job the reconciler had abandoned.
     remove.extend(["#poll_misses".to_owned(), "#abandoned_at".to_owned()]);
+    // What brought the transition, for the notification the stream carries.
+    values.insert(":origin".into(), s(event.origin.as_str()));
+    set.push("#last_origin = :origin");
     if fields.status.is_terminal() {
         remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned));
         // Whoever applies the terminal transition got there first.
-        values.insert(":origin".into(), s(event.origin.as_str()));
         set.push("#terminal_origin = :origin");
     } else {
         values.insert(":open_pk".into(), s(open_pk(&event.source)));
@@ -413,6 +417,31 @@ fn job_state_from_item(item: &Item) -> Option<JobState> {
         last_event_id: get_s(item, "last_event_id").map(str::to_owned),
         terminal_origin: get_s(item, "terminal_origin").and_then(origin_of),
         abandoned_at: get_s(item, "abandoned_at").map(str::to_owned),
+    })
+}
+
+/// A state item as the table's stream carries it (DynamoDB JSON, e.g.
+/// `{"status": {"S": "processing"}}`), for notifications. None for any
+/// other item (a timeline entry, a rate limit) or an empty image.
+pub fn state_image_from_stream(image: &serde_json::Value) -> Option<StateImage> {
+    let attr = |name: &str, kind: &str| image.get(name).and_then(|v| v.get(kind)).and_then(|v| v.as_str());
+    if attr("sk", "S") != Some(STATE_SK) {
+        return None;
+    }
+    let number = |name: &str| attr(name, "N").and_then(|n| n.parse::<u64>().ok());
+    let text = |name: &str| attr(name, "S").map(str::to_owned);
+    Some(StateImage {
+        source: text("source")?,
+        job_id: text("job_id")?,
+        status: attr("status", "S").and_then(|v| v.parse().ok()),
+        progress: number("progress").and_then(|p| u8::try_from(p).ok()),
+        output_url: text("output_url"),
+        error: text("error"),
+        transitions: number("transitions").unwrap_or(0),
+        last_event_id: text("last_event_id"),
+        last_origin: attr("last_origin", "S").and_then(origin_of),
+        updated_at: text("updated_at"),
+        provider_time: text("provider_time"),
     })
 }
 
@@ -835,6 +864,14 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
+        // The stream is the outbox the notifier reads (template.yaml, JobsTable).
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .expect("enabled is set"),
+        )
         .attribute_definitions(attr("pk", ScalarAttributeType::S))
         .attribute_definitions(attr("sk", ScalarAttributeType::S))
         .attribute_definitions(attr("open_pk", ScalarAttributeType::S))

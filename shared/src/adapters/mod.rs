@@ -1,6 +1,7 @@
 //! Adapters: the ports implemented on AWS services, files and HTTP.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod file;
 pub mod provider_http;
 pub mod secrets_manager;

@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod event;
 pub mod job;
+pub mod notification;
 pub mod provider;
 pub mod signature;
 pub mod sources;

@@ -1,0 +1,123 @@
+//! The notifier: the table's stream is the outbox. Each stream record of a
+//! job's state item whose transition count went up becomes one notification
+//! on EventBridge. Records are published in stream order (per item, that is
+//! transition order); a record is reported done only once EventBridge
+//! accepted its notification, and at the first one that cannot be, the
+//! batch stops there: Lambda retries from that record, so nothing is lost or
+//! published out of order (what was accepted after it may be published
+//! again: consumers dedupe on `transition_id`).
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use jobhook::adapters::dynamodb::state_image_from_stream;
+use jobhook::domain::notification::{notification_for, Notification};
+use jobhook::outcomes;
+use jobhook::ports::{NotificationBus, PortError};
+use jobhook::retry::Backoff;
+use tokio::time::Instant;
+
+/// The function's timeout, as `template.yaml` sets it (a test holds the two
+/// together): the budget when the runtime gives no usable deadline.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Notifier {
+    pub bus: Arc<dyn NotificationBus>,
+    pub backoff: Backoff,
+}
+
+/// The notification a record carries, if any.
+fn notification_of(record: &EventRecord) -> Result<Option<Notification>, String> {
+    let image = |item: &serde_dynamo::Item| serde_json::to_value(item).ok();
+    let Some(new) = image(&record.change.new_image)
+        .as_ref()
+        .and_then(state_image_from_stream)
+    else {
+        return Ok(None);
+    };
+    let old = image(&record.change.old_image)
+        .as_ref()
+        .and_then(state_image_from_stream);
+    notification_for(old.as_ref(), &new).map_err(|e| e.to_string())
+}
+
+impl Notifier {
+    pub async fn handle(&self, event: Event, deadline: Instant) -> DynamoDbEventResponse {
+        let mut pending: Vec<(String, Notification)> = Vec::new();
+        let mut response = DynamoDbEventResponse::default();
+        for record in &event.records {
+            let sequence = record.change.sequence_number.clone().unwrap_or_default();
+            match notification_of(record) {
+                Ok(Some(n)) => pending.push((sequence, n)),
+                Ok(None) => {}
+                Err(reason) => {
+                    // A state item that cannot make its notification: stop
+                    // here, so the stream retries it and then hands it to the
+                    // on-failure destination, rather than skip it.
+                    tracing::error!(sequence, %reason, "stream record cannot be notified");
+                    return self.publish_then_fail(pending, sequence, deadline).await;
+                }
+            }
+        }
+        if let Some(failed) = self.publish(&pending, deadline).await {
+            response.batch_item_failures.push(failure(failed));
+        }
+        response
+    }
+
+    async fn publish_then_fail(
+        &self,
+        before: Vec<(String, Notification)>,
+        sequence: String,
+        deadline: Instant,
+    ) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        let first_failed = self.publish(&before, deadline).await.unwrap_or(sequence);
+        response.batch_item_failures.push(failure(first_failed));
+        response
+    }
+
+    /// Publishes in order, retrying refused entries; returns the sequence
+    /// number of the first record that could not be published.
+    async fn publish(&self, pending: &[(String, Notification)], deadline: Instant) -> Option<String> {
+        for chunk in pending.chunks(self.bus.max_batch().max(1)) {
+            // Indexes into `chunk` not yet accepted, in order.
+            let left = std::sync::Mutex::new((0..chunk.len()).collect::<Vec<usize>>());
+            let (result, _) = self
+                .backoff
+                .run(deadline, || async {
+                    let indexes = left.lock().expect("lock").clone();
+                    let batch: Vec<Notification> = indexes.iter().map(|&i| chunk[i].1.clone()).collect();
+                    let results = self.bus.publish(&batch).await?;
+                    let mut refused = Vec::new();
+                    let mut first_error: Option<PortError> = None;
+                    for (&i, result) in indexes.iter().zip(results) {
+                        match result {
+                            None => outcomes::record_notified(&chunk[i].1),
+                            Some(error) => {
+                                refused.push(i);
+                                first_error.get_or_insert(error);
+                            }
+                        }
+                    }
+                    *left.lock().expect("lock") = refused;
+                    first_error.map_or(Ok(()), Err)
+                })
+                .await;
+            if let Err(error) = result {
+                let first = left.lock().expect("lock").first().map(|&i| chunk[i].0.clone());
+                tracing::warn!(%error, sequence = first.as_deref(), "notification not accepted; the stream retries from it");
+                return first.or_else(|| chunk.first().map(|(s, _)| s.clone()));
+            }
+        }
+        None
+    }
+}
+
+fn failure(sequence: String) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence);
+    failure
+}

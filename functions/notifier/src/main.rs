@@ -1,0 +1,34 @@
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use jobhook::adapters::eventbridge::EventBridgeBus;
+use jobhook::config::{Env, NotifierConfig};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use notifier::Notifier;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    jobhook::telemetry::exit_code("notifier", start().await)
+}
+
+async fn start() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let metrics = jobhook::telemetry::init("notifier")?;
+    let config = NotifierConfig::from_env(&Env::process())?;
+    let aws = aws_config::load_from_env().await;
+    let notifier = Notifier {
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            &config.event_bus,
+        )),
+        backoff: jobhook::retry::Backoff::WRITES,
+    };
+    let notifier = &notifier;
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, notifier::TIMEOUT);
+        let response = notifier.handle(event.payload, deadline).await;
+        jobhook::telemetry::flush(metrics);
+        Ok::<_, Error>(response)
+    }))
+    .await
+}

@@ -1,0 +1,353 @@
+//! The downstream path on moto: job state written by the store → the
+//! table's stream (read as the event source mapping reads it) → `notifier`
+//! → EventBridge → a rule → an SQS queue, where the tests read what an
+//! application would receive.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event;
+use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::adapters::eventbridge::EventBridgeBus;
+use jobhook::clock::SystemClock;
+use jobhook::domain::job::{JobStatus, Origin};
+use jobhook::domain::notification::Notification;
+use jobhook::ports::{JobStore, NotificationBus, PortError};
+use jobhook_dev::streams::{lambda_record, StreamReader};
+use jobhook_tests::probe::Probe;
+use jobhook_tests::{aws, deadline, dynamodb, job_event, sqs, unique_name, TEST_BACKOFF};
+use notifier::Notifier;
+use serde_json::json;
+
+struct Downstream {
+    store: DynamoJobStore,
+    probe: Probe,
+    reader: StreamReader,
+    stream_arn: String,
+    bus: EventBridgeBus,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+async fn downstream() -> Downstream {
+    let config = aws().await;
+    let probe = Probe::default();
+    let ddb = dynamodb::probed_client(&config, &probe);
+    let table = dynamodb::create_table(&ddb, "notify").await;
+    let stream_arn = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the table has a stream");
+    let reader = StreamReader::open(aws_sdk_dynamodbstreams::Client::new(&config), &stream_arn)
+        .await
+        .expect("stream");
+
+    // The bus, and an application's queue subscribed to it by a rule.
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let bus_name = unique_name("bus");
+    events.create_event_bus().name(&bus_name).send().await.expect("bus");
+    let sqs_client = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs::create_queue(&sqs_client, "app").await;
+    let queue_arn = jobhook_dev::seed::queue_arn(&sqs_client, &queue_url)
+        .await
+        .expect("arn");
+    let rule = unique_name("rule");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus_name)
+        .event_pattern(json!({"source": ["jobhook"], "detail-type": ["jobhook.transition"]}).to_string())
+        .send()
+        .await
+        .expect("rule");
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus_name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("app")
+                .arn(queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("targets");
+    Downstream {
+        store: DynamoJobStore::new(ddb, table, Duration::from_secs(86_400), Arc::new(SystemClock)),
+        probe,
+        reader,
+        stream_arn,
+        bus: EventBridgeBus::new(events, bus_name),
+        sqs: sqs_client,
+        queue_url,
+    }
+}
+
+impl Downstream {
+    /// Runs the event source mapping until the stream has nothing new:
+    /// each batch to the notifier, re-reading from a reported failure.
+    async fn pump(&mut self, notifier: &Notifier) {
+        for _ in 0..50 {
+            let (shard, records) = self.reader.next_batch(100).await.expect("records");
+            if records.is_empty() {
+                return;
+            }
+            let event: Event = serde_json::from_value(json!({
+                "Records": records.iter().map(|r| lambda_record(r, &self.stream_arn, "us-east-1")).collect::<Vec<_>>()
+            }))
+            .expect("a DynamoDB stream event");
+            let response = notifier.handle(event, deadline()).await;
+            if let Some(failed) = response.batch_item_failures.first() {
+                let sequence = failed.item_identifier.as_deref().expect("a sequence number");
+                self.reader.retry_from(&shard, sequence).await.expect("retry");
+            }
+        }
+        panic!("the stream kept producing records");
+    }
+
+    /// What the application's queue received, in arrival order.
+    async fn received(&self) -> Vec<Notification> {
+        sqs::drain(&self.sqs, &self.queue_url, 2)
+            .await
+            .iter()
+            .map(|m| {
+                let event: serde_json::Value = serde_json::from_str(m.body().expect("body")).expect("an event");
+                assert_eq!(event["source"], "jobhook");
+                serde_json::from_value(event["detail"].clone()).expect("a notification")
+            })
+            .collect()
+    }
+
+    fn notifier(&self) -> Notifier {
+        Notifier {
+            bus: Arc::new(self.bus.clone()),
+            backoff: TEST_BACKOFF,
+        }
+    }
+}
+
+/// Distinct transition ids in first-seen order, and how many repeats.
+fn distinct(notifications: &[Notification]) -> (Vec<String>, usize) {
+    let mut ids: Vec<String> = Vec::new();
+    for n in notifications {
+        if !ids.contains(&n.transition_id) {
+            ids.push(n.transition_id.clone());
+        }
+    }
+    let repeats = notifications.len() - ids.len();
+    (ids, repeats)
+}
+
+#[tokio::test]
+async fn each_applied_transition_is_published_once_in_order_and_nothing_else_is() {
+    let mut d = downstream().await;
+    let e = |id: &str, status, progress| job_event("acme", "job-n", id, status, progress);
+    for event in [
+        e("n1", JobStatus::Processing, None),
+        e("n2", JobStatus::Processing, Some(40)),
+        e("n2", JobStatus::Processing, Some(40)), // a duplicate
+        e("n0", JobStatus::Processing, Some(20)), // stale
+        e("n3", JobStatus::Completed, None),
+        e("n4", JobStatus::Failed, None), // a conflicting terminal event
+    ] {
+        d.store.apply(&event).await.expect("apply");
+    }
+    d.pump(&d.notifier()).await;
+    let got = d.received().await;
+    let (ids, repeats) = distinct(&got);
+    assert_eq!(ids, ["acme:job-n:1", "acme:job-n:2", "acme:job-n:3"], "{got:#?}");
+    println!(
+        "notifications: {} received, {} distinct, {repeats} repeated",
+        got.len(),
+        ids.len()
+    );
+    let by_id = |id: &str| got.iter().find(|n| n.transition_id == id).expect("notified");
+    let (first, second, last) = (by_id("acme:job-n:1"), by_id("acme:job-n:2"), by_id("acme:job-n:3"));
+    assert_eq!(
+        (first.from, first.to, first.event_id.as_str()),
+        (None, JobStatus::Processing, "n1")
+    );
+    assert_eq!((second.from, second.progress), (Some(JobStatus::Processing), Some(40)));
+    assert_eq!(
+        (last.from, last.to, last.origin),
+        (Some(JobStatus::Processing), JobStatus::Completed, Origin::Webhook)
+    );
+    assert_eq!(last.output_url.as_deref(), Some("https://cdn.example.com/job-n.mp4"));
+    let order: Vec<u64> = got.iter().map(|n| n.transition).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "published in transition order: {order:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_transition_is_published_even_if_the_writer_crashed_right_after_the_write() {
+    let mut d = downstream().await;
+    // The write commits, then the processor sees a failure and stops: it
+    // never publishes anything itself. The stream still carries the write.
+    d.probe.fail_after_execution("TransactWriteItems", Some("job-crash"), 1);
+    let result = d
+        .store
+        .apply(&job_event("acme", "job-crash", "c1", JobStatus::Processing, None))
+        .await;
+    assert!(result.is_err(), "the writer saw a failure");
+    d.pump(&d.notifier()).await;
+    let (ids, _) = distinct(&d.received().await);
+    assert_eq!(ids, ["acme:job-crash:1"]);
+}
+
+/// EventBridge answering 200 with some entries refused (`FailedEntryCount`),
+/// as it does under load: the first `refusals` calls refuse their second
+/// entry; everything else goes to the real bus.
+#[derive(Debug)]
+struct PartlyRefusing {
+    inner: EventBridgeBus,
+    refusals: Mutex<u32>,
+    calls: Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl NotificationBus for PartlyRefusing {
+    fn max_batch(&self) -> usize {
+        self.inner.max_batch()
+    }
+    async fn publish(&self, batch: &[Notification]) -> Result<Vec<Option<PortError>>, PortError> {
+        self.calls.lock().expect("lock").push(batch.len());
+        let refuse = {
+            let mut left = self.refusals.lock().expect("lock");
+            let refuse = *left > 0 && batch.len() > 1;
+            *left -= u32::from(refuse);
+            refuse
+        };
+        if !refuse {
+            return self.inner.publish(batch).await;
+        }
+        let mut accepted = batch.to_vec();
+        accepted.remove(1);
+        let mut results = self.inner.publish(&accepted).await?;
+        results.insert(
+            1,
+            Some(PortError::transient("events:PutEvents", "InternalFailure: injected")),
+        );
+        Ok(results)
+    }
+}
+
+#[tokio::test]
+async fn a_partial_putevents_failure_is_retried_until_every_entry_is_accepted() {
+    let mut d = downstream().await;
+    for (i, status) in [JobStatus::Processing, JobStatus::Completed].into_iter().enumerate() {
+        for job in ["pa", "pb"] {
+            d.store
+                .apply(&job_event("acme", job, &format!("{job}-{i}"), status, None))
+                .await
+                .expect("apply");
+        }
+    }
+    let bus = Arc::new(PartlyRefusing {
+        inner: d.bus.clone(),
+        refusals: Mutex::new(1),
+        calls: Mutex::new(Vec::new()),
+    });
+    let notifier = Notifier {
+        bus: bus.clone(),
+        backoff: TEST_BACKOFF,
+    };
+    d.pump(&notifier).await;
+    let (mut ids, _) = distinct(&d.received().await);
+    ids.sort();
+    assert_eq!(ids, ["acme:pa:1", "acme:pa:2", "acme:pb:1", "acme:pb:2"]);
+    let calls = bus.calls.lock().expect("lock").clone();
+    assert!(
+        calls.contains(&1),
+        "the refused entry was sent again on its own: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_from_there() {
+    let mut d = downstream().await;
+    for i in 1..=3u8 {
+        d.store
+            .apply(&job_event(
+                "acme",
+                "job-r",
+                &format!("r{i}"),
+                JobStatus::Processing,
+                Some(i * 10),
+            ))
+            .await
+            .expect("apply");
+    }
+    // Refuses every call that holds transition 2, the first time round.
+    #[derive(Debug)]
+    struct RefuseSecond {
+        inner: EventBridgeBus,
+        refused: Mutex<bool>,
+    }
+    #[async_trait::async_trait]
+    impl NotificationBus for RefuseSecond {
+        fn max_batch(&self) -> usize {
+            1
+        }
+        async fn publish(&self, batch: &[Notification]) -> Result<Vec<Option<PortError>>, PortError> {
+            if batch[0].transition == 2 && !*self.refused.lock().expect("lock") {
+                return Err(PortError::transient(
+                    "events:PutEvents",
+                    "ThrottlingException: injected",
+                ));
+            }
+            self.inner.publish(batch).await
+        }
+    }
+    let bus = Arc::new(RefuseSecond {
+        inner: d.bus.clone(),
+        refused: Mutex::new(false),
+    });
+    let notifier = Notifier {
+        bus: bus.clone(),
+        backoff: jobhook::retry::Backoff {
+            max_attempts: 2,
+            ..TEST_BACKOFF
+        },
+    };
+    let (_, records) = d.reader.next_batch(100).await.expect("records");
+    let event: Event = serde_json::from_value(json!({
+        "Records": records.iter().map(|r| lambda_record(r, &d.stream_arn, "us-east-1")).collect::<Vec<_>>()
+    }))
+    .expect("event");
+    let response = notifier.handle(event, deadline()).await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "the first record it could not publish"
+    );
+    let (ids, _) = distinct(&d.received().await);
+    assert_eq!(
+        ids,
+        ["acme:job-r:1"],
+        "nothing after the refused one was published out of order"
+    );
+    let reported = response.batch_item_failures[0]
+        .item_identifier
+        .clone()
+        .expect("sequence");
+    let refused_record = records
+        .iter()
+        .find(|r| r.dynamodb().and_then(|c| c.sequence_number()) == Some(reported.as_str()))
+        .expect("a record of the batch");
+    let transitions = refused_record
+        .dynamodb()
+        .and_then(|c| c.new_image())
+        .and_then(|i| i.get("transitions"))
+        .and_then(|v| v.as_n().ok())
+        .cloned();
+    assert_eq!(transitions.as_deref(), Some("2"), "reported at transition 2");
+}
