@@ -2,7 +2,7 @@
 //! production: queue timing, least privilege, configuration, triggers.
 
 use jobhook::adapters::dynamodb::{OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
-use jobhook::config::{ProcessorConfig, ReceiverConfig, ReconcilerConfig};
+use jobhook::config::{NotifierConfig, ProcessorConfig, ReceiverConfig, ReconcilerConfig};
 use serde_yaml_ng::Value;
 
 fn template() -> Value {
@@ -153,6 +153,7 @@ fn every_function_has_the_settings_its_config_loader_requires() {
         ("ReceiverFunction", ReceiverConfig::REQUIRED_ENV),
         ("ProcessorFunction", ProcessorConfig::REQUIRED_ENV),
         ("ReconcilerFunction", ReconcilerConfig::REQUIRED_ENV),
+        ("NotifierFunction", NotifierConfig::REQUIRED_ENV),
     ] {
         let function = resource(&t, resource_name);
         let variables = function["Properties"]["Environment"]["Variables"]
@@ -208,6 +209,52 @@ fn the_functions_that_write_job_state_agree_on_when_a_job_is_due() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_notifier_reads_the_stream_with_bounded_retries_and_a_failure_destination() {
+    let t = template();
+    let table = &resource(&t, "JobsTable")["Properties"];
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    let function = &resource(&t, "NotifierFunction")["Properties"];
+    assert_eq!(function["Timeout"].as_u64(), Some(notifier::TIMEOUT.as_secs()));
+    let stream = &function["Events"]["Stream"];
+    assert_eq!(stream["Type"], "DynamoDB");
+    let p = &stream["Properties"];
+    assert!(strings(&p["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".to_owned()));
+    assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(
+        p["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some_and(|n| (1..=100).contains(&n)),
+        "bounded retries"
+    );
+    assert!(mentions(&p["DestinationConfig"])
+        .iter()
+        .any(|m| m.starts_with("NotifierFailures")));
+    let pattern: serde_json::Value = serde_json::from_str(
+        p["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .expect("a filter pattern"),
+    )
+    .expect("the pattern is JSON");
+    assert_eq!(
+        pattern["dynamodb"]["Keys"]["sk"]["S"][0],
+        jobhook::adapters::dynamodb::STATE_SK
+    );
+    // Least privilege: PutEvents on the one bus.
+    let actions: Vec<(Vec<String>, Vec<String>)> = statements(resource(&t, "NotifierFunction"))
+        .iter()
+        .map(|s| (strings(&s["Action"]), mentions(&s["Resource"])))
+        .collect();
+    let put = actions
+        .iter()
+        .find(|(a, _)| a.contains(&"events:PutEvents".to_owned()))
+        .expect("PutEvents is allowed");
+    assert!(put.1.iter().any(|r| r.starts_with("NotificationsBus")), "{put:?}");
+    assert!(!actions.iter().any(|(a, _)| a
+        .iter()
+        .any(|x| x.starts_with("dynamodb:Put") || x.starts_with("dynamodb:Update"))));
 }
 
 #[test]
