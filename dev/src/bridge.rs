@@ -153,6 +153,73 @@ impl Bridge {
         futures::future::join_all((0..pollers.max(1)).map(|_| poller())).await;
     }
 
+    /// The stream event source mapping: the table's stream, read from its
+    /// start, to `notifier`, with the template's filter (state items that
+    /// have had a transition), re-reading from a record it reports failed,
+    /// and giving up on a batch after the template's 10 retries (on AWS the
+    /// failure destination then gets it).
+    pub async fn run_stream(&self, streams: aws_sdk_dynamodbstreams::Client, stream_arn: String) {
+        const MAX_RETRIES: u32 = 10;
+        let mut reader = loop {
+            match jobhook_dev::streams::StreamReader::open(streams.clone(), &stream_arn).await {
+                Ok(reader) => break reader,
+                Err(error) => {
+                    eprintln!("stream: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut retries = 0;
+        loop {
+            let (shard, records) = match reader.next_batch(100).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    eprintln!("stream: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            let shaped: Vec<Value> = records
+                .iter()
+                .map(|r| jobhook_dev::streams::lambda_record(r, &stream_arn, &self.region))
+                .filter(passes_notifier_filter)
+                .collect();
+            if shaped.is_empty() {
+                continue;
+            }
+            let failed_at = match self.invoke("notifier", &json!({ "Records": shaped })).await {
+                Ok(response) => response["batchItemFailures"][0]["itemIdentifier"]
+                    .as_str()
+                    .map(str::to_owned),
+                // A failed invocation retries the whole batch.
+                Err(error) => {
+                    eprintln!("stream: {error}");
+                    shaped[0]["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned)
+                }
+            };
+            match failed_at {
+                None => retries = 0,
+                Some(_) if retries >= MAX_RETRIES => {
+                    eprintln!(
+                        "stream: gave up on a batch after {MAX_RETRIES} retries (on AWS: the failure destination)"
+                    );
+                    retries = 0;
+                }
+                Some(sequence) => {
+                    retries += 1;
+                    if let Err(error) = reader.retry_from(&shard, &sequence).await {
+                        eprintln!("stream: {error}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))).await;
+                }
+            }
+        }
+    }
+
     /// The schedule: a scheduled event for `reconciler` every `every`.
     pub async fn run_schedule(&self, every: Duration) {
         let mut ticker = tokio::time::interval(every);
@@ -184,6 +251,16 @@ pub fn start_failure(log: &str) -> Option<String> {
     Some(lines[exited.saturating_sub(5)..=exited].join("\n"))
 }
 
+/// The template's `FilterCriteria` for the notifier: state items whose new
+/// image has had a transition (template.yaml, NotifierFunction).
+fn passes_notifier_filter(record: &Value) -> bool {
+    let change = &record["dynamodb"];
+    change["Keys"]["sk"]["S"] == jobhook::adapters::dynamodb::STATE_SK
+        && change["NewImage"]["transitions"]["N"]
+            .as_str()
+            .is_some_and(|n| n != "0")
+}
+
 /// Waits until the emulator runs each function: the first invocation of a
 /// function builds and starts it. Gives up at once when `log` (the
 /// emulator's output) shows a function that cannot start: an invocation of
@@ -209,7 +286,7 @@ pub async fn warm(emulator: &str, timeout: Duration, log: Option<&std::path::Pat
 async fn invoke_each(emulator: &str, timeout: Duration) -> Result<(), Error> {
     let http = reqwest::Client::builder().timeout(timeout).build()?;
     let deadline = std::time::Instant::now() + timeout;
-    let checks: [(&str, reqwest::Method, String, String); 3] = [
+    let checks: [(&str, reqwest::Method, String, String); 4] = [
         (
             "processor",
             reqwest::Method::POST,
@@ -221,6 +298,12 @@ async fn invoke_each(emulator: &str, timeout: Duration) -> Result<(), Error> {
             reqwest::Method::POST,
             invoke_url(emulator, "reconciler"),
             json!({"detail": {}}).to_string(),
+        ),
+        (
+            "notifier",
+            reqwest::Method::POST,
+            invoke_url(emulator, "notifier"),
+            json!({"Records": []}).to_string(),
         ),
         // A GET is answered 405 by the receiver itself once it runs.
         (

@@ -45,6 +45,9 @@ enum Command {
         /// Concurrent queue pollers, each invoking the processor.
         #[arg(long, default_value_t = 4)]
         pollers: usize,
+        /// The jobs table, whose stream drives the notifier.
+        #[arg(long, env = "JOBHOOK_TABLE_NAME")]
+        table: String,
     },
     /// Invoke each function once through the emulator, until all answer.
     Warm {
@@ -101,6 +104,9 @@ enum Command {
         /// The fault proxy the functions go through, for the summary.
         #[arg(long, env = "JOBHOOK_FAULTS_URL")]
         faults_url: Option<String>,
+        /// The notifications bus, to check what an application hears.
+        #[arg(long, env = "JOBHOOK_EVENT_BUS")]
+        event_bus: Option<String>,
     },
 }
 
@@ -134,6 +140,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 format!("JOBHOOK_TABLE_NAME={}", seeded.table),
                 format!("JOBHOOK_SOURCES_SECRET={}", seeded.secret),
                 format!("JOBHOOK_API_SECRET={}", seeded.api_secret),
+                format!("JOBHOOK_EVENT_BUS={}", seeded.event_bus),
             ];
             // The AWS settings and any reconciler overrides pass through.
             for name in [
@@ -168,7 +175,16 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             queue_url,
             schedule_secs,
             pollers,
+            table,
         } => {
+            let stream_arn = aws_sdk_dynamodb::Client::new(aws)
+                .describe_table()
+                .table_name(&table)
+                .send()
+                .await?
+                .table
+                .and_then(|t| t.latest_stream_arn)
+                .ok_or_else(|| format!("table {table} has no stream"))?;
             let sqs = aws_sdk_sqs::Client::new(aws);
             let queue_arn = seed::queue_arn(&sqs, &queue_url).await?;
             let bridge = bridge::Bridge {
@@ -185,6 +201,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             tokio::select! {
                 _ = bridge.run_queue(pollers) => {}
                 _ = bridge.run_schedule(Duration::from_secs(schedule_secs.max(1))) => {}
+                _ = bridge.run_stream(aws_sdk_dynamodbstreams::Client::new(aws), stream_arn) => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             Ok(0)
@@ -232,6 +249,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             dlq_url,
             summary_out,
             faults_url,
+            event_bus,
         } => {
             let secrets = aws_sdk_secretsmanager::Client::new(aws);
             let read = |id: String| {
@@ -267,6 +285,10 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 queue_url,
                 dlq_url,
                 faults_url,
+                consumer: match &event_bus {
+                    Some(bus) => Some(simulator::Consumer::subscribe(aws, bus).await?),
+                    None => None,
+                },
             };
             let summary = simulator.run(listener).await?;
             summary.print();

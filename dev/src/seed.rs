@@ -11,6 +11,7 @@ pub const DLQ: &str = "jobhook-dev-dlq";
 pub const TABLE: &str = "jobhook-dev-jobs";
 pub const SECRET: &str = "jobhook-dev-sources";
 pub const API_SECRET: &str = "jobhook-dev-api";
+pub const EVENT_BUS: &str = "jobhook-dev-bus";
 
 #[derive(Debug)]
 pub struct Seeded {
@@ -19,6 +20,7 @@ pub struct Seeded {
     pub table: String,
     pub secret: String,
     pub api_secret: String,
+    pub event_bus: String,
 }
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -113,6 +115,11 @@ pub async fn seed(
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     jobhook::adapters::dynamodb::create_table(&dynamodb, TABLE).await?;
 
+    aws_sdk_eventbridge::Client::new(aws)
+        .create_event_bus()
+        .name(EVENT_BUS)
+        .send()
+        .await?;
     let secrets = aws_sdk_secretsmanager::Client::new(aws);
     for (name, text) in [(SECRET, signing_text), (API_SECRET, api_text)] {
         secrets.create_secret().name(name).secret_string(text).send().await?;
@@ -123,6 +130,7 @@ pub async fn seed(
         table: TABLE.into(),
         secret: SECRET.into(),
         api_secret: API_SECRET.into(),
+        event_bus: EVENT_BUS.into(),
     })
 }
 

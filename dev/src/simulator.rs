@@ -227,6 +227,9 @@ pub struct Summary {
     pub left_on_queue: u64,
     pub left_on_dlq: u64,
     pub converged: bool,
+    /// What the application heard on the notifications bus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationStats>,
     /// What the fault proxy injected, when the functions ran behind one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<jobhook_dev::faults::FaultStats>,
@@ -241,6 +244,10 @@ impl Summary {
             && self.lost_events == 0
             && self.left_on_dlq == 0
             && self.deliveries.server_errors_other_than_503 == 0
+            && self
+                .notifications
+                .as_ref()
+                .is_none_or(|n| n.missing == 0 && n.out_of_order == 0)
     }
 
     pub fn print(&self) {
@@ -262,6 +269,12 @@ impl Summary {
             println!(
                 "                       {} of the conflicts from real contention; {} retried transactions answered from their token",
                 faults.contention_conflicts, faults.replayed_transactions
+            );
+        }
+        if let Some(n) = &self.notifications {
+            println!(
+                "notifications          {} received, {} distinct, {} missing, {} out of order, {} repeated",
+                n.received, n.distinct, n.missing, n.out_of_order, n.repeated
             );
         }
         let ended = self.ended_by_webhook + self.recovered_by_polling;
@@ -308,6 +321,101 @@ pub struct Simulator {
     pub queue_url: String,
     pub dlq_url: String,
     pub faults_url: Option<String>,
+    /// The bus the notifier publishes to: the simulator subscribes to it as
+    /// an application would, and checks what it hears.
+    pub consumer: Option<Consumer>,
+}
+
+/// An application's subscription to the notifications bus: a queue and a
+/// rule, made before the run.
+#[derive(Debug)]
+pub struct Consumer {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+impl Consumer {
+    pub async fn subscribe(aws: &aws_config::SdkConfig, bus: &str) -> Result<Self, Error> {
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let name = format!("jobhook-dev-consumer-{}", std::process::id());
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await?
+            .queue_url
+            .ok_or("no consumer queue url")?;
+        let arn = jobhook_dev::seed::queue_arn(&sqs, &queue_url).await?;
+        let events = aws_sdk_eventbridge::Client::new(aws);
+        events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(bus)
+            .event_pattern(r#"{"source": ["jobhook"], "detail-type": ["jobhook.transition"]}"#)
+            .send()
+            .await?;
+        events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("consumer")
+                    .arn(arn)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(Self { sqs, queue_url })
+    }
+
+    /// Every notification heard, in arrival order, waiting until none has
+    /// come for a few seconds (at most `patience`).
+    async fn drain(&self, patience: Duration) -> Result<Vec<jobhook::domain::notification::Notification>, Error> {
+        let deadline = Instant::now() + patience;
+        let mut heard = Vec::new();
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(4) {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let messages = out.messages.unwrap_or_default();
+            if !messages.is_empty() {
+                quiet_since = Instant::now();
+            }
+            for m in &messages {
+                let event: Value = serde_json::from_str(m.body().unwrap_or_default())?;
+                heard.push(serde_json::from_value(event["detail"].clone())?);
+            }
+            if !messages.is_empty() {
+                self.sqs
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(jobhook::adapters::sqs::delete_entries(&messages)))
+                    .send()
+                    .await?;
+            }
+        }
+        Ok(heard)
+    }
+}
+
+/// What the application heard, checked against every job's transitions.
+#[derive(Debug, Default, Serialize)]
+pub struct NotificationStats {
+    pub received: usize,
+    pub distinct: usize,
+    /// Transitions applied but never notified: must be 0.
+    pub missing: usize,
+    /// Notifications heard after a later one of the same job: must be 0.
+    pub out_of_order: usize,
+    /// Heard more than once (allowed: delivery is at least once).
+    pub repeated: usize,
 }
 
 async fn approximate_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
@@ -447,6 +555,39 @@ impl Simulator {
         Ok(summary)
     }
 
+    async fn check_notifications(&self, consumer: &Consumer, jobs: &[SimJob]) -> Result<NotificationStats, Error> {
+        let heard = consumer.drain(Duration::from_secs(60)).await?;
+        let mut stats = NotificationStats {
+            received: heard.len(),
+            ..Default::default()
+        };
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut highest: HashMap<String, u64> = HashMap::new();
+        for n in &heard {
+            if !seen.insert(n.transition_id.clone()) {
+                stats.repeated += 1;
+                continue;
+            }
+            let top = highest.entry(n.job_id.clone()).or_default();
+            if n.transition < *top {
+                stats.out_of_order += 1;
+            }
+            *top = (*top).max(n.transition);
+        }
+        stats.distinct = seen.len();
+        for job in jobs {
+            let transitions = self
+                .store
+                .get(&self.source.name, &job.id)
+                .await?
+                .map_or(0, |s| s.transitions);
+            stats.missing += (1..=transitions)
+                .filter(|t| !seen.contains(&format!("{}:{}:{t}", self.source.name, job.id)))
+                .count();
+        }
+        Ok(stats)
+    }
+
     async fn fault_stats(&self) -> Option<jobhook_dev::faults::FaultStats> {
         let url = format!("{}/_faults", self.faults_url.as_deref()?.trim_end_matches('/'));
         let answer = reqwest::get(&url).await.and_then(|r| r.error_for_status());
@@ -510,6 +651,7 @@ impl Simulator {
             left_on_queue: approximate_messages(&self.sqs, &self.queue_url).await,
             left_on_dlq: approximate_messages(&self.sqs, &self.dlq_url).await,
             converged,
+            notifications: None,
             faults: self.fault_stats().await,
             wall_time_secs: 0.0,
         };
@@ -539,6 +681,9 @@ impl Simulator {
                 Some(Origin::Webhook) => summary.ended_by_webhook += 1,
                 None => {}
             }
+        }
+        if let Some(consumer) = &self.consumer {
+            summary.notifications = Some(self.check_notifications(consumer, jobs).await?);
         }
         summary.wall_time_secs = started.elapsed().as_secs_f64();
         Ok(summary)
