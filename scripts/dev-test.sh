@@ -66,6 +66,45 @@ for _ in $(seq 600); do
 done
 grep -q '==> ready' "$run_dir/dev.log" || { tail -n 20 "$run_dir/dev.log"; failed "make dev was not ready in 300 s"; }
 
+# The developer's app, behind `jobhook listen --forward-to`: it verifies each
+# delivery with the Standard Webhooks reference library and answers 500 to
+# the first delivery of each notification, 200 to the next.
+listen_secret="whsec_$("$python" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+read -r app_port < <("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+: >"$run_dir/app.log"
+setsid "$python" - "$app_port" "$listen_secret" "$run_dir/app.log" <<'PY' &
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from standardwebhooks import Webhook
+port, secret, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+seen = set()
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"])).decode()
+        try:
+            notification = Webhook(secret).verify(body, dict(self.headers))
+        except Exception as e:
+            self.send_response(401); self.end_headers()
+            with open(log, "a") as f: f.write(f"unverified {e}\n")
+            return
+        first = notification["transition_id"] not in seen
+        seen.add(notification["transition_id"])
+        self.send_response(500 if first else 200); self.end_headers()
+        with open(log, "a") as f:
+            f.write(f"{'500' if first else '200'} {notification['transition_id']} {notification['to']}\n")
+    def log_message(self, *args): pass
+HTTPServer(("127.0.0.1", port), App).serve_forever()
+PY
+pids+=($!)
+(
+  set -a; . "$run_dir/stack/env"; set +a
+  exec "$target_dir/debug/jobhook" listen --forward-to "http://127.0.0.1:$app_port/hooks" \
+    --secret "$listen_secret" --source mine --count 1
+) >"$run_dir/listen.log" 2>&1 &
+listen_pid=$!
+for _ in $(seq 100); do grep -q 'listening on bus' "$run_dir/listen.log" && break; sleep 0.2; done
+grep -q 'listening on bus' "$run_dir/listen.log" || { cat "$run_dir/listen.log"; failed "jobhook listen did not subscribe"; }
+
 (
   set -a; . "$run_dir/stack/env"; set +a
   "$target_dir/debug/jobhook" track mine job-own >/dev/null
@@ -90,9 +129,18 @@ INI
     AWS_CONFIG_FILE="$run_dir/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=jobhook-test \
     "$target_dir/debug/jobhook" status mine job-own >/dev/null
 ) || failed "the CLI could not use a credential_process profile"
+# The transition reached the app through the bus, signed, after a retry.
+for _ in $(seq 150); do kill -0 "$listen_pid" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$listen_pid" 2>/dev/null && { cat "$run_dir/listen.log"; failed "jobhook listen did not deliver the notification"; }
+wait "$listen_pid" || { cat "$run_dir/listen.log"; failed "jobhook listen failed"; }
+grep -qx '500 mine:job-own:1 completed' "$run_dir/app.log" || { cat "$run_dir/app.log"; failed "the app never got the notification"; }
+grep -qx '200 mine:job-own:1 completed' "$run_dir/app.log" || { cat "$run_dir/app.log" "$run_dir/listen.log"; failed "a 500 was not retried"; }
+grep -q unverified "$run_dir/app.log" && failed "a forward failed the reference library's verification"
+grep -q 'removed jobhook-listen' "$run_dir/listen.log" || failed "listen did not remove its queue and rule"
 kill -TERM -- "-$dev_pid" 2>/dev/null || true
 wait "$dev_pid" 2>/dev/null || true
-echo "dev-test: the local stack polled the user's own mock on port $mock_port; the CLI used a credential_process profile"
+echo "dev-test: the local stack polled the user's own mock on port $mock_port; the CLI used a credential_process profile;"
+echo "dev-test: jobhook listen forwarded the transition signed (verified by the standardwebhooks library) and retried a 500"
 
 # 2. A setting the functions refuse: make dev must say so and stop at once.
 started=$(date +%s)

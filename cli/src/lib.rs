@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub mod dlq;
+pub mod listen;
 pub mod sign;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::clock::SystemClock;
@@ -111,6 +112,9 @@ pub enum Command {
     },
     /// Print the headers (or a curl command) for a correctly signed test delivery.
     Sign(sign::SignArgs),
+    /// Subscribe to the notifications bus and forward each notification to
+    /// a local app, signed with Standard Webhooks (or print it).
+    Listen(listen::ListenArgs),
     /// Inspect or redrive the dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -266,6 +270,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
         }
         Command::Sign(args) => sign::run(args, aws, out).await,
         Command::Dlq { command } => dlq::run(command, aws, out).await,
+        Command::Listen(args) => listen::run(args, aws, out).await,
         Command::Timeline { job, table, json } => {
             check(&job)?;
             let entries = store(aws, &table)?

@@ -60,6 +60,11 @@ impl SigningKey {
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// A Standard Webhooks secret: `whsec_` + base64 of 24 to 64 bytes.
+    pub fn from_whsec(secret: &str) -> Result<Self, &'static str> {
+        decode_whsec(secret)
+    }
 }
 
 impl fmt::Debug for SigningKey {
