@@ -180,7 +180,7 @@ impl Bridge {
                 }
             };
             if records.is_empty() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
             let shaped: Vec<Value> = records

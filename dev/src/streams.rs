@@ -79,6 +79,9 @@ pub struct StreamReader {
     stream_arn: String,
     /// Per shard, where to read next (None once the shard is closed and read).
     iterators: Vec<(String, Option<String>)>,
+    /// When shards were last listed: new shards appear rarely, and listing
+    /// them on every read would load the local moto for nothing.
+    discovered_at: Option<std::time::Instant>,
 }
 
 impl StreamReader {
@@ -87,13 +90,21 @@ impl StreamReader {
             client,
             stream_arn: stream_arn.to_owned(),
             iterators: Vec::new(),
+            discovered_at: None,
         };
         reader.discover().await?;
         Ok(reader)
     }
 
-    /// Picks up shards not seen yet.
+    /// Picks up shards not seen yet (at most every few seconds).
     async fn discover(&mut self) -> Result<(), Error> {
+        if self
+            .discovered_at
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(5))
+        {
+            return Ok(());
+        }
+        self.discovered_at = Some(std::time::Instant::now());
         let described = self
             .client
             .describe_stream()
