@@ -292,3 +292,21 @@ async fn handle(
     write(out, &format!("{summary}  [{status}]{verdict}"))?;
     Ok(ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_a_valid_standard_webhooks_secret_and_each_is_new() {
+        let (a, b) = (generated_secret(), generated_secret());
+        assert!(a.starts_with("whsec_") && a != b);
+        assert_eq!(SigningKey::from_whsec(&a).expect("valid").bytes().len(), 32);
+    }
+
+    #[test]
+    fn failed_forwards_come_back_sooner_first_then_at_most_a_minute_apart() {
+        let waits: Vec<i32> = (1..=9).map(retry_delay).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+}
