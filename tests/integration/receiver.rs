@@ -415,3 +415,48 @@ async fn a_refresh_that_fails_keeps_serving_the_last_good_document() {
     );
     std::fs::remove_file(path).ok();
 }
+
+#[tokio::test]
+async fn opusclip_and_header_token_deliveries_are_verified_and_queued() {
+    let doc = serde_json::json!({"sources": {
+        "opus": {"scheme": "opusclip", "secrets": ["sk-opus-integration"]},
+        "aai": {"scheme": "header-token", "header": "x-webhook-token", "secrets": ["aai-shared-token"]}}});
+    let path = temp_file("new-schemes", &doc.to_string());
+    let h = harness_with(Arc::new(FileSources::new(&path)), None, FIXTURE_TS + 5).await;
+    let sources = Sources::parse(&doc.to_string()).expect("sources");
+    for name in ["opus", "aai"] {
+        let body =
+            format!(r#"{{"projectId":"p-{name}","transcript_id":"t-{name}","status":"completed"}}"#).into_bytes();
+        let good = sign::headers_for(sources.get(name).expect("source"), "ignored", FIXTURE_TS, &body);
+        let path = format!("/webhooks/{name}");
+        let response = h.receiver.handle(raw_request("POST", &path, &good, body.clone())).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
+        assert_eq!(
+            json_of(&response)["event_id"],
+            sha256_hex(&body),
+            "{name}: no delivery id, so the body's hash"
+        );
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        let refused = h.receiver.handle(raw_request("POST", &path, &good, tampered)).await;
+        let expected = if name == "aai" {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(
+            refused.status(),
+            expected,
+            "{name}: a header token does not cover the body"
+        );
+    }
+    let queued = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+    let schemes: Vec<String> = queued
+        .iter()
+        .map(|m| Envelope::from_json(m.body().expect("body")).expect("envelope").scheme)
+        .collect();
+    assert!(
+        schemes.contains(&"opusclip".to_owned()) && schemes.contains(&"header-token".to_owned()),
+        "{schemes:?}"
+    );
+}

@@ -74,7 +74,9 @@ fn sources_doc() -> Sources {
         &json!({"sources": {
             "sw": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
             "st": {"scheme": "stripe", "header": "mux-signature", "secrets": [format!("whsec_{MARKER}")]},
-            "gh": {"scheme": "github", "secrets": [MARKER]}}})
+            "gh": {"scheme": "github", "secrets": [MARKER]},
+            "op": {"scheme": "opusclip", "secrets": [format!("sk-{MARKER}")]},
+            "ht": {"scheme": "header-token", "header": "x-webhook-token", "secrets": [format!("tok-{MARKER}")]}}})
         .to_string(),
     )
     .expect("fuzz sources")
@@ -103,6 +105,10 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
         "svix-signature",
         "mux-signature",
         "x-hub-signature-256",
+        "x-opus-signature",
+        "x-opus-salt",
+        "x-opus-timestamp",
+        "x-webhook-token",
     ];
     let headers = proptest::collection::vec((0..names.len(), signature_value()), 0..8);
     let body = proptest::collection::vec(any::<u8>(), 0..256);

@@ -113,6 +113,16 @@ pub fn verify(
             verify_github(source, headers, &body)?;
             (None, None)
         }
+        // OpusClip's timestamp is checked but not signed: it is no proof of
+        // when the delivery was made, so it is not carried as one.
+        Scheme::Opusclip => {
+            verify_opusclip(source, headers, &body, now_unix)?;
+            (None, None)
+        }
+        Scheme::HeaderToken => {
+            verify_header_token(source, headers)?;
+            (None, None)
+        }
     };
     Ok(VerifiedWebhook {
         source: source.name.clone(),
@@ -276,6 +286,58 @@ fn verify_github(source: &SourceConfig, headers: &HeaderMap, body: &[u8]) -> Res
     }
 }
 
+/// OpusClip (help.opus.pro/api-reference/webhook, "Securing your webhook"):
+/// `X-Opus-Signature` is the hex HMAC-SHA256, keyed with the organization's
+/// API secret key, of the raw body followed by the `X-Opus-Salt` header's
+/// text; `X-Opus-Timestamp` is sent but not signed, and is still held to the
+/// tolerance (it stops a naive replay, not a careful one: idempotent apply
+/// is what makes a replay harmless).
+fn verify_opusclip(source: &SourceConfig, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<(), VerifyError> {
+    let signature = match header(headers, &["x-opus-signature"]) {
+        Some(Ok(raw)) => raw,
+        Some(Err(())) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    let salt = match header(headers, &["x-opus-salt"]) {
+        Some(Ok(salt)) if !salt.is_empty() && salt.len() <= 128 => salt,
+        Some(_) | None => return Err(VerifyError::MalformedSignature),
+    };
+    let timestamp = match header(headers, &["x-opus-timestamp"]) {
+        Some(Ok(raw)) => parse_timestamp(raw)?,
+        Some(Err(())) => return Err(VerifyError::MalformedTimestamp),
+        None => return Err(VerifyError::MissingTimestamp),
+    };
+    check_tolerance(timestamp, now_unix, source.tolerance_secs)?;
+    let candidate = decode_hex_tag(signature).ok_or(VerifyError::MalformedSignature)?;
+    if any_key_matches(&source.keys, &[body, salt.as_bytes()], &[candidate]) {
+        Ok(())
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+/// A shared secret in the source's `header`, compared in constant time with
+/// every active secret. Both sides are hashed first, so the comparison runs
+/// over equal lengths and reveals nothing of the secret's length.
+fn verify_header_token(source: &SourceConfig, headers: &HeaderMap) -> Result<(), VerifyError> {
+    let name = source.header.as_deref().unwrap_or_default();
+    let token = match header(headers, &[name]) {
+        Some(Ok(token)) if !token.is_empty() => token,
+        Some(_) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    let presented = Sha256::digest(token.as_bytes());
+    let matches = source
+        .keys
+        .iter()
+        .any(|key| bool::from(Sha256::digest(key.bytes()).ct_eq(&presented)));
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
 /// Signs deliveries the way each scheme's senders do. Used by the provider
 /// simulator, the CLI's `sign` command and the tests; never by the receiver.
 pub mod sign {
@@ -300,6 +362,11 @@ pub mod sign {
         format!("sha256={}", hex::encode(mac(key, &[body])))
     }
 
+    /// `x-opus-signature` value: hex HMAC-SHA256 over the body and the salt.
+    pub fn opusclip(key: &SigningKey, salt: &str, body: &[u8]) -> String {
+        hex::encode(mac(key, &[body, salt.as_bytes()]))
+    }
+
     /// The headers that make `body` a correctly signed delivery from `source`
     /// at `timestamp`, signed with its first active secret. `id` is used by
     /// schemes that carry one.
@@ -318,6 +385,20 @@ pub mod sign {
             Scheme::Github => vec![(
                 source.header.clone().unwrap_or_else(|| "x-hub-signature-256".into()),
                 github(key, body),
+            )],
+            Scheme::Opusclip => {
+                // 8 bytes as hex, as OpusClip sends; derived from the id so
+                // that a test's headers are repeatable.
+                let salt = hex::encode(&Sha256::digest(id.as_bytes())[..8]);
+                vec![
+                    ("x-opus-signature".into(), opusclip(key, &salt, body)),
+                    ("x-opus-salt".into(), salt),
+                    ("x-opus-timestamp".into(), timestamp.to_string()),
+                ]
+            }
+            Scheme::HeaderToken => vec![(
+                source.header.clone().unwrap_or_default(),
+                String::from_utf8_lossy(key.bytes()).into_owned(),
             )],
         }
     }
@@ -637,6 +718,156 @@ mod tests {
             verify(&src, &h, Bytes::from_static(b"{ }"), ts).unwrap_err(),
             VerifyError::SignatureMismatch
         );
+    }
+
+    // OpusClip publishes no test vector. This one was computed with an
+    // independent HMAC implementation, Python's standard library:
+    //   hmac.new(b"sk-opus-test-secret", BODY + SALT.encode(), hashlib.sha256).hexdigest()
+    const OPUS_SECRET: &str = "sk-opus-test-secret";
+    const OPUS_BODY: &str = r#"{"projectId":"P1-test","stage":"COMPLETE"}"#;
+    const OPUS_SALT: &str = "a1b2c3d4e5f60718";
+    const OPUS_SIG: &str = "593e64216835f13fb03b1f93cf94340f31219770e67f7e89a11421e0d97135b3";
+    const OPUS_TS: i64 = 1_778_673_605;
+
+    fn opus_source(secrets: &[&str]) -> SourceConfig {
+        let doc = serde_json::json!({"sources": {"op": {"scheme": "opusclip", "secrets": secrets}}});
+        source(&doc.to_string(), "op")
+    }
+
+    fn opus_headers(sig: &str, salt: &str, ts: &str) -> HeaderMap {
+        headers(&[
+            ("x-opus-signature", sig),
+            ("x-opus-salt", salt),
+            ("x-opus-timestamp", ts),
+        ])
+    }
+
+    #[test]
+    fn opusclip_independent_vector_verifies_and_the_signer_reproduces_it() {
+        let src = opus_source(&["sk-an-older-key", OPUS_SECRET]);
+        let ts = OPUS_TS.to_string();
+        let verified = verify(
+            &src,
+            &opus_headers(OPUS_SIG, OPUS_SALT, &ts),
+            Bytes::from(OPUS_BODY),
+            OPUS_TS + 10,
+        )
+        .expect("the vector verifies with the second active key");
+        assert_eq!(verified.timestamp(), None, "the timestamp is not signed");
+        assert_eq!(verified.event_id(), sha256_hex(OPUS_BODY.as_bytes()));
+        let key = src.keys[1].clone();
+        assert_eq!(sign::opusclip(&key, OPUS_SALT, OPUS_BODY.as_bytes()), OPUS_SIG);
+        let upper = OPUS_SIG.to_ascii_uppercase();
+        assert!(verify(
+            &src,
+            &opus_headers(&upper, OPUS_SALT, &ts),
+            Bytes::from(OPUS_BODY),
+            OPUS_TS
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn opusclip_rejects_a_changed_body_salt_or_key_and_a_stale_timestamp() {
+        let src = opus_source(&[OPUS_SECRET]);
+        let ts = OPUS_TS.to_string();
+        let check =
+            |h: HeaderMap, body: &str, now: i64| verify(&src, &h, Bytes::from(body.to_owned()), now).map(|_| ());
+        let changed = OPUS_BODY.replace("COMPLETE", "STALLED");
+        assert_eq!(
+            check(opus_headers(OPUS_SIG, OPUS_SALT, &ts), &changed, OPUS_TS),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            check(opus_headers(OPUS_SIG, "a1b2c3d4e5f60719", &ts), OPUS_BODY, OPUS_TS),
+            Err(VerifyError::SignatureMismatch)
+        );
+        let other = opus_source(&["sk-someone-else"]);
+        assert_eq!(
+            verify(
+                &other,
+                &opus_headers(OPUS_SIG, OPUS_SALT, &ts),
+                Bytes::from(OPUS_BODY),
+                OPUS_TS
+            )
+            .map(|_| ()),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            check(opus_headers(OPUS_SIG, OPUS_SALT, &ts), OPUS_BODY, OPUS_TS + 301),
+            Err(VerifyError::TimestampOutOfTolerance)
+        );
+        assert_eq!(
+            check(opus_headers(&OPUS_SIG[..63], OPUS_SALT, &ts), OPUS_BODY, OPUS_TS),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            check(opus_headers(OPUS_SIG, "", &ts), OPUS_BODY, OPUS_TS),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            check(
+                headers(&[("x-opus-salt", OPUS_SALT), ("x-opus-timestamp", &ts)]),
+                OPUS_BODY,
+                OPUS_TS
+            ),
+            Err(VerifyError::MissingSignature)
+        );
+        assert_eq!(
+            check(
+                headers(&[("x-opus-signature", OPUS_SIG), ("x-opus-salt", OPUS_SALT)]),
+                OPUS_BODY,
+                OPUS_TS
+            ),
+            Err(VerifyError::MissingTimestamp)
+        );
+    }
+
+    fn token_source(secrets: &[&str]) -> SourceConfig {
+        let doc = serde_json::json!({"sources": {"aai": {"scheme": "header-token", "header": "X-Webhook-Token", "secrets": secrets}}});
+        source(&doc.to_string(), "aai")
+    }
+
+    #[test]
+    fn header_token_matches_any_active_secret_and_nothing_else() {
+        let src = token_source(&["old-token-value", "new-token-value"]);
+        let check = |h: HeaderMap| verify(&src, &h, Bytes::from_static(b"{}"), 0).map(|_| ());
+        assert_eq!(check(headers(&[("x-webhook-token", "new-token-value")])), Ok(()));
+        assert_eq!(
+            check(headers(&[("x-webhook-token", "old-token-value")])),
+            Ok(()),
+            "rotation"
+        );
+        for wrong in ["new-token-valu", "new-token-value2", "NEW-TOKEN-VALUE", "x"] {
+            assert_eq!(
+                check(headers(&[("x-webhook-token", wrong)])),
+                Err(VerifyError::SignatureMismatch),
+                "{wrong}"
+            );
+        }
+        assert_eq!(
+            check(headers(&[("x-webhook-token", "")])),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            check(headers(&[("x-other", "new-token-value")])),
+            Err(VerifyError::MissingSignature)
+        );
+    }
+
+    #[test]
+    fn the_new_schemes_refuse_settings_that_would_mislead() {
+        let parse =
+            |entry: serde_json::Value| Sources::parse(&serde_json::json!({"sources": {"s": entry}}).to_string());
+        let no_header = parse(serde_json::json!({"scheme": "header-token", "secrets": ["t"]})).unwrap_err();
+        assert!(no_header.to_string().contains("header"), "{no_header}");
+        let tolerance = parse(
+            serde_json::json!({"scheme": "header-token", "header": "x-t", "secrets": ["t"], "tolerance_secs": 60}),
+        );
+        assert!(tolerance.is_err(), "a header token carries no timestamp");
+        let opus_header = parse(serde_json::json!({"scheme": "opusclip", "header": "x-sig", "secrets": ["sk-1"]}));
+        assert!(opus_header.is_err(), "OpusClip's header names are fixed");
+        assert!(parse(serde_json::json!({"scheme": "opusclip", "secrets": ["sk-1"], "tolerance_secs": 600})).is_ok());
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub enum Scheme {
     StandardWebhooks,
     Stripe,
     Github,
+    /// OpusClip: `X-Opus-Signature` = hex HMAC-SHA256(key, body ‖ salt).
+    Opusclip,
+    /// A shared secret in a named header (AssemblyAI and similar): no body
+    /// integrity and no replay window, see the README.
+    HeaderToken,
 }
 
 impl Scheme {
@@ -30,6 +35,8 @@ impl Scheme {
             Self::StandardWebhooks => "standard-webhooks",
             Self::Stripe => "stripe",
             Self::Github => "github",
+            Self::Opusclip => "opusclip",
+            Self::HeaderToken => "header-token",
         }
     }
 }
@@ -47,6 +54,8 @@ impl FromStr for Scheme {
             "standard-webhooks" => Ok(Self::StandardWebhooks),
             "stripe" => Ok(Self::Stripe),
             "github" => Ok(Self::Github),
+            "opusclip" => Ok(Self::Opusclip),
+            "header-token" => Ok(Self::HeaderToken),
             _ => Err(()),
         }
     }
@@ -285,7 +294,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         field_error(
             name,
             "scheme",
-            "must be one of \"standard-webhooks\", \"stripe\", \"github\"",
+            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\"",
         )
     })?;
 
@@ -293,11 +302,11 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
 
     let tolerance_secs = match fields.get("tolerance_secs") {
         None => DEFAULT_TOLERANCE_SECS,
-        Some(_) if scheme == Scheme::Github => {
+        Some(_) if matches!(scheme, Scheme::Github | Scheme::HeaderToken) => {
             return Err(field_error(
                 name,
                 "tolerance_secs",
-                "the github scheme signs no timestamp",
+                format!("the {scheme} scheme carries no timestamp"),
             ))
         }
         Some(value) => value
@@ -313,12 +322,19 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
     };
 
     let header = match fields.get("header") {
-        None => None,
-        Some(_) if scheme == Scheme::StandardWebhooks => {
+        None if scheme == Scheme::HeaderToken => {
             return Err(field_error(
                 name,
                 "header",
-                "the standard-webhooks scheme uses fixed header names",
+                "is required: the header that carries the token",
+            ))
+        }
+        None => None,
+        Some(_) if matches!(scheme, Scheme::StandardWebhooks | Scheme::Opusclip) => {
+            return Err(field_error(
+                name,
+                "header",
+                format!("the {scheme} scheme uses fixed header names"),
             ))
         }
         Some(Value::String(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => Some(h.to_ascii_lowercase()),
@@ -377,7 +393,11 @@ fn parse_keys(source: &str, scheme: Scheme, value: Option<&Value>) -> Result<Vec
             match scheme {
                 Scheme::StandardWebhooks => decode_whsec(secret).map_err(|problem| field_error(source, field, problem)),
                 // Stripe-shaped and GitHub secrets are used as the string's bytes.
-                Scheme::Stripe | Scheme::Github => Ok(SigningKey(secret.as_bytes().to_vec())),
+                // The others use the secret string's bytes: Stripe-shaped and
+                // GitHub secrets, OpusClip's API secret key, a header token.
+                Scheme::Stripe | Scheme::Github | Scheme::Opusclip | Scheme::HeaderToken => {
+                    Ok(SigningKey(secret.as_bytes().to_vec()))
+                }
             }
         })
         .collect()
