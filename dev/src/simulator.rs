@@ -48,6 +48,9 @@ pub struct SimArgs {
     /// Share of jobs that fail rather than complete.
     #[arg(long, default_value_t = 0.10)]
     pub failure_rate: f64,
+    /// Share of the other jobs that are canceled rather than complete.
+    #[arg(long, default_value_t = 0.05)]
+    pub cancel_rate: f64,
     /// The receiver is down from this second of the run (its front door answers
     /// 503 for the first half of the window, then refuses connections)…
     #[arg(long, default_value_t = 4.0)]
@@ -102,6 +105,7 @@ impl SimJob {
             (JobStatus::Processing, false) => "job.progress",
             (JobStatus::Completed, _) => "job.completed",
             (JobStatus::Failed, _) => "job.failed",
+            (JobStatus::Canceled, _) => "job.canceled",
             (JobStatus::Submitted, _) => "job.submitted",
         }
     }
@@ -158,7 +162,16 @@ fn plan(args: &SimArgs, rng: &mut StdRng) -> Vec<SimJob> {
             }
             at += rng.random_range(0.3..1.0);
             let failed = rng.random_bool(args.failure_rate);
-            let truth = if failed {
+            let canceled = !failed && rng.random_bool(args.cancel_rate);
+            let truth = if canceled {
+                push(JobStatus::Canceled, None, at);
+                Truth {
+                    status: JobStatus::Canceled,
+                    progress: None,
+                    output_url: None,
+                    error: None,
+                }
+            } else if failed {
                 push(JobStatus::Failed, None, at);
                 Truth {
                     status: JobStatus::Failed,

@@ -189,6 +189,7 @@ pub fn record_reconcile_run(summary: &RunSummary) {
         missed_webhooks_recovered = summary.missed_webhooks_recovered(),
         recovered_completed = summary.recovered_completed,
         recovered_failed = summary.recovered_failed,
+        recovered_canceled = summary.recovered_canceled,
         unchanged = summary.unchanged,
         not_found = summary.not_found,
         abandoned = summary.abandoned,

@@ -82,6 +82,7 @@ pub struct RunSummary {
     pub advanced: usize,
     pub recovered_completed: usize,
     pub recovered_failed: usize,
+    pub recovered_canceled: usize,
     pub unchanged: usize,
     pub not_found: usize,
     /// Jobs given up on this run.
@@ -103,7 +104,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn missed_webhooks_recovered(&self) -> usize {
-        self.recovered_completed + self.recovered_failed
+        self.recovered_completed + self.recovered_failed + self.recovered_canceled
     }
 }
 
@@ -212,6 +213,7 @@ impl Reconciler {
                     match status {
                         JobStatus::Completed => summary.recovered_completed += 1,
                         JobStatus::Failed => summary.recovered_failed += 1,
+                        JobStatus::Canceled => summary.recovered_canceled += 1,
                         _ => {}
                     }
                 }

@@ -721,6 +721,7 @@ fn the_condition_expression_decides_exactly_as_the_domain_rule() {
         Just(JobStatus::Processing),
         Just(JobStatus::Completed),
         Just(JobStatus::Failed),
+        Just(JobStatus::Canceled),
     ];
     // Few distinct values, so equal and neighbouring progress meet often:
     // that is where a condition off by one would differ.
@@ -794,4 +795,26 @@ async fn put_state(h: &Harness, job_id: &str, status: JobStatus, progress: Optio
         .send()
         .await
         .expect("put state");
+}
+
+#[tokio::test]
+async fn a_canceled_job_ends_canceled_and_a_late_other_ending_is_a_conflict() {
+    let h = harness().await;
+    h.deliver_each(&[
+        webhook("cn-1", "job.started", "job-cn", None),
+        webhook("cn-2", "job.canceled", "job-cn", None),
+        webhook("cn-3", "job.completed", "job-cn", None),
+        webhook("cn-0", "job.progress", "job-cn", Some(50)),
+    ])
+    .await;
+    let state = h.state("job-cn").await;
+    assert_eq!(state.fields.status, JobStatus::Canceled);
+    assert_eq!((state.fields.output_url, state.transitions), (None, 2));
+    let timeline = outcomes(&h.timeline("job-cn").await);
+    assert_eq!(
+        timeline["cn-3"],
+        Outcome::Conflict,
+        "canceled is terminal, and not completed"
+    );
+    assert_eq!(timeline["cn-0"], Outcome::Stale);
 }

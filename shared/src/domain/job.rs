@@ -1,6 +1,7 @@
 //! Job state rules: the one definition of what "moves a job forward".
 //!
-//! A job goes `submitted` → `processing` → `completed` | `failed`. An event is
+//! A job goes `submitted` → `processing` → `completed` | `failed` |
+//! `canceled`. An event is
 //! applied only if it has a higher status rank, or the same `processing` rank
 //! with strictly higher progress. Terminal states are final. Because the new
 //! state depends only on the event that wins, the final state after any
@@ -19,6 +20,9 @@ pub enum JobStatus {
     Processing,
     Completed,
     Failed,
+    /// Stopped on request (Replicate's `canceled`, OpenAI's `cancelled`):
+    /// terminal, and not a failure.
+    Canceled,
 }
 
 impl JobStatus {
@@ -26,7 +30,7 @@ impl JobStatus {
         match self {
             Self::Submitted => 0,
             Self::Processing => 1,
-            Self::Completed | Self::Failed => 2,
+            Self::Completed | Self::Failed | Self::Canceled => 2,
         }
     }
 
@@ -40,6 +44,7 @@ impl JobStatus {
             Self::Processing => "processing",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
         }
     }
 }
@@ -58,6 +63,7 @@ impl FromStr for JobStatus {
             "processing" => Ok(Self::Processing),
             "completed" => Ok(Self::Completed),
             "failed" => Ok(Self::Failed),
+            "canceled" => Ok(Self::Canceled),
             _ => Err(()),
         }
     }
@@ -116,7 +122,7 @@ impl JobFields {
         let progress = match event.status {
             JobStatus::Submitted => None,
             JobStatus::Completed => event.progress.or(Some(100)),
-            JobStatus::Processing | JobStatus::Failed => event.progress,
+            JobStatus::Processing | JobStatus::Failed | JobStatus::Canceled => event.progress,
         };
         Self {
             status: event.status,
@@ -174,7 +180,9 @@ pub fn decide(current: Option<(JobStatus, Option<u8>)>, event: &JobEvent) -> Dec
 pub fn likely_previous_status(event: &JobEvent) -> Option<JobStatus> {
     match (event.status, event.progress) {
         (JobStatus::Submitted, _) | (JobStatus::Processing, None) => None,
-        (JobStatus::Processing, Some(_)) | (JobStatus::Completed | JobStatus::Failed, _) => Some(JobStatus::Processing),
+        (JobStatus::Processing, Some(_)) | (JobStatus::Completed | JobStatus::Failed | JobStatus::Canceled, _) => {
+            Some(JobStatus::Processing)
+        }
     }
 }
 
@@ -396,7 +404,8 @@ mod tests {
             prop_oneof![
                 Just(None),
                 Just(Some(JobStatus::Completed)),
-                Just(Some(JobStatus::Failed))
+                Just(Some(JobStatus::Failed)),
+                Just(Some(JobStatus::Canceled))
             ],
         )
             .prop_map(|(with_started, progress, terminal)| {
@@ -452,6 +461,7 @@ mod tests {
             JobStatus::Processing,
             JobStatus::Completed,
             JobStatus::Failed,
+            JobStatus::Canceled,
         ] {
             for progress in [None, Some(0), Some(50), Some(100)] {
                 let e = event("e", status, progress);

@@ -94,9 +94,10 @@ impl ProviderProfile for Generic {
             "job.started" | "job.progress" => JobStatus::Processing,
             "job.completed" => JobStatus::Completed,
             "job.failed" => JobStatus::Failed,
+            "job.canceled" => JobStatus::Canceled,
             _ => {
                 return Err(err(
-                    "field \"type\" must be job.started, job.progress, job.completed or job.failed",
+                    "field \"type\" must be job.started, job.progress, job.completed, job.failed or job.canceled",
                 ))
             }
         };
@@ -134,7 +135,12 @@ impl ProviderProfile for Generic {
             Some("processing") => JobStatus::Processing,
             Some("completed") => JobStatus::Completed,
             Some("failed") => JobStatus::Failed,
-            _ => return Err(err("field \"status\" must be queued, processing, completed or failed")),
+            Some("canceled") => JobStatus::Canceled,
+            _ => {
+                return Err(err(
+                    "field \"status\" must be queued, processing, completed, failed or canceled",
+                ))
+            }
         };
         Ok(PollAnswer {
             status,
