@@ -818,3 +818,64 @@ async fn a_canceled_job_ends_canceled_and_a_late_other_ending_is_a_conflict() {
     );
     assert_eq!(timeline["cn-0"], Outcome::Stale);
 }
+
+/// A Replicate delivery as the receiver queues it: the prediction object as
+/// the body, the identity in `webhook-id`.
+fn replicate_webhook(webhook_id: &str, fixture_name: &str) -> SqsMessage {
+    let envelope = jobhook::Envelope {
+        v: 1,
+        source: "rep".into(),
+        event_id: webhook_id.into(),
+        received_at: "2026-05-13T12:00:06.000Z".into(),
+        scheme: "standard-webhooks".into(),
+        webhook_id: Some(webhook_id.into()),
+        signed_at: Some(1778673605),
+        headers: Default::default(),
+        body: fixture(&format!("providers/replicate/{fixture_name}")),
+        body_base64: false,
+    };
+    message(&envelope.to_json())
+}
+
+#[tokio::test]
+async fn replicate_predictions_in_any_order_end_as_the_last_status_once() {
+    let h = harness().await;
+    // The list-output prediction's lifecycle, its end first, one redelivered.
+    h.deliver_each(&[
+        replicate_webhook("msg_r3", "webhook-succeeded-list-output.json"),
+        replicate_webhook("msg_r2", "webhook-processing-no-output-key.json"),
+        replicate_webhook("msg_r3", "webhook-succeeded-list-output.json"),
+    ])
+    .await;
+    let state = h
+        .store
+        .get("rep", "rr4bt2k6k9rme0cg3s1vq6wqx8")
+        .await
+        .expect("get")
+        .expect("job");
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://replicate.delivery/xezq/abc123/out-0.webp")
+    );
+    assert_eq!(
+        state.transitions, 1,
+        "the late processing webhook is stale, the redelivery a duplicate"
+    );
+    let timeline = h
+        .store
+        .timeline("rep", "rr4bt2k6k9rme0cg3s1vq6wqx8")
+        .await
+        .expect("timeline");
+    assert_eq!(timeline.len(), 2);
+
+    h.deliver_each(&[replicate_webhook("msg_c1", "webhook-canceled.json")])
+        .await;
+    let canceled = h
+        .store
+        .get("rep", "a1q8w3n5gdrme0cg3s2tq1v6zr")
+        .await
+        .expect("get")
+        .expect("job");
+    assert_eq!(canceled.fields.status, JobStatus::Canceled);
+}

@@ -658,3 +658,32 @@ async fn the_reconciler_polls_with_the_token_from_the_api_secret() {
         .api
         .is_none());
 }
+
+#[tokio::test]
+async fn a_replicate_prediction_whose_webhook_was_lost_is_recovered_by_polling_its_api() {
+    let mut h = harness().await;
+    let doc = json!({"sources": {"rep": {"scheme": "standard-webhooks", "provider": "replicate",
+        "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        "api": {"base_url": h.provider.base_url, "token": TOKEN}}}});
+    h.sources = Sources::parse(&doc.to_string()).expect("sources");
+    let id = "rr4bt2k6k9rme0cg3s1vq6wqx8";
+    h.store
+        .apply(&job_event("rep", id, "msg_start", JobStatus::Processing, None))
+        .await
+        .expect("apply");
+    let answer: serde_json::Value = serde_json::from_str(&jobhook_tests::fixture(
+        "providers/replicate/webhook-succeeded-list-output.json",
+    ))
+    .expect("fixture");
+    h.provider.answer(id, Answer::Job(answer));
+    h.advance(601);
+    let summary = h.run().await;
+    assert_eq!(summary.recovered_completed, 1, "{summary:?}");
+    assert_eq!(h.provider.calls(), [id], "GET /v1/predictions/{{id}}");
+    let state = h.store.get("rep", id).await.expect("get").expect("job");
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://replicate.delivery/xezq/abc123/out-0.webp")
+    );
+}

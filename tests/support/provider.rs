@@ -92,6 +92,8 @@ impl TestProvider {
         });
         let app = Router::new()
             .route("/v1/jobs/{id}", get(get_job))
+            // Replicate's polling path, the same answers.
+            .route("/v1/predictions/{id}", get(get_job))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

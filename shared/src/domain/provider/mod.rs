@@ -3,10 +3,12 @@
 //! line in [`profile`].
 
 mod generic;
+mod replicate;
 
 use time::OffsetDateTime;
 
 pub use generic::Generic;
+pub use replicate::Replicate;
 
 use super::job::{JobEvent, Origin};
 use super::signature::sha256_hex;
@@ -56,6 +58,7 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
 pub fn profile(name: &str) -> Option<&'static dyn ProviderProfile> {
     match name {
         "generic" => Some(&Generic),
+        "replicate" => Some(&Replicate),
         _ => None,
     }
 }

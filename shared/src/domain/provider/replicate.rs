@@ -1,0 +1,218 @@
+//! Replicate (replicate.com/docs/topics/webhooks): Standard Webhooks
+//! signatures (one `whsec_` secret per account), and a body that *is* the
+//! prediction object, as `GET /v1/predictions/{id}` returns it, with no
+//! event type. `status` is `starting`, `processing`, `succeeded`, `failed`
+//! or `canceled` (one L); keys such as `output`, `completed_at` and
+//! `metrics` may be left out rather than sent as null. `output` is a
+//! string, a list (often of file URLs) or an object, depending on the model.
+//!
+//! The body has no event id of its own (`id` is the prediction's), so an
+//! event's identity is its delivery's `webhook-id`, which Replicate keeps
+//! across retries of one message.
+
+use serde_json::{Map, Value};
+
+use super::generic::{parse_error, parse_time};
+use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
+use crate::domain::job::JobStatus;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replicate;
+
+const MAX_ID_LEN: usize = 256;
+const MAX_URL_LEN: usize = 4096;
+
+fn err(message: impl Into<String>) -> PayloadError {
+    PayloadError(message.into())
+}
+
+/// The prediction, understood: shared by webhooks and poll answers.
+struct Prediction {
+    id: String,
+    raw_status: String,
+    status: JobStatus,
+    output_url: Option<String>,
+    error: Option<String>,
+    time: Option<time::OffsetDateTime>,
+}
+
+fn status_of(text: &str) -> Option<JobStatus> {
+    Some(match text {
+        // Accepted and booting, not yet running.
+        "starting" => JobStatus::Submitted,
+        "processing" => JobStatus::Processing,
+        "succeeded" => JobStatus::Completed,
+        "failed" => JobStatus::Failed,
+        "canceled" => JobStatus::Canceled,
+        _ => return None,
+    })
+}
+
+/// A URL the output names: the output itself when it is one, else the first
+/// URL of a list. Objects and text outputs have none.
+fn output_url(output: Option<&Value>) -> Option<String> {
+    let is_url = |s: &&str| (s.starts_with("https://") || s.starts_with("http://")) && s.len() <= MAX_URL_LEN;
+    match output? {
+        Value::String(s) => Some(s.as_str()).filter(is_url).map(str::to_owned),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).find(is_url).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn parse(body: &[u8], what: &str) -> Result<Prediction, PayloadError> {
+    let doc: Value = serde_json::from_slice(body)
+        .map_err(|e| err(format!("{what} is not JSON (line {} column {})", e.line(), e.column())))?;
+    let Value::Object(root) = doc else {
+        return Err(err(format!("{what} must be a prediction object")));
+    };
+    let id = match root.get("id") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control) => {
+            s.clone()
+        }
+        _ => return Err(err("field \"id\" (the prediction id) must be a non-empty string")),
+    };
+    let raw_status = root
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let status = status_of(&raw_status)
+        .ok_or_else(|| err("field \"status\" must be starting, processing, succeeded, failed or canceled"))?;
+    let time_field =
+        |root: &Map<String, Value>, names: &[&str]| -> Result<Option<time::OffsetDateTime>, PayloadError> {
+            for name in names {
+                if let Some(t) = parse_time(root.get(*name), name)? {
+                    return Ok(Some(t));
+                }
+            }
+            Ok(None)
+        };
+    Ok(Prediction {
+        id,
+        raw_status,
+        status,
+        output_url: if status == JobStatus::Completed {
+            output_url(root.get("output"))
+        } else {
+            None
+        },
+        error: parse_error(root.get("error"))?,
+        time: time_field(&root, &["completed_at", "started_at", "created_at"])?,
+    })
+}
+
+impl ProviderProfile for Replicate {
+    fn name(&self) -> &'static str {
+        "replicate"
+    }
+
+    fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError> {
+        let p = parse(body, "body")?;
+        Ok(WebhookPayload {
+            // The prediction id is the job's, not the event's.
+            id: None,
+            job_id: p.id,
+            kind: format!("prediction.{}", p.raw_status),
+            status: p.status,
+            progress: None,
+            output_url: p.output_url,
+            error: p.error,
+            provider_time: p.time,
+        })
+    }
+
+    fn poll_path(&self, job_id: &str) -> Vec<String> {
+        vec!["predictions".into(), job_id.into()]
+    }
+
+    fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError> {
+        let p = parse(body, "answer")?;
+        Ok(PollAnswer {
+            status: p.status,
+            progress: None,
+            output_url: p.output_url,
+            error: p.error,
+            updated_at: p.time,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../events/providers/replicate/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn every_documented_status_maps_onto_the_job_model() {
+        let cases = [
+            ("webhook-starting.json", JobStatus::Submitted, None),
+            ("webhook-processing-no-output-key.json", JobStatus::Processing, None),
+            ("webhook-succeeded.json", JobStatus::Completed, None),
+            (
+                "webhook-succeeded-list-output.json",
+                JobStatus::Completed,
+                Some("https://replicate.delivery/xezq/abc123/out-0.webp"),
+            ),
+            ("webhook-failed.json", JobStatus::Failed, None),
+            ("webhook-canceled.json", JobStatus::Canceled, None),
+        ];
+        for (name, status, url) in cases {
+            let p = Replicate
+                .parse_webhook(&fixture(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((p.status, p.output_url.as_deref()), (status, url), "{name}");
+            assert_eq!(p.id, None, "{name}: identity comes from webhook-id");
+            assert!(p.provider_time.is_some(), "{name}");
+            let poll = Replicate
+                .parse_poll(&fixture(name))
+                .expect("the same object answers a poll");
+            assert_eq!(poll.status, status, "{name}");
+        }
+        let failed = Replicate
+            .parse_webhook(&fixture("webhook-failed.json"))
+            .expect("failed");
+        assert_eq!(failed.error.as_deref(), Some("CUDA out of memory"));
+        let done = Replicate
+            .parse_webhook(&fixture("webhook-succeeded.json"))
+            .expect("succeeded");
+        assert_eq!(done.job_id, "gm3qorzdhgbfurvjtvhg6dckhu");
+        assert_eq!(done.output_url, None, "a text output is no URL");
+    }
+
+    #[test]
+    fn unknown_statuses_and_bodies_without_an_id_are_refused_by_field() {
+        for (body, field) in [
+            (r#"{"id":"p1","status":"aborted"}"#, "status"),
+            (r#"{"status":"succeeded"}"#, "\"id\""),
+            (r#"["not","an","object"]"#, "prediction object"),
+        ] {
+            let e = Replicate.parse_webhook(body.as_bytes()).expect_err(body);
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn replicates_published_signature_vector_verifies() {
+        // From the official SDKs' webhook tests (replicate-javascript
+        // index.test.ts, replicate-python tests/test_webhooks.py).
+        let doc = r#"{"sources": {"r": {"scheme": "standard-webhooks", "provider": "replicate",
+            "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}}"#;
+        let sources = crate::domain::sources::Sources::parse(doc).expect("sources");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek".parse().expect("value"));
+        headers.insert("webhook-timestamp", "1614265330".parse().expect("value"));
+        headers.insert(
+            "webhook-signature",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+                .parse()
+                .expect("value"),
+        );
+        let body = bytes::Bytes::from_static(br#"{"test": 2432232314}"#);
+        let source = sources.get("r").expect("r");
+        assert!(crate::domain::signature::verify(source, &headers, body, 1614265330).is_ok());
+    }
+}
