@@ -162,6 +162,13 @@ pub fn record_poll(source: &str, job_id: &str, record: PollRecord) {
     }
 }
 
+/// A delivery its provider's profile says is about something other than a
+/// job (acknowledged, not dead-lettered).
+pub fn record_not_a_job_event(source: &str, message_id: &str, reason: &str) {
+    count(names::DELIVERIES_IGNORED, source);
+    tracing::info!(source, message_id, reason, "delivery is not a job event; acknowledged");
+}
+
 /// A transition's notification, accepted by the bus.
 pub fn record_notified(n: &crate::domain::notification::Notification) {
     count(names::NOTIFICATIONS_PUBLISHED, &n.source);

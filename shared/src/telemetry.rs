@@ -27,6 +27,7 @@ pub mod names {
     pub const TERMINAL_FIRST_BY_WEBHOOK: &str = "TerminalFirstByWebhook";
     pub const TERMINAL_FIRST_BY_POLL: &str = "TerminalFirstByPoll";
     pub const NOTIFICATIONS_PUBLISHED: &str = "NotificationsPublished";
+    pub const DELIVERIES_IGNORED: &str = "DeliveriesIgnored";
 }
 
 /// Installs the process-wide collector, with `function` as a dimension of

@@ -879,3 +879,54 @@ async fn replicate_predictions_in_any_order_end_as_the_last_status_once() {
         .expect("job");
     assert_eq!(canceled.fields.status, JobStatus::Canceled);
 }
+
+/// A Mux delivery as the receiver queues it (stripe-shaped scheme: no
+/// delivery id, so the envelope's id is the body's hash).
+fn mux_webhook(fixture_name: &str) -> SqsMessage {
+    let body = fixture(&format!("providers/mux/{fixture_name}"));
+    let envelope = jobhook::Envelope {
+        v: 1,
+        source: "muxv".into(),
+        event_id: jobhook::domain::signature::sha256_hex(body.as_bytes()),
+        received_at: "2026-05-13T12:00:06.000Z".into(),
+        scheme: "stripe".into(),
+        webhook_id: None,
+        signed_at: Some(1778673605),
+        headers: Default::default(),
+        body,
+        body_base64: false,
+    };
+    message(&envelope.to_json())
+}
+
+#[tokio::test]
+async fn mux_asset_events_apply_by_event_id_and_other_events_are_acknowledged_not_dead_lettered() {
+    let h = harness().await;
+    let response = h
+        .deliver(vec![
+            mux_webhook("webhook-asset-ready.json"),
+            mux_webhook("webhook-upload-created.json"),
+            mux_webhook("webhook-asset-created.json"),
+            mux_webhook("webhook-asset-ready.json"),
+        ])
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let asset = "lJ4bGGsp7ZlPf02nMg015W02iHQLN9XnuuLRBsPS00xqd68";
+    let state = h.store.get("muxv", asset).await.expect("get").expect("job");
+    assert_eq!(state.fields.status, JobStatus::Completed);
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://stream.mux.com/vAFLI2eKFFicXX00iHBS2vqt5JjJGg5HV6fQ4Xijgt1I.m3u8")
+    );
+    let timeline = outcomes(&h.store.timeline("muxv", asset).await.expect("timeline"));
+    assert_eq!(
+        timeline.len(),
+        2,
+        "ready once (by the event's uuid), created stale: {timeline:?}"
+    );
+    assert_eq!(timeline["6b2a47a9-21c1-4e61-9f4b-7c8d0de2b6a1"], Outcome::Applied);
+    assert!(
+        sqs::drain(&h.sqs, &h.dlq_url, 1).await.is_empty(),
+        "an upload event is not poison"
+    );
+}

@@ -687,3 +687,27 @@ async fn a_replicate_prediction_whose_webhook_was_lost_is_recovered_by_polling_i
         Some("https://replicate.delivery/xezq/abc123/out-0.webp")
     );
 }
+
+#[tokio::test]
+async fn a_mux_asset_is_polled_with_http_basic_at_its_assets_path() {
+    let mut h = harness().await;
+    let doc = json!({"sources": {"muxv": {"scheme": "stripe", "header": "mux-signature", "provider": "mux",
+        "secrets": ["s"], "api": {"base_url": h.provider.base_url, "token": TOKEN}}}});
+    h.sources = Sources::parse(&doc.to_string()).expect("sources");
+    let asset = "lJ4bGGsp7ZlPf02nMg015W02iHQLN9XnuuLRBsPS00xqd68";
+    h.store
+        .apply(&job_event("muxv", asset, "created", JobStatus::Processing, None))
+        .await
+        .expect("apply");
+    let answer: serde_json::Value =
+        serde_json::from_str(&jobhook_tests::fixture("providers/mux/get-asset-ready.json")).expect("fixture");
+    h.provider.answer(asset, Answer::Job(answer));
+    h.advance(601);
+    let summary = h.run().await;
+    assert_eq!((summary.recovered_completed, summary.errors), (1, 0), "{summary:?}");
+    let state = h.store.get("muxv", asset).await.expect("get").expect("job");
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://stream.mux.com/vAFLI2eKFFicXX00iHBS2vqt5JjJGg5HV6fQ4Xijgt1I.m3u8")
+    );
+}

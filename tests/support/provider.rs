@@ -70,10 +70,15 @@ async fn get_job(State(state): State<Arc<ProviderState>>, Path(id): Path<String>
     state.calls.lock().expect("lock").push(id.clone());
     let delay = *state.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
+    // Bearer, or HTTP Basic with the token as `id:secret` (Mux).
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&state.token)
+    };
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {}", state.token));
+        .is_some_and(|v| v == format!("Bearer {}", state.token) || v == format!("Basic {basic}"));
     let answer = state.answers.lock().expect("lock").get(&id).cloned();
     let response = match (authorized, answer) {
         (false, _) => StatusCode::UNAUTHORIZED.into_response(),
@@ -94,6 +99,8 @@ impl TestProvider {
             .route("/v1/jobs/{id}", get(get_job))
             // Replicate's polling path, the same answers.
             .route("/v1/predictions/{id}", get(get_job))
+            // Mux's.
+            .route("/v1/video/v1/assets/{id}", get(get_job))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -69,9 +69,19 @@ pub struct SystemicFailure(pub String);
 /// Messages of one job, by index into the batch, in queue order.
 type JobGroup = Vec<(usize, JobEvent)>;
 
+/// What a message carries.
+enum Parsed {
+    Event(JobEvent),
+    /// A well-formed delivery about something other than a job.
+    NotAJobEvent {
+        source: String,
+        reason: String,
+    },
+}
+
 impl Processor {
     /// The job event a message carries, without touching the store.
-    async fn parse(&self, message: &SqsMessage) -> Result<JobEvent, RecordError> {
+    async fn parse(&self, message: &SqsMessage) -> Result<Parsed, RecordError> {
         let body = message
             .body
             .as_deref()
@@ -89,7 +99,17 @@ impl Processor {
             .ok_or_else(|| RecordError::Permanent(format!("unknown source {:?}", envelope.source)))?;
         let profile = provider::profile(&source.provider)
             .ok_or_else(|| RecordError::Permanent(format!("unknown provider profile {:?}", source.provider)))?;
+        let body = envelope
+            .body_bytes()
+            .map_err(|e| RecordError::Permanent(e.to_string()))?;
+        if let Some(reason) = profile.not_a_job_event(&body) {
+            return Ok(Parsed::NotAJobEvent {
+                source: envelope.source,
+                reason,
+            });
+        }
         job_event_from_envelope(&envelope, profile)
+            .map(Parsed::Event)
             .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))
     }
 
@@ -147,7 +167,15 @@ impl Processor {
         let mut group_of: HashMap<(String, String), usize> = HashMap::new();
         for (i, message) in records.iter().enumerate() {
             match self.parse(message).await {
-                Ok(event) => {
+                Ok(Parsed::NotAJobEvent { source, reason }) => {
+                    outcomes::record_not_a_job_event(
+                        &source,
+                        message.message_id.as_deref().unwrap_or("unknown"),
+                        &reason,
+                    );
+                    results[i] = Some(Ok(()));
+                }
+                Ok(Parsed::Event(event)) => {
                     let key = (event.source.clone(), event.job_id.clone());
                     let g = *group_of.entry(key).or_insert_with(|| {
                         groups.push(Vec::new());

@@ -63,7 +63,7 @@ impl JobPoller for HttpJobPoller {
             .map_err(|()| PollError::Network("api.base_url cannot have a path".into()))?
             .pop_if_empty()
             .extend(profile.poll_path(job_id));
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", api.token.expose()))
+        let mut bearer = HeaderValue::from_str(&profile.authorization(api.token.expose()))
             .map_err(|_| PollError::Network("api.token is not a valid header value".into()))?;
         bearer.set_sensitive(true);
 

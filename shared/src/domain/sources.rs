@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 /// Providers whose wire format jobhook understands.
-pub const KNOWN_PROVIDERS: &[&str] = &["generic", "replicate"];
+pub const KNOWN_PROVIDERS: &[&str] = &["generic", "replicate", "mux"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {

@@ -3,11 +3,13 @@
 //! line in [`profile`].
 
 mod generic;
+mod mux;
 mod replicate;
 
 use time::OffsetDateTime;
 
 pub use generic::Generic;
+pub use mux::Mux;
 pub use replicate::Replicate;
 
 use super::job::{JobEvent, Origin};
@@ -47,11 +49,21 @@ pub struct PollAnswer {
 
 pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
+    /// Why a well-formed delivery carries no job event (an event type that
+    /// is about something else), if it does not: it is acknowledged and
+    /// counted, never dead-lettered.
+    fn not_a_job_event(&self, _body: &[u8]) -> Option<String> {
+        None
+    }
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError>;
     /// The job's URL under the source's `api.base_url`; `job_id` is one
     /// path segment and must be escaped as such.
     fn poll_path(&self, job_id: &str) -> Vec<String>;
     fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError>;
+    /// The `Authorization` header value for the source's `api.token`.
+    fn authorization(&self, token: &str) -> String {
+        format!("Bearer {token}")
+    }
 }
 
 /// The profile registered under `name`, if any.
@@ -59,6 +71,7 @@ pub fn profile(name: &str) -> Option<&'static dyn ProviderProfile> {
     match name {
         "generic" => Some(&Generic),
         "replicate" => Some(&Replicate),
+        "mux" => Some(&Mux),
         _ => None,
     }
 }

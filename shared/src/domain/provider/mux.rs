@@ -1,0 +1,248 @@
+//! Mux Video (docs.mux.com/webhook-reference, the get-asset API reference):
+//! `mux-signature` (jobhook's `stripe` scheme with that header), no delivery
+//! id (the body's `id` is the event's uuid, kept across retries), and the
+//! asset at `object.id`/`data.id`. An asset is `preparing`, `ready` or
+//! `errored`; events about anything else (uploads, live streams, tracks)
+//! are acknowledged as not job events. `GET /video/v1/assets/{id}` answers
+//! `{"data": {…}}` with HTTP Basic auth (`token_id:token_secret`); Mux
+//! rate-limits it and asks for webhooks rather than polling.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::generic::parse_time;
+use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
+use crate::domain::job::JobStatus;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mux;
+
+const MAX_ID_LEN: usize = 256;
+/// The webhook types that move an asset, the job Mux runs.
+const ASSET_EVENTS: &[&str] = &["video.asset.created", "video.asset.ready", "video.asset.errored"];
+
+fn err(message: impl Into<String>) -> PayloadError {
+    PayloadError(message.into())
+}
+
+fn object(doc: &Value, what: &str) -> Result<Map<String, Value>, PayloadError> {
+    match doc {
+        Value::Object(map) => Ok(map.clone()),
+        _ => Err(err(format!("{what} must be a JSON object"))),
+    }
+}
+
+/// An asset, understood: the same in webhooks and poll answers.
+struct Asset {
+    id: String,
+    status: JobStatus,
+    output_url: Option<String>,
+    error: Option<String>,
+}
+
+fn asset(data: &Map<String, Value>) -> Result<Asset, PayloadError> {
+    let id = match data.get("id") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control) => {
+            s.clone()
+        }
+        _ => return Err(err("field \"data.id\" (the asset id) must be a non-empty string")),
+    };
+    let status = match data.get("status").and_then(Value::as_str) {
+        Some("preparing") => JobStatus::Processing,
+        Some("ready") => JobStatus::Completed,
+        Some("errored") => JobStatus::Failed,
+        _ => return Err(err("field \"data.status\" must be preparing, ready or errored")),
+    };
+    // The HLS URL of the first public playback id (docs: "Play your videos").
+    let output_url = (status == JobStatus::Completed)
+        .then(|| {
+            data.get("playback_ids")?
+                .as_array()?
+                .iter()
+                .find(|p| p["policy"] == "public")
+                .and_then(|p| p["id"].as_str())
+                .filter(|id| id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .map(|id| format!("https://stream.mux.com/{id}.m3u8"))
+        })
+        .flatten();
+    let error = (status == JobStatus::Failed).then(|| {
+        let errors = &data.get("errors").cloned().unwrap_or(Value::Null);
+        let messages: Vec<&str> = errors["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        match (errors["type"].as_str(), messages.is_empty()) {
+            (Some(kind), false) => format!("{kind}: {}", messages.join("; ")),
+            (Some(kind), true) => kind.to_owned(),
+            (None, false) => messages.join("; "),
+            (None, true) => "errored".to_owned(),
+        }
+    });
+    Ok(Asset {
+        id,
+        status,
+        output_url,
+        error,
+    })
+}
+
+/// `created_at` is an RFC 3339 string on events, a unix-seconds string or
+/// integer on assets; a time that reads as neither is left out rather than
+/// refusing the event.
+fn time_of(value: Option<&Value>) -> Option<OffsetDateTime> {
+    let secs = match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse::<i64>().ok(),
+        _ => None,
+    };
+    match secs {
+        Some(secs) => OffsetDateTime::from_unix_timestamp(secs).ok(),
+        None => parse_time(value, "created_at").ok().flatten(),
+    }
+}
+
+fn parse_json(body: &[u8], what: &str) -> Result<Value, PayloadError> {
+    serde_json::from_slice(body)
+        .map_err(|e| err(format!("{what} is not JSON (line {} column {})", e.line(), e.column())))
+}
+
+impl ProviderProfile for Mux {
+    fn name(&self) -> &'static str {
+        "mux"
+    }
+
+    fn not_a_job_event(&self, body: &[u8]) -> Option<String> {
+        let doc: Value = serde_json::from_slice(body).ok()?;
+        let kind = doc.get("type")?.as_str()?;
+        (!ASSET_EVENTS.contains(&kind)).then(|| format!("a Mux {kind} event is not about an asset's processing"))
+    }
+
+    fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError> {
+        let root = object(&parse_json(body, "body")?, "body")?;
+        let kind = root.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !ASSET_EVENTS.contains(&kind.as_str()) {
+            return Err(err("field \"type\" must be video.asset.created, ready or errored"));
+        }
+        let event_id = match root.get("id") {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
+            _ => return Err(err("field \"id\" (the event id) must be a non-empty string")),
+        };
+        let data = object(root.get("data").unwrap_or(&Value::Null), "field \"data\"")?;
+        let asset = asset(&data)?;
+        Ok(WebhookPayload {
+            id: Some(event_id),
+            job_id: asset.id,
+            kind,
+            status: asset.status,
+            progress: None,
+            output_url: asset.output_url,
+            error: asset.error,
+            provider_time: time_of(root.get("created_at")),
+        })
+    }
+
+    fn poll_path(&self, job_id: &str) -> Vec<String> {
+        vec!["video".into(), "v1".into(), "assets".into(), job_id.into()]
+    }
+
+    fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError> {
+        let root = object(&parse_json(body, "answer")?, "answer")?;
+        let data = object(root.get("data").unwrap_or(&Value::Null), "field \"data\"")?;
+        let asset = asset(&data)?;
+        Ok(PollAnswer {
+            status: asset.status,
+            progress: None,
+            output_url: asset.output_url,
+            error: asset.error,
+            updated_at: None,
+        })
+    }
+
+    /// HTTP Basic with the access token's id and secret: `api.token` holds
+    /// `token_id:token_secret`.
+    fn authorization(&self, token: &str) -> String {
+        format!("Basic {}", BASE64.encode(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../events/providers/mux/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    const ASSET: &str = "lJ4bGGsp7ZlPf02nMg015W02iHQLN9XnuuLRBsPS00xqd68";
+    const HLS: &str = "https://stream.mux.com/vAFLI2eKFFicXX00iHBS2vqt5JjJGg5HV6fQ4Xijgt1I.m3u8";
+
+    #[test]
+    fn asset_events_map_onto_the_job_model() {
+        let created = Mux
+            .parse_webhook(&fixture("webhook-asset-created.json"))
+            .expect("created");
+        assert_eq!(
+            (created.job_id.as_str(), created.status),
+            (ASSET, JobStatus::Processing)
+        );
+        assert_eq!(created.output_url, None, "no URL before it is ready");
+        assert_eq!(
+            created.id.as_deref(),
+            Some("3a56ac3d-33da-4366-855b-f592d898409d"),
+            "the event's uuid"
+        );
+        let ready = Mux.parse_webhook(&fixture("webhook-asset-ready.json")).expect("ready");
+        assert_eq!(
+            (ready.status, ready.output_url.as_deref()),
+            (JobStatus::Completed, Some(HLS))
+        );
+        assert!(ready.provider_time.is_some());
+        let errored = Mux
+            .parse_webhook(&fixture("webhook-asset-errored.json"))
+            .expect("errored");
+        assert_eq!(errored.status, JobStatus::Failed);
+        assert_eq!(
+            errored.error.as_deref(),
+            Some("invalid_input: The input file could not be read")
+        );
+    }
+
+    #[test]
+    fn the_documented_get_asset_answer_is_a_ready_job_with_its_stream_url() {
+        let answer = Mux.parse_poll(&fixture("get-asset-ready.json")).expect("answer");
+        assert_eq!(
+            (answer.status, answer.output_url.as_deref()),
+            (JobStatus::Completed, Some(HLS))
+        );
+        assert_eq!(Mux.poll_path(ASSET), ["video", "v1", "assets", ASSET]);
+    }
+
+    #[test]
+    fn events_about_other_things_are_not_job_events_and_asset_events_are() {
+        let reason = Mux
+            .not_a_job_event(&fixture("webhook-upload-created.json"))
+            .expect("not a job event");
+        assert!(reason.contains("video.upload.created"), "{reason}");
+        for name in [
+            "webhook-asset-created.json",
+            "webhook-asset-ready.json",
+            "webhook-asset-errored.json",
+        ] {
+            assert_eq!(Mux.not_a_job_event(&fixture(name)), None, "{name}");
+        }
+        assert_eq!(
+            Mux.not_a_job_event(b"{not json"),
+            None,
+            "bad JSON is refused by parse_webhook, with a reason"
+        );
+        assert!(Mux.parse_webhook(b"{not json").is_err());
+    }
+
+    #[test]
+    fn polling_authenticates_with_http_basic() {
+        assert_eq!(Mux.authorization("id:secret"), "Basic aWQ6c2VjcmV0");
+    }
+}
