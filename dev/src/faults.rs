@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::Error;
 
 /// One way a request can fail. Those marked *ambiguous* are applied by moto
 /// first and then answered with a 500, as when AWS fails after the write.
@@ -616,31 +616,19 @@ impl FaultProxy {
         let answer = request.send().await?;
         let status = answer.status();
         let mut headers = answer.headers().clone();
-        headers.retain_hop_by_hop();
+        for name in HOP_BY_HOP {
+            headers.remove(name);
+        }
         Ok((status, headers, answer.bytes().await?))
     }
 }
 
+/// Headers of one connection, not of the message: never forwarded (the
+/// length is recomputed for the body sent on).
+const HOP_BY_HOP: [header::HeaderName; 3] = [header::CONTENT_LENGTH, header::CONNECTION, header::TRANSFER_ENCODING];
+
 fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    [
-        header::HOST,
-        header::CONTENT_LENGTH,
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-    ]
-    .contains(name)
-}
-
-trait RetainHopByHop {
-    fn retain_hop_by_hop(&mut self);
-}
-
-impl RetainHopByHop for HeaderMap {
-    fn retain_hop_by_hop(&mut self) {
-        for name in [header::CONTENT_LENGTH, header::CONNECTION, header::TRANSFER_ENCODING] {
-            self.remove(name);
-        }
-    }
+    name == header::HOST || HOP_BY_HOP.contains(name)
 }
 
 async fn stats(State(proxy): State<FaultProxy>) -> Json<FaultStats> {

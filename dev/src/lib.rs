@@ -1,5 +1,8 @@
 //! The parts of the local pipeline that tests use too.
 
+/// The error of the local tooling: each failure ends a dev command with its message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
 pub mod faults;
 pub mod seed;
 pub mod streams;

@@ -23,7 +23,7 @@ pub struct Seeded {
     pub event_bus: String,
 }
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::Error;
 
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
     sqs.get_queue_attributes()

@@ -7,7 +7,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use serde_json::{json, Map, Value};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::Error;
 
 /// An attribute in DynamoDB JSON (`{"S": "…"}`), as Lambda events carry it.
 pub fn attribute_json(value: &AttributeValue) -> Value {

@@ -149,6 +149,13 @@ fn round_robin(mut lists: Vec<Vec<OpenJob>>, limit: usize) -> Vec<OpenJob> {
 
 type RateLimits = Mutex<BTreeMap<String, Option<Duration>>>;
 
+/// What a source has for this run.
+enum Due {
+    Jobs(Vec<OpenJob>),
+    /// Epoch ms the provider's `Retry-After` named.
+    RateLimitedUntil(i64),
+}
+
 impl Reconciler {
     /// One run over every source that has an `api`, stopping in time for
     /// `deadline`. Fails only when the store itself is unusable (a systemic
@@ -164,12 +171,11 @@ impl Reconciler {
                 continue;
             }
             match self.due_jobs(source, now_ms, limit).await {
-                Ok(Some(jobs)) => lists.push(jobs),
-                Ok(None) => {
-                    let until = self.index.rate_limited_until(&source.name).await.ok().flatten();
+                Ok(Due::Jobs(jobs)) => lists.push(jobs),
+                Ok(Due::RateLimitedUntil(until)) => {
                     summary.rate_limited_sources.push(RateLimitedSource {
                         source: source.name.clone(),
-                        retry_after_secs: until.map(|u| ((u - now_ms).max(0) / 1000) as u64),
+                        retry_after_secs: Some(((until - now_ms).max(0) / 1000) as u64),
                     });
                 }
                 Err(error) if error.kind == ErrorKind::Systemic => return Err(error),
@@ -244,23 +250,21 @@ impl Reconciler {
         Ok(summary)
     }
 
-    /// The source's due jobs, or None while it asked (with `Retry-After`)
-    /// not to be polled.
-    async fn due_jobs(
-        &self,
-        source: &SourceConfig,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Option<Vec<OpenJob>>, PortError> {
-        if self
+    /// The source's due jobs, unless it asked (with `Retry-After`) not to
+    /// be polled yet.
+    async fn due_jobs(&self, source: &SourceConfig, now_ms: i64, limit: usize) -> Result<Due, PortError> {
+        if let Some(until) = self
             .index
             .rate_limited_until(&source.name)
             .await?
-            .is_some_and(|until| until > now_ms)
+            .filter(|until| *until > now_ms)
         {
-            return Ok(None);
+            return Ok(Due::RateLimitedUntil(until));
         }
-        self.index.due_open_jobs(&source.name, now_ms, limit).await.map(Some)
+        self.index
+            .due_open_jobs(&source.name, now_ms, limit)
+            .await
+            .map(Due::Jobs)
     }
 
     async fn reconcile_one(&self, source: &SourceConfig, job: &OpenJob, rate_limited: &RateLimits) -> JobResult {

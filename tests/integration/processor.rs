@@ -11,7 +11,7 @@ use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::ports::JobStore;
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
-use jobhook_tests::messages::{batch, message, webhook};
+use jobhook_tests::messages::{batch, message, queued, webhook};
 use jobhook_tests::probe::{Probe, READ_OPERATIONS, WRITE_OPERATIONS};
 use jobhook_tests::{aws, deadline, dynamodb, fixture, fixture_path, job_event, logs, sqs, TEST_BACKOFF};
 use processor::Processor;
@@ -822,19 +822,8 @@ async fn a_canceled_job_ends_canceled_and_a_late_other_ending_is_a_conflict() {
 /// A Replicate delivery as the receiver queues it: the prediction object as
 /// the body, the identity in `webhook-id`.
 fn replicate_webhook(webhook_id: &str, fixture_name: &str) -> SqsMessage {
-    let envelope = jobhook::Envelope {
-        v: 1,
-        source: "rep".into(),
-        event_id: webhook_id.into(),
-        received_at: "2026-05-13T12:00:06.000Z".into(),
-        scheme: "standard-webhooks".into(),
-        webhook_id: Some(webhook_id.into()),
-        signed_at: Some(1778673605),
-        headers: Default::default(),
-        body: fixture(&format!("providers/replicate/{fixture_name}")),
-        body_base64: false,
-    };
-    message(&envelope.to_json())
+    let body = fixture(&format!("providers/replicate/{fixture_name}"));
+    queued("rep", "standard-webhooks", Some(webhook_id), &body)
 }
 
 #[tokio::test]
@@ -883,20 +872,12 @@ async fn replicate_predictions_in_any_order_end_as_the_last_status_once() {
 /// A Mux delivery as the receiver queues it (stripe-shaped scheme: no
 /// delivery id, so the envelope's id is the body's hash).
 fn mux_webhook(fixture_name: &str) -> SqsMessage {
-    let body = fixture(&format!("providers/mux/{fixture_name}"));
-    let envelope = jobhook::Envelope {
-        v: 1,
-        source: "muxv".into(),
-        event_id: jobhook::domain::signature::sha256_hex(body.as_bytes()),
-        received_at: "2026-05-13T12:00:06.000Z".into(),
-        scheme: "stripe".into(),
-        webhook_id: None,
-        signed_at: Some(1778673605),
-        headers: Default::default(),
-        body,
-        body_base64: false,
-    };
-    message(&envelope.to_json())
+    queued(
+        "muxv",
+        "stripe",
+        None,
+        &fixture(&format!("providers/mux/{fixture_name}")),
+    )
 }
 
 #[tokio::test]

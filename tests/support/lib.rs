@@ -166,16 +166,24 @@ pub mod messages {
         }
         let body =
             json!({"id": format!("body-{event_id}"), "type": kind, "created_at": "2026-05-13T12:00:05Z", "data": data});
+        queued("acme", "standard-webhooks", Some(event_id), &body.to_string())
+    }
+
+    /// `body` from `source` as the receiver queues it: the event id is the
+    /// delivery's `webhook_id` when the scheme has one, else the body's hash.
+    pub fn queued(source: &str, scheme: &str, webhook_id: Option<&str>, body: &str) -> SqsMessage {
         let envelope = Envelope {
             v: 1,
-            source: "acme".into(),
-            event_id: event_id.into(),
+            source: source.into(),
+            event_id: webhook_id
+                .map(str::to_owned)
+                .unwrap_or_else(|| jobhook::domain::signature::sha256_hex(body.as_bytes())),
             received_at: "2026-05-13T12:00:06.000Z".into(),
-            scheme: "standard-webhooks".into(),
-            webhook_id: Some(event_id.into()),
+            scheme: scheme.into(),
+            webhook_id: webhook_id.map(str::to_owned),
             signed_at: Some(1778673605),
             headers: Default::default(),
-            body: body.to_string(),
+            body: body.to_owned(),
             body_base64: false,
         };
         message(&envelope.to_json())

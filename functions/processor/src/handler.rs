@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
-use jobhook::domain::event::job_event_from_envelope;
+use jobhook::domain::event::job_event_from_body;
 use jobhook::domain::job::JobEvent;
 use jobhook::domain::provider;
 use jobhook::ports::{DeadLetters, ErrorKind, JobStore, PortError};
@@ -108,7 +108,7 @@ impl Processor {
                 reason,
             });
         }
-        job_event_from_envelope(&envelope, profile)
+        job_event_from_body(&envelope, &body, profile)
             .map(Parsed::Event)
             .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))
     }

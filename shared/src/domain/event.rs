@@ -10,12 +10,21 @@ use super::signature::sha256_hex;
 /// body's own `id`, else the SHA-256 of the body.
 pub fn job_event_from_envelope(envelope: &Envelope, profile: &dyn ProviderProfile) -> Result<JobEvent, PayloadError> {
     let body = envelope.body_bytes().map_err(|e| PayloadError(e.to_string()))?;
-    let payload = profile.parse_webhook(&body)?;
+    job_event_from_body(envelope, &body, profile)
+}
+
+/// As [`job_event_from_envelope`], with the envelope's body already decoded.
+pub fn job_event_from_body(
+    envelope: &Envelope,
+    body: &[u8],
+    profile: &dyn ProviderProfile,
+) -> Result<JobEvent, PayloadError> {
+    let payload = profile.parse_webhook(body)?;
     let event_id = envelope
         .webhook_id
         .clone()
         .or(payload.id)
-        .unwrap_or_else(|| sha256_hex(&body));
+        .unwrap_or_else(|| sha256_hex(body));
     Ok(JobEvent {
         event_id,
         source: envelope.source.clone(),
