@@ -131,6 +131,8 @@ pub struct ProcessorConfig {
     pub table_name: String,
     pub dlq_url: String,
     pub sources: SourcesSettings,
+    /// The api document's secret (on AWS), for thin events' state.
+    pub api_secret: Option<String>,
     pub event_ttl: Duration,
     /// Messages of one batch processed at once.
     pub concurrency: usize,
@@ -145,6 +147,7 @@ impl ProcessorConfig {
             table_name: env.required(TABLE_NAME)?,
             dlq_url: env.required(DLQ_URL)?,
             sources: SourcesSettings::from_env(env)?,
+            api_secret: env.optional(API_SECRET),
             event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
             concurrency: env.number(PROCESSOR_CONCURRENCY, 8, 1..=100)? as usize,
             stale_after: stale_after(env)?,

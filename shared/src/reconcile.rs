@@ -166,11 +166,13 @@ impl Reconciler {
         let mut summary = RunSummary::default();
         let mut lists = Vec::new();
         for source in sources.iter() {
-            if source.api.is_none() {
+            let Some(api) = &source.api else {
                 summary.sources_without_api.push(source.name.clone());
                 continue;
-            }
-            match self.due_jobs(source, now_ms, limit).await {
+            };
+            // A rate-limited API's own budget, within the run's.
+            let source_limit = api.max_polls_per_run.map_or(limit, |n| n.min(limit));
+            match self.due_jobs(source, now_ms, source_limit).await {
                 Ok(Due::Jobs(jobs)) => lists.push(jobs),
                 Ok(Due::RateLimitedUntil(until)) => {
                     summary.rate_limited_sources.push(RateLimitedSource {

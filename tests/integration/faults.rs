@@ -93,6 +93,9 @@ async fn pipeline(sdk_retry: RetryConfig, backoff: Backoff) -> Pipeline {
         ),
         store: Arc::new(store.clone()),
         dead_letters: Arc::new(SqsQueue::new(faulty.sqs(sdk_retry), &dlq_url)),
+        poller: Arc::new(jobhook::adapters::provider_http::HttpJobPoller::new(
+            Duration::from_secs(2),
+        )),
         concurrency: 8,
         backoff,
     };

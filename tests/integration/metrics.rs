@@ -123,6 +123,9 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         sources: cache(),
         store: Arc::new(store.clone()),
         dead_letters: Arc::new(SqsQueue::new(sqs_client.clone(), &dlq)),
+        poller: Arc::new(jobhook::adapters::provider_http::HttpJobPoller::new(
+            Duration::from_secs(2),
+        )),
         concurrency: 1,
         backoff: jobhook_tests::TEST_BACKOFF,
     };
@@ -172,6 +175,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
             progress: None,
             output_url: None,
             error: None,
+            result: None,
             provider_time: None,
         };
         recon_store.apply(&event).await.expect("apply");

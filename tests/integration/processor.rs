@@ -49,6 +49,9 @@ async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
         ),
         store: Arc::new(store.clone()),
         dead_letters: Arc::new(SqsQueue::new(sqs_client.clone(), &dlq_url)),
+        poller: Arc::new(jobhook::adapters::provider_http::HttpJobPoller::new(
+            Duration::from_secs(2),
+        )),
         concurrency,
         backoff,
     };

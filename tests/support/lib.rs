@@ -146,6 +146,7 @@ pub fn job_event(source: &str, job_id: &str, event_id: &str, status: JobStatus, 
         progress,
         output_url: (status == JobStatus::Completed).then(|| format!("https://cdn.example.com/{job_id}.mp4")),
         error: None,
+        result: None,
         provider_time: None,
     }
 }

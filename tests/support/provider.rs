@@ -1,14 +1,17 @@
-//! A real HTTP server standing in for a provider's job API: `GET
-//! /v1/jobs/{id}` with bearer auth. Tests script each job's answer and read
-//! back the calls made and the most requests ever in flight at once.
+//! A real HTTP server standing in for a provider's job API under `/v1`:
+//! any `GET /v1/…/{id}` (every profile's polling path) answers what the
+//! test scripted for `{id}`, and OpusClip's `GET /v1/exportable-clips?
+//! projectId={id}` what it scripted for `clips:{id}`. Auth is the profile's
+//! (Bearer, HTTP Basic, or the raw key). Tests read back the calls made and
+//! the most requests ever in flight at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -64,13 +67,32 @@ async fn respond(answer: Answer) -> Response {
     }
 }
 
-async fn get_job(State(state): State<Arc<ProviderState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+/// The scripted answer's key for a request: the path's last segment, or
+/// `clips:{projectId}` for OpusClip's clip list.
+fn answer_key(uri: &Uri) -> Option<String> {
+    let path = uri.path().strip_prefix("/v1/")?;
+    if path == "exportable-clips" {
+        let project = uri
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("projectId="))?;
+        return Some(format!("clips:{project}"));
+    }
+    // Test job ids need no percent-decoding.
+    path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+async fn get_job(State(state): State<Arc<ProviderState>>, uri: Uri, headers: HeaderMap) -> Response {
+    let Some(id) = answer_key(&uri) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     state.calls.lock().expect("lock").push(id.clone());
     let delay = *state.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
-    // Bearer, or HTTP Basic with the token as `id:secret` (Mux).
+    // Bearer, HTTP Basic with the token as `id:secret` (Mux), or the raw
+    // key (AssemblyAI).
     let basic = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(&state.token)
@@ -78,7 +100,7 @@ async fn get_job(State(state): State<Arc<ProviderState>>, Path(id): Path<String>
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {}", state.token) || v == format!("Basic {basic}"));
+        .is_some_and(|v| v == format!("Bearer {}", state.token) || v == format!("Basic {basic}") || v == state.token);
     let answer = state.answers.lock().expect("lock").get(&id).cloned();
     let response = match (authorized, answer) {
         (false, _) => StatusCode::UNAUTHORIZED.into_response(),
@@ -96,11 +118,7 @@ impl TestProvider {
             ..Default::default()
         });
         let app = Router::new()
-            .route("/v1/jobs/{id}", get(get_job))
-            // Replicate's polling path, the same answers.
-            .route("/v1/predictions/{id}", get(get_job))
-            // Mux's.
-            .route("/v1/video/v1/assets/{id}", get(get_job))
+            .route("/v1/{*path}", get(get_job))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
-use jobhook::domain::event::job_event_from_body;
+use jobhook::domain::event::{job_event_from_body, WebhookEvent};
 use jobhook::domain::job::JobEvent;
 use jobhook::domain::provider;
-use jobhook::ports::{DeadLetters, ErrorKind, JobStore, PortError};
+use jobhook::domain::sources::SourceConfig;
+use jobhook::ports::{DeadLetters, ErrorKind, JobPoller, JobStore, PollError, PollOutcome, PortError};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{outcomes, Envelope};
@@ -23,12 +24,17 @@ use tokio::time::Instant;
 /// The function's timeout, as `template.yaml` sets it (a test holds the two
 /// together): the budget when the runtime gives no usable deadline.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// One thin event's read from the provider's API: well inside the timeout,
+/// so that a slow provider fails the fetch, not the batch.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Processor {
     pub sources: SourcesCache,
     pub store: Arc<dyn JobStore>,
     pub dead_letters: Arc<dyn DeadLetters>,
+    /// The provider's API, for thin events (the reconciler's client).
+    pub poller: Arc<dyn JobPoller>,
     /// Jobs of one batch in flight at once.
     pub concurrency: usize,
     /// How transient write failures are retried before a message is
@@ -66,12 +72,18 @@ impl From<PortError> for RecordError {
 #[error("systemic failure, batch not processed: {0}")]
 pub struct SystemicFailure(pub String);
 
+/// A job event to apply; a thin one with the source whose API has its state.
+struct Pending {
+    event: JobEvent,
+    fetch_from: Option<SourceConfig>,
+}
+
 /// Messages of one job, by index into the batch, in queue order.
-type JobGroup = Vec<(usize, JobEvent)>;
+type JobGroup = Vec<(usize, Pending)>;
 
 /// What a message carries.
 enum Parsed {
-    Event(JobEvent),
+    Event(Pending),
     /// A well-formed delivery about something other than a job.
     NotAJobEvent {
         source: String,
@@ -108,12 +120,49 @@ impl Processor {
                 reason,
             });
         }
-        job_event_from_body(&envelope, &body, profile)
-            .map(Parsed::Event)
-            .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))
+        let WebhookEvent { event, fetch } = job_event_from_body(&envelope, &body, profile)
+            .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))?;
+        Ok(Parsed::Event(Pending {
+            event,
+            fetch_from: fetch.then(|| source.clone()),
+        }))
     }
 
-    async fn apply(&self, event: &JobEvent, deadline: Instant) -> Result<(), RecordError> {
+    /// A thin event's state, read from the provider. Anything that may pass
+    /// (a timeout, a 5xx, a 429, a 404 or an answer behind what the webhook
+    /// announced, as an API catching up gives) is retried through the queue;
+    /// a source without `api` or an answer that cannot be read is poison.
+    async fn fetch(&self, source: &SourceConfig, event: &JobEvent) -> Result<JobEvent, RecordError> {
+        let retry = |why: String| RecordError::Retryable(format!("fetching the state of a thin event: {why}"));
+        match self.poller.poll(source, &event.job_id).await {
+            Ok(PollOutcome::Found(answer)) => provider::thin_event_with_state(event, &answer).ok_or_else(|| {
+                retry(format!(
+                    "the provider's API shows {} while the webhook announced {}",
+                    answer.status, event.status
+                ))
+            }),
+            Ok(PollOutcome::NotFound) => Err(retry("the provider answered 404".into())),
+            Ok(PollOutcome::RateLimited { .. }) => Err(retry("the provider answered 429".into())),
+            Err(PollError::NoApi) => Err(RecordError::Permanent(format!(
+                "source {:?} sends thin events, whose state is read from the provider's API, but has no `api` (add it to the api secret)",
+                source.name
+            ))),
+            Err(e @ (PollError::BadAnswer(_) | PollError::Unexpected(_))) => Err(RecordError::Permanent(format!(
+                "fetching the state of a thin event: {e}"
+            ))),
+            Err(e @ (PollError::Timeout | PollError::Server(_) | PollError::Network(_))) => Err(retry(e.to_string())),
+        }
+    }
+
+    async fn apply(&self, pending: &Pending, deadline: Instant) -> Result<(), RecordError> {
+        let fetched;
+        let event = match &pending.fetch_from {
+            Some(source) => {
+                fetched = self.fetch(source, &pending.event).await?;
+                &fetched
+            }
+            None => &pending.event,
+        };
         let (result, retries) = self.backoff.run(deadline, || self.store.apply(event)).await;
         if retries > 0 {
             outcomes::record_write_retries(event, retries, result.is_ok());
@@ -176,7 +225,7 @@ impl Processor {
                     results[i] = Some(Ok(()));
                 }
                 Ok(Parsed::Event(event)) => {
-                    let key = (event.source.clone(), event.job_id.clone());
+                    let key = (event.event.source.clone(), event.event.job_id.clone());
                     let g = *group_of.entry(key).or_insert_with(|| {
                         groups.push(Vec::new());
                         groups.len() - 1

@@ -1,3 +1,3 @@
 pub mod handler;
 
-pub use handler::{Processor, TIMEOUT};
+pub use handler::{Processor, FETCH_TIMEOUT, TIMEOUT};

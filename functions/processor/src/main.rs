@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use jobhook::adapters::dynamodb::DynamoJobStore;
+use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
 use jobhook::config::{Env, ProcessorConfig};
@@ -20,7 +21,9 @@ async fn start() -> Result<(), Error> {
     let config = ProcessorConfig::from_env(&Env::process())?;
     let aws = aws_config::load_from_env().await;
 
-    let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
+    // The api document too: thin events' state is read from the provider.
+    let loader =
+        jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);
     let sources = SourcesCache::new(loader, config.sources.ttl);
     sources.get().await?;
 
@@ -35,6 +38,7 @@ async fn start() -> Result<(), Error> {
         sources,
         store: Arc::new(store),
         dead_letters: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url)),
+        poller: Arc::new(HttpJobPoller::new(processor::FETCH_TIMEOUT)),
         concurrency: config.concurrency,
         backoff: jobhook::retry::Backoff::WRITES,
     };

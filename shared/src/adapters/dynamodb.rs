@@ -110,6 +110,7 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
         "progress",
         "output_url",
         "error",
+        "result",
         "provider_time",
         "first_seen",
         "updated_at",
@@ -155,6 +156,7 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
         ("progress", fields.progress.map(n)),
         ("output_url", fields.output_url.map(s)),
         ("error", fields.error.map(s)),
+        ("result", fields.result.map(s)),
         ("provider_time", event.provider_time.map(|t| s(rfc3339(t)))),
     ];
     let mut optional_sets = Vec::new();
@@ -409,6 +411,7 @@ fn job_state_from_item(item: &Item) -> Option<JobState> {
             progress,
             output_url: get_s(item, "output_url").map(str::to_owned),
             error: get_s(item, "error").map(str::to_owned),
+            result: get_s(item, "result").map(str::to_owned),
         },
         first_seen: get_s(item, "first_seen").unwrap_or_default().to_owned(),
         updated_at: get_s(item, "updated_at").unwrap_or_default().to_owned(),
@@ -437,6 +440,7 @@ pub fn state_image_from_stream(image: &serde_json::Value) -> Option<StateImage> 
         progress: number("progress").and_then(|p| u8::try_from(p).ok()),
         output_url: text("output_url"),
         error: text("error"),
+        result: text("result"),
         transitions: number("transitions").unwrap_or(0),
         last_event_id: text("last_event_id"),
         last_origin: attr("last_origin", "S").and_then(origin_of),

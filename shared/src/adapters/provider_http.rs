@@ -8,12 +8,9 @@ use reqwest::{Client, StatusCode, Url};
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
-use crate::domain::provider;
-use crate::domain::sources::SourceConfig;
+use crate::domain::provider::{self, ApiRequest, PayloadError, ProviderProfile};
+use crate::domain::sources::{ApiConfig, SourceConfig};
 use crate::ports::{JobPoller, PollError, PollOutcome};
-
-/// The largest poll answer read; a job status is a few hundred bytes.
-const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct HttpJobPoller {
@@ -26,7 +23,7 @@ impl HttpJobPoller {
         let client = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("jobhook-reconciler/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("jobhook/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend initializes");
         Self { client }
@@ -52,54 +49,91 @@ fn classify(error: reqwest::Error) -> PollError {
     }
 }
 
-#[async_trait]
-impl JobPoller for HttpJobPoller {
-    async fn poll(&self, source: &SourceConfig, job_id: &str) -> Result<PollOutcome, PollError> {
-        let api = source.api.as_ref().ok_or(PollError::NoApi)?;
-        let profile = provider::profile(&source.provider)
-            .ok_or_else(|| PollError::BadAnswer(format!("unknown provider profile {:?}", source.provider)))?;
+impl HttpJobPoller {
+    /// One GET under the source's API, read up to `max_bytes`.
+    async fn get(
+        &self,
+        api: &ApiConfig,
+        profile: &dyn ProviderProfile,
+        request: &ApiRequest,
+        max_bytes: usize,
+    ) -> Result<Answer, PollError> {
         let mut url = Url::parse(&api.base_url).map_err(|e| PollError::Network(format!("api.base_url: {e}")))?;
         url.path_segments_mut()
             .map_err(|()| PollError::Network("api.base_url cannot have a path".into()))?
             .pop_if_empty()
-            .extend(profile.poll_path(job_id));
-        let mut bearer = HeaderValue::from_str(&profile.authorization(api.token.expose()))
+            .extend(&request.path);
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        let mut credentials = HeaderValue::from_str(&profile.authorization(api.token.expose()))
             .map_err(|_| PollError::Network("api.token is not a valid header value".into()))?;
-        bearer.set_sensitive(true);
+        credentials.set_sensitive(true);
 
         let response = self
             .client
             .get(url)
-            .header(AUTHORIZATION, bearer)
+            .header(AUTHORIZATION, credentials)
             .send()
             .await
             .map_err(classify)?;
         let status = response.status();
         match status {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(PollOutcome::NotFound),
+            StatusCode::NOT_FOUND => return Ok(Answer::NotFound),
             StatusCode::TOO_MANY_REQUESTS => {
-                return Ok(PollOutcome::RateLimited {
-                    retry_after: retry_after(response.headers().get(RETRY_AFTER), OffsetDateTime::now_utc()),
-                })
+                return Ok(Answer::RateLimited(retry_after(
+                    response.headers().get(RETRY_AFTER),
+                    OffsetDateTime::now_utc(),
+                )))
             }
             s if s.is_server_error() => return Err(PollError::Server(s.as_u16())),
             s => return Err(PollError::Unexpected(s.as_u16())),
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > MAX_ANSWER_BYTES)
-        {
+        if response.content_length().is_some_and(|len| len as usize > max_bytes) {
             return Err(PollError::BadAnswer("answer too large".into()));
         }
         let body = response.bytes().await.map_err(classify)?;
-        if body.len() > MAX_ANSWER_BYTES {
+        if body.len() > max_bytes {
             return Err(PollError::BadAnswer("answer too large".into()));
         }
-        profile
-            .parse_poll(&body)
-            .map(PollOutcome::Found)
-            .map_err(|e| PollError::BadAnswer(e.to_string()))
+        Ok(Answer::Body(body))
+    }
+}
+
+enum Answer {
+    Body(bytes::Bytes),
+    NotFound,
+    RateLimited(Option<Duration>),
+}
+
+#[async_trait]
+impl JobPoller for HttpJobPoller {
+    async fn poll(&self, source: &SourceConfig, job_id: &str) -> Result<PollOutcome, PollError> {
+        let api = source.api.as_ref().ok_or(PollError::NoApi)?;
+        let profile = provider::profile(&source.provider)
+            .ok_or_else(|| PollError::BadAnswer(format!("unknown provider profile {:?}", source.provider)))?;
+        let max_bytes = profile.api_defaults().max_answer_bytes;
+        let bad = |e: PayloadError| PollError::BadAnswer(e.to_string());
+        let request = profile.poll_request(job_id).map_err(bad)?;
+        let answer = match self.get(api, profile, &request, max_bytes).await? {
+            Answer::Body(body) => profile.parse_poll(&body).map_err(bad)?,
+            Answer::NotFound => return Ok(PollOutcome::NotFound),
+            Answer::RateLimited(retry_after) => return Ok(PollOutcome::RateLimited { retry_after }),
+        };
+        let Some(follow_up) = profile.follow_up(job_id, &answer) else {
+            return Ok(PollOutcome::Found(answer));
+        };
+        // The job is found; a follow-up that is refused makes the whole poll
+        // fail (retried later) rather than apply a result without its parts.
+        match self.get(api, profile, &follow_up, max_bytes).await? {
+            Answer::Body(body) => profile
+                .parse_follow_up(job_id, answer, &body)
+                .map(PollOutcome::Found)
+                .map_err(bad),
+            Answer::NotFound => Err(PollError::BadAnswer("the follow-up request was answered 404".into())),
+            Answer::RateLimited(retry_after) => Ok(PollOutcome::RateLimited { retry_after }),
+        }
     }
 }
 

@@ -352,7 +352,7 @@ fn fuzz_generic_payloads_give_a_valid_event_or_a_clear_error() {
     ];
     fuzz("generic payload", body, |body| {
         match job_event_from_envelope(&text_envelope(String::from_utf8_lossy(&body).into_owned()), &Generic) {
-            Ok(event) => {
+            Ok(super::event::WebhookEvent { event, .. }) => {
                 prop_assert!(!event.job_id.is_empty() && event.job_id.len() <= 256);
                 prop_assert!(event.progress.is_none_or(|p| p <= 100));
                 prop_assert!(!event.event_id.is_empty());
@@ -445,4 +445,85 @@ fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
     assert!(Envelope::from_json(&deep).is_err());
     assert!(Sources::parse(&deep).is_err());
     assert!(job_event_from_envelope(&text_envelope(format!("{{\"data\":{deep}")), &Generic).is_err());
+}
+
+/// Every provider's documented bodies, as the profiles' fuzz seeds.
+fn provider_fixtures() -> Vec<(String, Vec<u8>)> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/providers");
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root).expect("events/providers") {
+        let dir = dir.expect("entry").path();
+        for file in std::fs::read_dir(&dir).expect("provider dir") {
+            let file = file.expect("entry").path();
+            if file.extension().is_some_and(|e| e == "json") {
+                out.push((
+                    dir.file_name().expect("name").to_string_lossy().into_owned(),
+                    std::fs::read(&file).expect("fixture"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn check_result(result: Option<&str>) -> Result<(), TestCaseError> {
+    if let Some(r) = result {
+        prop_assert!(
+            r.len() <= super::provider::MAX_RESULT_BYTES,
+            "result of {} bytes",
+            r.len()
+        );
+        prop_assert!(serde_json::from_str::<Value>(r).is_ok_and(|v| v.is_object()));
+    }
+    Ok(())
+}
+
+#[test]
+fn fuzz_every_profile_gives_a_valid_event_or_a_clear_error() {
+    let seeds = provider_fixtures();
+    assert!(seeds.len() >= 20, "fixtures of every provider are seeds");
+    let n = seeds.len();
+    // A documented body, then byte flips and a truncation: close to the
+    // grammar, where the branches are.
+    let input = (
+        0..n,
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        proptest::option::of(any::<prop::sample::Index>()),
+    );
+    fuzz("provider profiles", input, |(i, flips, cut)| {
+        let mut body = seeds[i].1.clone();
+        for (at, byte) in flips {
+            if !body.is_empty() {
+                let at = at.index(body.len());
+                body[at] = byte;
+            }
+        }
+        if let Some(cut) = cut {
+            body.truncate(cut.index(body.len() + 1));
+        }
+        let mut accepted = false;
+        for profile in super::provider::PROFILES {
+            let _ = profile.not_a_job_event(&body);
+            if let Ok(p) = profile.parse_webhook(&body) {
+                accepted = true;
+                prop_assert!(!p.job_id.is_empty() && p.job_id.len() <= 256);
+                prop_assert!(!p.job_id.chars().any(char::is_control));
+                prop_assert!(p.progress.is_none_or(|p| p <= 100));
+                prop_assert!(profile.poll_request(&p.job_id).is_ok() || profile.name() != "openai");
+                check_result(p.result.as_deref())?;
+            }
+            if let Ok(a) = profile.parse_poll(&body) {
+                accepted = true;
+                prop_assert!(a.progress.is_none_or(|p| p <= 100));
+                check_result(a.result.as_deref())?;
+                if profile.follow_up("job", &a).is_some() {
+                    if let Ok(b) = profile.parse_follow_up("job", a, &body) {
+                        check_result(b.result.as_deref())?;
+                    }
+                }
+            }
+        }
+        Ok(accepted)
+    });
 }

@@ -102,6 +102,9 @@ pub struct JobEvent {
     pub output_url: Option<String>,
     /// A string, or an object serialized as JSON.
     pub error: Option<String>,
+    /// What a user needs to fetch the rest of the result: a JSON object of at
+    /// most [`crate::domain::provider::MAX_RESULT_BYTES`], as text.
+    pub result: Option<String>,
     /// When the provider says the event happened.
     pub provider_time: Option<OffsetDateTime>,
 }
@@ -113,6 +116,8 @@ pub struct JobFields {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
+    /// JSON object text, see [`JobEvent::result`].
+    pub result: Option<String>,
 }
 
 impl JobFields {
@@ -129,6 +134,7 @@ impl JobFields {
             progress,
             output_url: event.output_url.clone(),
             error: event.error.clone(),
+            result: event.result.clone(),
         }
     }
 }
@@ -310,6 +316,7 @@ mod tests {
             progress,
             output_url: (status == JobStatus::Completed).then(|| format!("https://cdn/{id}")),
             error: (status == JobStatus::Failed).then(|| "boom".into()),
+            result: None,
             provider_time: None,
         }
     }

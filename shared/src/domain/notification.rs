@@ -27,6 +27,8 @@ pub struct Notification {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
+    /// What the user needs to fetch the rest of the result (a JSON object).
+    pub result: Option<serde_json::Value>,
     pub origin: Origin,
     pub event_id: String,
     /// When jobhook applied it (RFC 3339, UTC, milliseconds).
@@ -44,6 +46,8 @@ pub struct StateImage {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
+    /// JSON object text.
+    pub result: Option<String>,
     pub transitions: u64,
     pub last_event_id: Option<String>,
     pub last_origin: Option<Origin>,
@@ -78,6 +82,12 @@ pub fn notification_for(old: Option<&StateImage>, new: &StateImage) -> Result<Op
         to: new.status.ok_or_else(|| missing("status"))?,
         progress: new.progress,
         output_url: new.output_url.clone(),
+        // The store writes only objects it serialized; anything else is left out.
+        result: new
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .filter(serde_json::Value::is_object),
         error: new.error.clone(),
         origin: new.last_origin.unwrap_or(Origin::Webhook),
         event_id: new.last_event_id.clone().ok_or_else(|| missing("last_event_id"))?,

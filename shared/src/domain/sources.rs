@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
-/// Providers whose wire format jobhook understands.
-pub const KNOWN_PROVIDERS: &[&str] = &["generic", "replicate", "mux"];
+/// Providers whose wire format jobhook understands (one profile each).
+pub const KNOWN_PROVIDERS: &[&str] = &["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -104,9 +104,12 @@ impl fmt::Debug for SecretString {
 /// The provider's polling API for a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
-    /// Without a trailing slash.
+    /// Without a trailing slash; the provider's public API when not given.
     pub base_url: String,
     pub token: SecretString,
+    /// Polls of this source per reconciler run, at most; the profile's
+    /// default for a rate-limited API when not given.
+    pub max_polls_per_run: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,7 +358,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
 
     let api = match fields.get("api") {
         None => None,
-        Some(value) => Some(parse_api(name, value)?),
+        Some(value) => Some(parse_api(name, &provider, value)?),
     };
 
     Ok(SourceConfig {
@@ -415,26 +418,56 @@ fn decode_whsec(secret: &str) -> Result<SigningKey, &'static str> {
     Ok(SigningKey(bytes))
 }
 
-fn parse_api(source: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
+fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
     let Value::Object(fields) = value else {
         return Err(field_error(source, "api", "must be an object with base_url and token"));
     };
-    if let Some(unknown) = fields.keys().find(|k| !matches!(k.as_str(), "base_url" | "token")) {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "base_url" | "token" | "max_polls_per_run"))
+    {
         return Err(field_error(source, format!("api.{unknown}"), "unknown field"));
     }
+    let defaults = crate::domain::provider::profile(provider).map(|p| p.api_defaults());
     let base_url = match fields.get("base_url") {
         Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
             url.trim_end_matches('/').to_owned()
         }
         Some(_) => return Err(field_error(source, "api.base_url", "must be an http(s) URL")),
-        None => return Err(field_error(source, "api.base_url", "is required")),
+        None => match defaults.as_ref().and_then(|d| d.base_url) {
+            Some(url) => url.to_owned(),
+            None => {
+                return Err(field_error(
+                    source,
+                    "api.base_url",
+                    format!("is required (the {provider} profile has no default)"),
+                ))
+            }
+        },
+    };
+    let max_polls_per_run = match fields.get("max_polls_per_run") {
+        None => defaults.and_then(|d| d.max_polls_per_run),
+        Some(v) => match v.as_u64().filter(|n| (1..=10_000).contains(n)) {
+            Some(n) => Some(n as usize),
+            None => {
+                return Err(field_error(
+                    source,
+                    "api.max_polls_per_run",
+                    "must be a whole number from 1 to 10000",
+                ))
+            }
+        },
     };
     let token = match fields.get("token") {
         Some(Value::String(token)) if !token.is_empty() => SecretString(token.clone()),
         Some(_) => return Err(field_error(source, "api.token", "must be a non-empty string")),
         None => return Err(field_error(source, "api.token", "is required")),
     };
-    Ok(ApiConfig { base_url, token })
+    Ok(ApiConfig {
+        base_url,
+        token,
+        max_polls_per_run,
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
+use super::{bounded_result, ApiRequest, PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
 use crate::domain::job::JobStatus;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,7 +19,7 @@ pub struct Generic;
 /// Ids end up in storage keys; bound them.
 const MAX_ID_LEN: usize = 256;
 
-fn err(message: impl Into<String>) -> PayloadError {
+pub(crate) fn err(message: impl Into<String>) -> PayloadError {
     PayloadError(message.into())
 }
 
@@ -31,7 +31,7 @@ fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<St
     }
 }
 
-fn id_string(value: Option<&Value>, field: &str) -> Result<Option<String>, PayloadError> {
+pub(crate) fn id_string(value: Option<&Value>, field: &str) -> Result<Option<String>, PayloadError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control) => {
@@ -62,6 +62,42 @@ pub(crate) fn parse_error(value: Option<&Value>) -> Result<Option<String>, Paylo
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v @ Value::Object(_)) => Ok(Some(v.to_string())),
         Some(_) => Err(err("field \"error\" must be a string or an object")),
+    }
+}
+
+/// `result`: an object of at most [`super::MAX_RESULT_BYTES`], or absent.
+fn parse_result(value: Option<&Value>) -> Result<Option<String>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(fields)) => {
+            let text = bounded_result(fields.clone());
+            match &text {
+                Some(t) if t.contains("\"omitted\"") => Err(err(format!(
+                    "field \"result\" must be an object of at most {} bytes",
+                    super::MAX_RESULT_BYTES
+                ))),
+                _ => Ok(text),
+            }
+        }
+        Some(_) => Err(err("field \"result\" must be an object")),
+    }
+}
+
+/// Unix seconds (a number), as OpenAI and OpusClip's timestamps are.
+pub(crate) fn unix_time(value: Option<&Value>) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(value?.as_i64()?).ok()
+}
+
+/// The body as a JSON object; `what` names it in the error.
+pub(crate) fn json_object(body: &[u8], what: &str) -> Result<Map<String, Value>, PayloadError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(err(format!("{what} must be a JSON object"))),
+        Err(e) => Err(err(format!(
+            "{what} is not JSON (line {} column {})",
+            e.line(),
+            e.column()
+        ))),
     }
 }
 
@@ -114,12 +150,14 @@ impl ProviderProfile for Generic {
             progress: parse_progress(data.get("progress"))?,
             output_url: optional_string(data, "output_url")?,
             error: parse_error(data.get("error"))?,
+            result: parse_result(data.get("result"))?,
             provider_time: parse_time(root.get("created_at"), "created_at")?,
+            fetch: false,
         })
     }
 
-    fn poll_path(&self, job_id: &str) -> Vec<String> {
-        vec!["jobs".into(), job_id.into()]
+    fn poll_request(&self, job_id: &str) -> Result<ApiRequest, PayloadError> {
+        Ok(ApiRequest::path(&["jobs", job_id]))
     }
 
     /// `{ "id": "job_123", "status": "queued|processing|completed|failed",
@@ -147,6 +185,7 @@ impl ProviderProfile for Generic {
             progress: parse_progress(root.get("progress"))?,
             output_url: optional_string(&root, "output_url")?,
             error: parse_error(root.get("error"))?,
+            result: parse_result(root.get("result"))?,
             updated_at: parse_time(root.get("updated_at"), "updated_at")?,
         })
     }
@@ -244,6 +283,7 @@ mod tests {
     fn poll_event_ids_are_deterministic_per_job_status_and_progress() {
         use crate::domain::provider::job_event_from_poll;
         let answer = |status, progress| PollAnswer {
+            result: None,
             status,
             progress,
             output_url: None,

@@ -2,14 +2,21 @@
 //! A new provider is one new file implementing [`ProviderProfile`], plus a
 //! line in [`profile`].
 
+mod assemblyai;
 mod generic;
 mod mux;
+mod openai;
+mod opusclip;
 mod replicate;
 
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+pub use assemblyai::AssemblyAi;
 pub use generic::Generic;
 pub use mux::Mux;
+pub use openai::OpenAi;
+pub use opusclip::OpusClip;
 pub use replicate::Replicate;
 
 use super::job::{JobEvent, Origin};
@@ -28,7 +35,12 @@ pub struct WebhookPayload {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
+    /// JSON object text of at most [`MAX_RESULT_BYTES`].
+    pub result: Option<String>,
     pub provider_time: Option<OffsetDateTime>,
+    /// A thin event: the body names the job, and `status` is only what it
+    /// announces; the state itself is read from the provider's API.
+    pub fetch: bool,
 }
 
 /// A body that cannot be turned into an event. Retrying will not help.
@@ -44,8 +56,72 @@ pub struct PollAnswer {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
+    /// JSON object text of at most [`MAX_RESULT_BYTES`].
+    pub result: Option<String>,
     pub updated_at: Option<OffsetDateTime>,
 }
+
+/// The most a job's `result` takes, serialized: it says where the rest of
+/// a result is, never holds it (no transcripts, no logs).
+pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+
+/// `fields` as a `result`: None when empty. Over [`MAX_RESULT_BYTES`], the
+/// largest fields are dropped and named in `"omitted"` until it fits.
+pub fn bounded_result(mut fields: Map<String, Value>) -> Option<String> {
+    fields.retain(|_, v| !v.is_null());
+    if fields.is_empty() {
+        return None;
+    }
+    let mut omitted: Vec<String> = Vec::new();
+    loop {
+        let mut doc = fields.clone();
+        if !omitted.is_empty() {
+            doc.insert("omitted".into(), Value::from(omitted.clone()));
+        }
+        let text = Value::Object(doc).to_string();
+        if text.len() <= MAX_RESULT_BYTES {
+            return Some(text);
+        }
+        let largest = fields
+            .iter()
+            .max_by_key(|(_, v)| v.to_string().len())
+            .map(|(k, _)| k.clone())?;
+        fields.remove(&largest);
+        omitted.push(largest);
+    }
+}
+
+/// One request to the provider's API, under the source's `api.base_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// Path segments, each escaped as one segment.
+    pub path: Vec<String>,
+    pub query: Vec<(&'static str, String)>,
+}
+
+impl ApiRequest {
+    pub fn path(segments: &[&str]) -> Self {
+        Self {
+            path: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+        }
+    }
+}
+
+/// How a provider's API is reached, for polling and for thin events.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiDefaults {
+    /// The provider's public API, used when a source gives no `api.base_url`.
+    pub base_url: Option<&'static str>,
+    /// Polls of one source per reconciler run when the source does not say
+    /// (`api.max_polls_per_run`): a rate-limited API's budget.
+    pub max_polls_per_run: Option<usize>,
+    /// The largest answer read.
+    pub max_answer_bytes: usize,
+}
+
+/// A job status is a few hundred bytes.
+const DEFAULT_MAX_ANSWER_BYTES: usize = 1 << 20;
 
 pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
@@ -56,24 +132,37 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
         None
     }
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError>;
-    /// The job's URL under the source's `api.base_url`; `job_id` is one
-    /// path segment and must be escaped as such.
-    fn poll_path(&self, job_id: &str) -> Vec<String>;
+    /// The request that reads the job; an error if `job_id` is not one this
+    /// provider's API can be asked about.
+    fn poll_request(&self, job_id: &str) -> Result<ApiRequest, PayloadError>;
     fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError>;
+    /// A second request some answers need (a finished project's clips).
+    fn follow_up(&self, _job_id: &str, _answer: &PollAnswer) -> Option<ApiRequest> {
+        None
+    }
+    /// The answer completed with the follow-up's.
+    fn parse_follow_up(&self, _job_id: &str, answer: PollAnswer, _body: &[u8]) -> Result<PollAnswer, PayloadError> {
+        Ok(answer)
+    }
     /// The `Authorization` header value for the source's `api.token`.
     fn authorization(&self, token: &str) -> String {
         format!("Bearer {token}")
     }
+    fn api_defaults(&self) -> ApiDefaults {
+        ApiDefaults {
+            base_url: None,
+            max_polls_per_run: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+        }
+    }
 }
+
+/// Every profile, by the name a source's `provider` gives.
+pub const PROFILES: &[&dyn ProviderProfile] = &[&Generic, &OpusClip, &Replicate, &OpenAi, &Mux, &AssemblyAi];
 
 /// The profile registered under `name`, if any.
 pub fn profile(name: &str) -> Option<&'static dyn ProviderProfile> {
-    match name {
-        "generic" => Some(&Generic),
-        "replicate" => Some(&Replicate),
-        "mux" => Some(&Mux),
-        _ => None,
-    }
+    PROFILES.iter().copied().find(|p| p.name() == name)
 }
 
 /// A poll answer as a job event. Its id is derived from the job, status and
@@ -91,6 +180,83 @@ pub fn job_event_from_poll(source: &str, job_id: &str, answer: &PollAnswer) -> J
         progress: answer.progress,
         output_url: answer.output_url.clone(),
         error: answer.error.clone(),
+        result: answer.result.clone(),
         provider_time: answer.updated_at,
+    }
+}
+
+/// A thin webhook's event with the state its provider's API answered: the
+/// delivery keeps its identity and origin. None when the answer is behind
+/// what the webhook announced (the API has not caught up; ask again later).
+pub fn thin_event_with_state(event: &JobEvent, answer: &PollAnswer) -> Option<JobEvent> {
+    if answer.status.rank() < event.status.rank() {
+        return None;
+    }
+    Some(JobEvent {
+        status: answer.status,
+        progress: answer.progress,
+        output_url: answer.output_url.clone(),
+        error: answer.error.clone(),
+        result: answer.result.clone(),
+        provider_time: answer.updated_at.or(event.provider_time),
+        ..event.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sources::KNOWN_PROVIDERS;
+
+    #[test]
+    fn every_known_provider_has_exactly_one_profile() {
+        let names: Vec<&str> = PROFILES.iter().map(|p| p.name()).collect();
+        assert_eq!(names, KNOWN_PROVIDERS);
+        assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
+    }
+
+    #[test]
+    fn a_result_over_the_bound_drops_its_largest_fields_and_names_them() {
+        let mut fields = Map::new();
+        fields.insert("id".into(), Value::from("p1"));
+        fields.insert("output".into(), Value::from("x".repeat(MAX_RESULT_BYTES)));
+        fields.insert("none".into(), Value::Null);
+        let text = bounded_result(fields).expect("result");
+        assert!(text.len() <= MAX_RESULT_BYTES);
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v, serde_json::json!({"id": "p1", "omitted": ["output"]}));
+        assert_eq!(bounded_result(Map::new()), None);
+    }
+
+    #[test]
+    fn a_thin_event_takes_the_fetched_state_unless_it_is_behind_the_announcement() {
+        let event = JobEvent {
+            event_id: "wh_1".into(),
+            source: "oai".into(),
+            job_id: "batch_1".into(),
+            kind: "batch.completed".into(),
+            origin: Origin::Webhook,
+            status: JobStatus::Completed,
+            progress: None,
+            output_url: None,
+            error: None,
+            result: None,
+            provider_time: None,
+        };
+        let answer = |status| PollAnswer {
+            status,
+            progress: None,
+            output_url: None,
+            error: None,
+            result: Some(r#"{"output_file_id":"file-1"}"#.into()),
+            updated_at: None,
+        };
+        let applied = thin_event_with_state(&event, &answer(JobStatus::Completed)).expect("caught up");
+        assert_eq!((applied.event_id.as_str(), applied.origin), ("wh_1", Origin::Webhook));
+        assert_eq!(applied.result.as_deref(), Some(r#"{"output_file_id":"file-1"}"#));
+        assert_eq!(thin_event_with_state(&event, &answer(JobStatus::Processing)), None);
+        // The API is the truth when it has ended the job otherwise.
+        let failed = thin_event_with_state(&event, &answer(JobStatus::Failed)).expect("ended");
+        assert_eq!(failed.status, JobStatus::Failed);
     }
 }

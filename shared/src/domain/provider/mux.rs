@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::generic::parse_time;
-use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
+use super::{bounded_result, ApiDefaults, ApiRequest, PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
 use crate::domain::job::JobStatus;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,6 +40,7 @@ struct Asset {
     status: JobStatus,
     output_url: Option<String>,
     error: Option<String>,
+    result: Option<String>,
 }
 
 fn asset(data: &Map<String, Value>) -> Result<Asset, PayloadError> {
@@ -80,11 +81,25 @@ fn asset(data: &Map<String, Value>) -> Result<Asset, PayloadError> {
             (None, true) => "errored".to_owned(),
         }
     });
+    // Enough to play or fetch the asset: its playback ids and duration.
+    let result = (status == JobStatus::Completed)
+        .then(|| {
+            let mut fields = Map::new();
+            fields.insert("asset_id".into(), Value::from(id.clone()));
+            for key in ["playback_ids", "duration", "aspect_ratio", "resolution_tier"] {
+                if let Some(v) = data.get(key) {
+                    fields.insert(key.into(), v.clone());
+                }
+            }
+            bounded_result(fields)
+        })
+        .flatten();
     Ok(Asset {
         id,
         status,
         output_url,
         error,
+        result,
     })
 }
 
@@ -139,12 +154,14 @@ impl ProviderProfile for Mux {
             progress: None,
             output_url: asset.output_url,
             error: asset.error,
+            result: asset.result,
             provider_time: time_of(root.get("created_at")),
+            fetch: false,
         })
     }
 
-    fn poll_path(&self, job_id: &str) -> Vec<String> {
-        vec!["video".into(), "v1".into(), "assets".into(), job_id.into()]
+    fn poll_request(&self, job_id: &str) -> Result<ApiRequest, PayloadError> {
+        Ok(ApiRequest::path(&["video", "v1", "assets", job_id]))
     }
 
     fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError> {
@@ -156,6 +173,7 @@ impl ProviderProfile for Mux {
             progress: None,
             output_url: asset.output_url,
             error: asset.error,
+            result: asset.result,
             updated_at: None,
         })
     }
@@ -164,6 +182,16 @@ impl ProviderProfile for Mux {
     /// `token_id:token_secret`.
     fn authorization(&self, token: &str) -> String {
         format!("Basic {}", BASE64.encode(token))
+    }
+
+    fn api_defaults(&self) -> ApiDefaults {
+        ApiDefaults {
+            base_url: Some("https://api.mux.com"),
+            // Mux rate-limits its API and asks for webhooks over polling:
+            // polling is only the safety net here, so keep it small.
+            max_polls_per_run: Some(50),
+            ..super::Generic.api_defaults()
+        }
     }
 }
 
@@ -217,7 +245,10 @@ mod tests {
             (answer.status, answer.output_url.as_deref()),
             (JobStatus::Completed, Some(HLS))
         );
-        assert_eq!(Mux.poll_path(ASSET), ["video", "v1", "assets", ASSET]);
+        assert_eq!(
+            Mux.poll_request(ASSET).expect("request").path,
+            ["video", "v1", "assets", ASSET]
+        );
     }
 
     #[test]

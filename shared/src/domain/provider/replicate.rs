@@ -13,7 +13,7 @@
 use serde_json::{Map, Value};
 
 use super::generic::{parse_error, parse_time};
-use super::{PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
+use super::{bounded_result, ApiDefaults, ApiRequest, PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
 use crate::domain::job::JobStatus;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,6 +33,7 @@ struct Prediction {
     status: JobStatus,
     output_url: Option<String>,
     error: Option<String>,
+    result: Option<String>,
     time: Option<time::OffsetDateTime>,
 }
 
@@ -88,7 +89,7 @@ fn parse(body: &[u8], what: &str) -> Result<Prediction, PayloadError> {
             Ok(None)
         };
     Ok(Prediction {
-        id,
+        id: id.clone(),
         raw_status,
         status,
         output_url: if status == JobStatus::Completed {
@@ -97,6 +98,17 @@ fn parse(body: &[u8], what: &str) -> Result<Prediction, PayloadError> {
             None
         },
         error: parse_error(root.get("error"))?,
+        // The output when small (else named as omitted), and where to read it.
+        result: if status == JobStatus::Completed {
+            let mut fields = Map::new();
+            fields.insert("prediction_id".into(), Value::from(id.clone()));
+            if let Some(output) = root.get("output") {
+                fields.insert("output".into(), output.clone());
+            }
+            bounded_result(fields)
+        } else {
+            None
+        },
         time: time_field(&root, &["completed_at", "started_at", "created_at"])?,
     })
 }
@@ -117,12 +129,21 @@ impl ProviderProfile for Replicate {
             progress: None,
             output_url: p.output_url,
             error: p.error,
+            result: p.result,
             provider_time: p.time,
+            fetch: false,
         })
     }
 
-    fn poll_path(&self, job_id: &str) -> Vec<String> {
-        vec!["predictions".into(), job_id.into()]
+    fn poll_request(&self, job_id: &str) -> Result<ApiRequest, PayloadError> {
+        Ok(ApiRequest::path(&["predictions", job_id]))
+    }
+
+    fn api_defaults(&self) -> ApiDefaults {
+        ApiDefaults {
+            base_url: Some("https://api.replicate.com/v1"),
+            ..super::Generic.api_defaults()
+        }
     }
 
     fn parse_poll(&self, body: &[u8]) -> Result<PollAnswer, PayloadError> {
@@ -132,6 +153,7 @@ impl ProviderProfile for Replicate {
             progress: None,
             output_url: p.output_url,
             error: p.error,
+            result: p.result,
             updated_at: p.time,
         })
     }
