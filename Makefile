@@ -59,8 +59,10 @@ fmt:
 
 # make demo FAULTS=aws: the same run with the functions behind a proxy that
 # fails as DynamoDB and SQS fail on AWS (see README, Failure model).
+# make demo PROVIDER=opusclip (replicate, openai, mux, assemblyai): the same
+# run in that provider's webhooks, signatures and polling API.
 demo: venv
-	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/demo.sh
+	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) $(if $(PROVIDER),PROVIDER=$(PROVIDER)) scripts/with-moto.sh scripts/demo.sh
 
 dev: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/dev.sh

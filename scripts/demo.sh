@@ -16,15 +16,33 @@ with_simulator=1
 trap stop_stack EXIT
 start_stack
 
-echo "==> provider simulator: ${DEMO_JOBS:-200} jobs"
-set +e
-# The simulator is the provider and the referee: it talks to moto directly.
-AWS_ENDPOINT_URL=$JOBHOOK_MOTO_URL "$dev" simulate \
-  --jobs "${DEMO_JOBS:-200}" \
-  --receiver-url "http://127.0.0.1:$port/lambda-url/receiver/webhooks/dev" \
-  --listen "127.0.0.1:$sim_port" \
-  --summary-out "${DEMO_SUMMARY:-target/demo/summary.json}" \
-  "$@"
-status=$?
-set -e
+# PROVIDER=opusclip|replicate|openai|mux|assemblyai speaks that provider,
+# through the source of that name in events/sources.dev.json. PROVIDERS="a b"
+# runs one after another on the same stack (the e2e test): the first writes
+# DEMO_SUMMARY, each other one its own file beside it, with DEMO_MORE_JOBS jobs.
+summary=${DEMO_SUMMARY:-target/demo/summary.json}
+status=0
+first=1
+for provider in ${PROVIDERS:-${PROVIDER:-generic}}; do
+  source=$provider
+  [ "$source" = generic ] && source=dev
+  jobs=${DEMO_JOBS:-200} out=$summary
+  if [ $first = 0 ]; then
+    jobs=${DEMO_MORE_JOBS:-$jobs} out=${summary%.json}-$provider.json
+  fi
+  first=0
+  echo "==> provider simulator: $jobs jobs, source $source ($provider)"
+  set +e
+  # The simulator is the provider and the referee: it talks to moto directly.
+  AWS_ENDPOINT_URL=$JOBHOOK_MOTO_URL "$dev" simulate \
+    --jobs "$jobs" \
+    --source "$source" \
+    --receiver-url "http://127.0.0.1:$port/lambda-url/receiver/webhooks/$source" \
+    --listen "127.0.0.1:$sim_port" \
+    --summary-out "$out" \
+    "$@"
+  run=$?
+  set -e
+  [ $run = 0 ] || status=$run
+done
 exit $status

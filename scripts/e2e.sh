@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end test run by `make test`: a short chaos run (about 30 jobs,
-# every knob on) through the real binaries under cargo-lambda and the real
-# trigger bridge, behind the fault proxy with every AWS fault kind at rates
+# every knob on, then a dozen in each real provider's format) through the
+# real binaries under cargo-lambda and the real trigger bridge, behind the fault proxy with every AWS fault kind at rates
 # high enough that each is met, with the demo's invariants. Ports are picked
 # free, so it can run beside a `make dev`.
 set -euo pipefail
@@ -14,6 +14,8 @@ print(*[s.getsockname()[1] for s in socks])')
 
 export JOBHOOK_DEV_PORT=$dev_port JOBHOOK_SIM_PORT=$sim_port JOBHOOK_DEV_DIR=target/e2e
 export DEMO_JOBS=${E2E_JOBS:-30} DEMO_SUMMARY=target/e2e/summary.json
+# Then each provider briefly, on the same stack and faults.
+export PROVIDERS=${E2E_PROVIDERS:-generic opusclip replicate openai mux assemblyai} DEMO_MORE_JOBS=${E2E_MORE_JOBS:-12}
 export JOBHOOK_STALE_AFTER_SECS=5 JOBHOOK_POLL_INTERVAL_SECS=2 JOBHOOK_MAX_POLL_INTERVAL_SECS=8 JOBHOOK_DEV_SCHEDULE_SECS=3
 export JOBHOOK_FAULTS=${E2E_FAULTS:-aws,transaction_conflict=0.1,conflict_exception=0.3,throttling=0.1,internal_error=0.05,ambiguous_write=0.1,send_failure=0.1,ambiguous_send=0.1,ambiguous_delete=0.25}
 every_fault_met() {

@@ -203,6 +203,9 @@ fn status_text(state: &JobState) -> String {
     if let Some(error) = &state.fields.error {
         lines.push(format!("error        {}", printable(error)));
     }
+    if let Some(result) = &state.fields.result {
+        lines.push(format!("result       {}", printable(result)));
+    }
     if let Some(origin) = state.terminal_origin {
         lines.push(format!("ended by     {} (first)", origin.as_str()));
     }

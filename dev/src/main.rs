@@ -2,6 +2,7 @@
 //! `scripts/demo.sh` for how they are put together.
 
 mod bridge;
+mod dialect;
 mod outage;
 
 mod simulator;
@@ -83,6 +84,10 @@ enum Command {
         args: Box<simulator::SimArgs>,
         #[arg(long, default_value = "dev")]
         source: String,
+        /// Speak this provider: the first source whose `provider` it is,
+        /// instead of `--source`.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(jobhook::domain::sources::KNOWN_PROVIDERS))]
+        provider: Option<String>,
         #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
         secret: String,
         /// The provider API secret, merged into the sources for the token.
@@ -240,6 +245,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
         Command::Simulate {
             args,
             source,
+            provider,
             secret,
             api_secret,
             receiver_url,
@@ -269,10 +275,16 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 text = jobhook::domain::sources::merge_api_document(&text, &read(api).await?)?;
             }
             let sources = jobhook::Sources::parse(&text)?;
-            let source = sources
-                .get(&source)
-                .ok_or_else(|| format!("no source {source:?} in the sources document"))?
-                .clone();
+            let source = match &provider {
+                Some(p) => sources
+                    .iter()
+                    .find(|s| &s.provider == p)
+                    .ok_or_else(|| format!("no source with provider {p:?} in the sources document"))?,
+                None => sources
+                    .get(&source)
+                    .ok_or_else(|| format!("no source {source:?} in the sources document"))?,
+            }
+            .clone();
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| format!("listen on {listen}: {e}"))?;

@@ -42,8 +42,9 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, E
 pub const SIMULATOR_HOST: &str = "simulator.invalid";
 
 /// Points every source whose `api.base_url` names [`SIMULATOR_HOST`] at
-/// `sim_url`; every other `base_url` is kept as given (a staging API, your
-/// own mock). Returns how many sources were pointed at the simulator.
+/// `sim_url`, keeping its path (each provider's API has its own prefix);
+/// every other `base_url` is kept as given (a staging API, your own mock).
+/// Returns how many sources were pointed at the simulator.
 pub fn point_at_simulator(doc: &mut Value, sim_url: &str) -> usize {
     let Some(Value::Object(sources)) = doc.get_mut("sources") else {
         return 0;
@@ -53,12 +54,14 @@ pub fn point_at_simulator(doc: &mut Value, sim_url: &str) -> usize {
         let Some(base) = source.pointer_mut("/api/base_url") else {
             continue;
         };
-        let host = base
-            .as_str()
-            .and_then(|url| url.split("://").nth(1))
-            .map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
-        if host == Some(SIMULATOR_HOST) {
-            *base = Value::String(sim_url.to_owned());
+        let Some(rest) = base.as_str().and_then(|url| url.split("://").nth(1)) else {
+            continue;
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let host = rest[..authority_end].split(':').next().unwrap_or_default();
+        if host == SIMULATOR_HOST {
+            let path = &rest[authority_end..];
+            *base = Value::String(format!("{}{path}", sim_url.trim_end_matches('/')));
             pointed += 1;
         }
     }
@@ -149,7 +152,7 @@ mod tests {
         assert_eq!(point_at_simulator(&mut doc, "http://127.0.0.1:9001"), 2);
         let base = |name: &str| doc["sources"][name]["api"]["base_url"].clone();
         assert_eq!(base("sim"), "http://127.0.0.1:9001");
-        assert_eq!(base("sim2"), "http://127.0.0.1:9001");
+        assert_eq!(base("sim2"), "http://127.0.0.1:9001/v1", "the path is kept");
         assert_eq!(base("mine"), "http://127.0.0.1:4567/v1", "kept as given");
         assert_eq!(base("lookalike"), "http://simulator.invalid.example.com");
         assert!(doc["sources"]["none"].get("api").is_none(), "no api stays no api");

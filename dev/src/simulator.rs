@@ -1,16 +1,18 @@
 //! A provider that misbehaves on purpose. It runs jobs through
-//! `started` → `progress`… → `completed` | `failed`, serves the generic
-//! polling API, and delivers signed webhooks the way real providers do
-//! (retries with exponential backoff for a bounded time), with duplicates,
-//! reordering, drops, an outage window and jobs that never send a webhook.
-//! It keeps the truth and, at the end, checks the pipeline against it.
+//! `started` → `progress`… → `completed` | `failed` | `canceled`, speaks the
+//! source's provider (its webhooks, signatures and polling API, see
+//! [`crate::dialect`]), and delivers signed webhooks the way real providers
+//! do (retries with exponential backoff for a bounded time), with
+//! duplicates, reordering, drops, an outage window and jobs that never send
+//! a webhook. It keeps the truth and, at the end, checks the pipeline
+//! against it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,6 +27,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use crate::dialect::{self, Dialect};
 use crate::outage;
 use jobhook_dev::seed::Error;
 
@@ -80,6 +83,8 @@ struct SimEvent {
     at: Duration,
     status: JobStatus,
     progress: Option<u8>,
+    /// Whether the provider sends a webhook for it.
+    webhook: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,50 +101,39 @@ struct SimJob {
     silent: bool,
     events: Vec<SimEvent>,
     truth: Truth,
+    dialect: Dialect,
 }
 
 impl SimJob {
-    fn kind(status: JobStatus, first: bool) -> &'static str {
-        match (status, first) {
-            (JobStatus::Processing, true) => "job.started",
-            (JobStatus::Processing, false) => "job.progress",
-            (JobStatus::Completed, _) => "job.completed",
-            (JobStatus::Failed, _) => "job.failed",
-            (JobStatus::Canceled, _) => "job.canceled",
-            (JobStatus::Submitted, _) => "job.submitted",
+    fn state(&self, index: usize) -> dialect::State {
+        let e = &self.events[index];
+        dialect::State {
+            status: e.status,
+            progress: e.progress,
+            first: index == 0,
         }
+    }
+
+    /// The job's latest event at `elapsed` into the run, if it has started.
+    fn latest(&self, elapsed: Duration) -> Option<usize> {
+        self.events.iter().rposition(|e| e.at <= elapsed)
     }
 
     /// What the provider's API says at `elapsed` into the run.
     fn answer(&self, elapsed: Duration) -> Value {
-        let latest = self.events.iter().rev().find(|e| e.at <= elapsed);
-        let (status, progress) = match latest {
-            None => ("queued", None),
-            Some(e) => (e.status.as_str(), e.progress),
-        };
-        let terminal = latest.is_some_and(|e| e.status.is_terminal());
-        json!({"id": self.id, "status": status, "progress": progress,
-               "output_url": if terminal { self.truth.output_url.clone() } else { None },
-               "error": if terminal { self.truth.error.clone() } else { None },
-               "updated_at": "2026-05-13T12:00:05Z"})
+        self.dialect
+            .answer(&self.id, self.latest(elapsed).map(|i| self.state(i)))
     }
 
     fn body(&self, index: usize) -> String {
-        let e = &self.events[index];
-        let terminal = e.status.is_terminal();
-        json!({"id": format!("evt_{}_{index}", self.id), "type": Self::kind(e.status, index == 0),
-               "created_at": jobhook::clock::rfc3339(time::OffsetDateTime::now_utc()),
-               "data": {"job_id": self.id, "status": e.status.as_str(), "progress": e.progress,
-                        "output_url": if terminal { self.truth.output_url.clone() } else { None },
-                        "error": if terminal { self.truth.error.clone() } else { None }}})
-        .to_string()
+        self.dialect.webhook(&self.id, index, self.state(index))
     }
 }
 
-fn plan(args: &SimArgs, rng: &mut StdRng) -> Vec<SimJob> {
+fn plan(args: &SimArgs, dialect: Dialect, rng: &mut StdRng) -> Vec<SimJob> {
     (0..args.jobs)
         .map(|j| {
-            let id = format!("sim-{j:04}");
+            let id = dialect.job_id(j);
             let start = rng.random_range(0.0..args.spread_secs.max(0.001));
             let mut at = start;
             let mut events = vec![];
@@ -149,10 +143,15 @@ fn plan(args: &SimArgs, rng: &mut StdRng) -> Vec<SimJob> {
             let mut push = |status, progress, at: f64| {
                 let n = events.len();
                 events.push(SimEvent {
-                    webhook_id: format!("msg_{id}_{n}"),
+                    webhook_id: dialect.delivery_id(&id, n),
                     at: Duration::from_secs_f64(at),
                     status,
                     progress,
+                    webhook: dialect.sends_webhook(dialect::State {
+                        status,
+                        progress,
+                        first: n == 0,
+                    }),
                 });
             };
             push(JobStatus::Processing, None, at);
@@ -162,37 +161,27 @@ fn plan(args: &SimArgs, rng: &mut StdRng) -> Vec<SimJob> {
             }
             at += rng.random_range(0.3..1.0);
             let failed = rng.random_bool(args.failure_rate);
-            let canceled = !failed && rng.random_bool(args.cancel_rate);
-            let truth = if canceled {
-                push(JobStatus::Canceled, None, at);
-                Truth {
-                    status: JobStatus::Canceled,
-                    progress: None,
-                    output_url: None,
-                    error: None,
-                }
+            let canceled = !failed && rng.random_bool(args.cancel_rate) && dialect.cancels();
+            let end = if canceled {
+                JobStatus::Canceled
             } else if failed {
-                push(JobStatus::Failed, None, at);
-                Truth {
-                    status: JobStatus::Failed,
-                    progress: None,
-                    output_url: None,
-                    error: Some(format!("render failed: {id}")),
-                }
+                JobStatus::Failed
             } else {
-                push(JobStatus::Completed, Some(100), at);
-                Truth {
-                    status: JobStatus::Completed,
-                    progress: Some(100),
-                    output_url: Some(format!("https://cdn.example.com/{id}.mp4")),
-                    error: None,
-                }
+                JobStatus::Completed
+            };
+            push(end, (end == JobStatus::Completed).then_some(100), at);
+            let truth = Truth {
+                status: end,
+                progress: dialect.final_progress(end),
+                output_url: (end == JobStatus::Completed).then(|| dialect.output_url(&id)).flatten(),
+                error: (end == JobStatus::Failed).then(|| dialect.error(&id)),
             };
             SimJob {
                 id,
                 silent: rng.random_bool(args.silent_rate),
                 events,
                 truth,
+                dialect,
             }
         })
         .collect()
@@ -226,6 +215,7 @@ pub struct DeliveryStats {
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    pub provider: String,
     pub jobs: usize,
     #[serde(flatten)]
     pub deliveries: DeliveryStats,
@@ -265,6 +255,7 @@ impl Summary {
 
     pub fn print(&self) {
         let d = &self.deliveries;
+        println!("provider               {}", self.provider);
         println!("jobs                   {}", self.jobs);
         println!(
             "deliveries             {} ({} duplicates, {} reordered, {} dropped, {} jobs silent)",
@@ -311,16 +302,41 @@ impl Summary {
 struct Api {
     jobs: HashMap<String, SimJob>,
     token: String,
+    dialect: Dialect,
     started: Instant,
 }
 
-async fn get_job(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let expected = format!("Bearer {}", api.token);
+/// Every provider's polling path ends with the job's id; OpusClip's clip
+/// list names the project in its query.
+async fn get_job(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Response {
+    let expected = api.dialect.authorization(&api.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    match api.jobs.get(&id) {
-        Some(job) => Json(job.answer(api.started.elapsed())).into_response(),
+    let path = uri.path();
+    let elapsed = api.started.elapsed();
+    if path.ends_with("/exportable-clips") {
+        let project = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("projectId="))
+            .unwrap_or_default();
+        return match api.jobs.get(project) {
+            Some(job)
+                if job
+                    .latest(elapsed)
+                    .is_some_and(|i| job.events[i].status == JobStatus::Completed) =>
+            {
+                Json(api.dialect.clips(&job.id)).into_response()
+            }
+            Some(_) => Json(json!([])).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let id = path.rsplit('/').next().unwrap_or_default();
+    match api.jobs.get(id) {
+        Some(job) => Json(job.answer(elapsed)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -455,7 +471,9 @@ impl Simulator {
     pub async fn run(self, listener: tokio::net::TcpListener) -> Result<Summary, Error> {
         let started = Instant::now();
         let mut rng = StdRng::seed_from_u64(self.args.seed);
-        let jobs = plan(&self.args, &mut rng);
+        let dialect = Dialect::for_provider(&self.source.provider)
+            .ok_or_else(|| format!("the simulator does not speak provider {:?}", self.source.provider))?;
+        let jobs = plan(&self.args, dialect, &mut rng);
         let token = self
             .source
             .api
@@ -464,9 +482,10 @@ impl Simulator {
             .unwrap_or_default();
 
         // Jobs that will never send a webhook are tracked when submitted,
-        // just before their first event, as an application would.
+        // just before their first event, as an application would (every job,
+        // for a provider that announces only the end).
         let mut tracking = Vec::new();
-        for job in jobs.iter().filter(|j| j.silent) {
+        for job in jobs.iter().filter(|j| j.silent || dialect.track_every_job()) {
             let (store, source, id, at) = (
                 self.store.clone(),
                 self.source.name.clone(),
@@ -482,9 +501,10 @@ impl Simulator {
         let api = Arc::new(Api {
             jobs: jobs.iter().map(|j| (j.id.clone(), j.clone())).collect(),
             token,
+            dialect,
             started,
         });
-        let app = Router::new().route("/jobs/{id}", get(get_job)).with_state(api);
+        let app = Router::new().route("/{*path}", get(get_job)).with_state(api);
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
         // Plan the deliveries: drops, duplicates and jitter.
@@ -494,7 +514,7 @@ impl Simulator {
         };
         let mut deliveries = Vec::new();
         for (j, job) in jobs.iter().enumerate().filter(|(_, j)| !j.silent) {
-            for (e, event) in job.events.iter().enumerate() {
+            for (e, event) in job.events.iter().enumerate().filter(|(_, e)| e.webhook) {
                 stats.planned_events += 1;
                 if rng.random_bool(self.args.drop_rate) {
                     stats.dropped += 1;
@@ -618,7 +638,7 @@ impl Simulator {
     async fn converge(
         &self,
         jobs: &[SimJob],
-        accepted: &HashSet<String>,
+        accepted: &HashMap<String, String>,
         stats: DeliveryStats,
         started: Instant,
     ) -> Result<Summary, Error> {
@@ -653,6 +673,7 @@ impl Simulator {
         }
 
         let mut summary = Summary {
+            provider: self.source.provider.clone(),
             jobs: jobs.len(),
             deliveries: stats,
             recovered_by_polling: 0,
@@ -687,7 +708,8 @@ impl Simulator {
             summary.lost_events += job
                 .events
                 .iter()
-                .filter(|e| accepted.contains(&e.webhook_id) && !recorded.contains(e.webhook_id.as_str()))
+                .filter_map(|e| accepted.get(&e.webhook_id))
+                .filter(|event_id| !recorded.contains(event_id.as_str()))
                 .count();
             match state.as_ref().and_then(|s| s.terminal_origin) {
                 Some(Origin::Poll) => summary.recovered_by_polling += 1,
@@ -720,8 +742,9 @@ struct DeliveryLog {
     other_failures: usize,
     server_errors_other_than_503: usize,
     gave_up: usize,
-    /// Webhook ids the receiver accepted (202).
-    accepted: HashSet<String>,
+    /// Deliveries the receiver accepted (202), by webhook id, with the event
+    /// id jobhook records for each.
+    accepted: HashMap<String, String>,
     /// Per job, event indexes in the order they were first accepted.
     arrival: BTreeMap<usize, Vec<usize>>,
 }
@@ -794,7 +817,9 @@ async fn deliver(
                 l.other_failures += 1;
             }
             if ok {
-                if l.accepted.insert(event.webhook_id.clone()) {
+                if !l.accepted.contains_key(&event.webhook_id) {
+                    let event_id = job.dialect.event_id(&event.webhook_id, &body);
+                    l.accepted.insert(event.webhook_id.clone(), event_id);
                     l.arrival.entry(delivery.job).or_default().push(delivery.event);
                 }
                 return;

@@ -72,6 +72,9 @@ pub trait SourcesLoader: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError>;
+    /// Whether an event with this id was already recorded for the job: a
+    /// redelivered thin event need not cost a call to the provider.
+    async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError>;
 }
 
 /// Where the application hears of each applied transition.

@@ -27,6 +27,7 @@ async fn cli_with(config: &aws_config::SdkConfig, args: &[&str]) -> (Result<(), 
 fn event(job_id: &str, id: &str, status: JobStatus, progress: Option<u8>) -> JobEvent {
     JobEvent {
         output_url: (status == JobStatus::Completed).then(|| "https://cdn.example.com/out.mp4".into()),
+        result: (status == JobStatus::Completed).then(|| r#"{"output_file_id":"file-1"}"#.into()),
         ..job_event("acme", job_id, id, status, progress)
     }
 }
@@ -58,6 +59,7 @@ async fn status_shows_the_job_as_text_and_json() {
     assert!(text.contains("status       completed"), "{text}");
     assert!(text.contains("output_url   https://cdn.example.com/out.mp4"), "{text}");
     assert!(text.contains("transitions  3"), "{text}");
+    assert!(text.contains(r#"result       {"output_file_id":"file-1"}"#), "{text}");
 
     let (result, json) = cli(&["status", "acme", "job-1", "--table", &table, "--json"]).await;
     result.expect("status --json");
@@ -66,6 +68,11 @@ async fn status_shows_the_job_as_text_and_json() {
     assert_eq!(state["progress"], 100);
     assert_eq!(state["output_url"], "https://cdn.example.com/out.mp4");
     assert_eq!(state["error"], Value::Null);
+    assert_eq!(
+        state["result"],
+        serde_json::json!({"output_file_id": "file-1"}),
+        "the result as an object"
+    );
     assert!(state["updated_at"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 

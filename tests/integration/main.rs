@@ -6,6 +6,7 @@ mod faults;
 mod metrics;
 mod notifier;
 mod processor;
+mod providers;
 mod receiver;
 mod reconciler;
 mod template;

@@ -105,11 +105,12 @@ fn no_policy_uses_wildcard_actions_or_resources() {
 }
 
 #[test]
-fn only_the_reconciler_can_read_the_provider_api_tokens() {
+fn the_public_receiver_cannot_read_the_provider_api_tokens() {
     let t = template();
+    // The processor reads thin events' state from the provider's API.
     for (name, reads_api) in [
         ("ReceiverFunction", false),
-        ("ProcessorFunction", false),
+        ("ProcessorFunction", true),
         ("ReconcilerFunction", true),
     ] {
         let function = resource(&t, name);

@@ -75,7 +75,7 @@ pub struct SystemicFailure(pub String);
 /// A job event to apply; a thin one with the source whose API has its state.
 struct Pending {
     event: JobEvent,
-    fetch_from: Option<SourceConfig>,
+    fetch_from: Option<Box<SourceConfig>>,
 }
 
 /// Messages of one job, by index into the batch, in queue order.
@@ -124,7 +124,7 @@ impl Processor {
             .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))?;
         Ok(Parsed::Event(Pending {
             event,
-            fetch_from: fetch.then(|| source.clone()),
+            fetch_from: fetch.then(|| Box::new(source.clone())),
         }))
     }
 
@@ -158,7 +158,14 @@ impl Processor {
         let fetched;
         let event = match &pending.fetch_from {
             Some(source) => {
-                fetched = self.fetch(source, &pending.event).await?;
+                let e = &pending.event;
+                let (seen, _) = self
+                    .backoff
+                    .run(deadline, || self.store.has_event(&e.source, &e.job_id, &e.event_id))
+                    .await;
+                // A redelivery: the store records it as a duplicate without
+                // the provider being asked again.
+                fetched = if seen? { e.clone() } else { self.fetch(source, e).await? };
                 &fetched
             }
             None => &pending.event,

@@ -795,6 +795,21 @@ impl DynamoJobStore {
 
 #[async_trait]
 impl JobStore for DynamoJobStore {
+    async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(format!("{EVENT_SK_PREFIX}{event_id}")))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_port_error("dynamodb:GetItem", e))?;
+        Ok(out.item.is_some())
+    }
+
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
         let now = self.clock.now();
         let mut expected = likely_previous_status(event);

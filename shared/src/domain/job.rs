@@ -116,8 +116,25 @@ pub struct JobFields {
     pub progress: Option<u8>,
     pub output_url: Option<String>,
     pub error: Option<String>,
-    /// JSON object text, see [`JobEvent::result`].
+    /// JSON object text, see [`JobEvent::result`]; serialized as the object.
+    #[serde(default, with = "json_text")]
     pub result: Option<String>,
+}
+
+/// JSON text held as a string, written and read as the JSON it holds.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Value>::deserialize(deserializer)?.map(|v| v.to_string()))
+    }
 }
 
 impl JobFields {

@@ -1,0 +1,322 @@
+//! How the simulator speaks each provider: its job ids, which of a job's
+//! state changes it sends webhooks for, their bodies, its polling API's
+//! paths, auth and answers, and what jobhook must end with for a job. The
+//! formats follow the fixtures in `events/providers/` (each provider's docs).
+
+use jobhook::domain::job::JobStatus;
+use jobhook::domain::signature::sha256_hex;
+use serde_json::{json, Value};
+
+/// A provider the simulator can play, by the source's `provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Generic,
+    OpusClip,
+    Replicate,
+    OpenAi,
+    Mux,
+    AssemblyAi,
+}
+
+/// One state of a job at some point of its run.
+#[derive(Debug, Clone, Copy)]
+pub struct State {
+    pub status: JobStatus,
+    pub progress: Option<u8>,
+    /// The job's first event (it has just started).
+    pub first: bool,
+}
+
+impl Dialect {
+    pub fn for_provider(provider: &str) -> Option<Self> {
+        Some(match provider {
+            "generic" => Self::Generic,
+            "opusclip" => Self::OpusClip,
+            "replicate" => Self::Replicate,
+            "openai" => Self::OpenAi,
+            "mux" => Self::Mux,
+            "assemblyai" => Self::AssemblyAi,
+            _ => return None,
+        })
+    }
+
+    pub fn job_id(self, n: usize) -> String {
+        match self {
+            // The id's prefix picks the polling path.
+            Self::OpenAi => format!("batch_sim{n:04}"),
+            Self::OpusClip => format!("Psim{n:04}"),
+            _ => format!("sim-{n:04}"),
+        }
+    }
+
+    /// Whether the provider has a canceled end.
+    pub fn cancels(self) -> bool {
+        matches!(self, Self::Generic | Self::Replicate | Self::OpenAi)
+    }
+
+    /// Whether a state change sends a webhook: some providers announce only
+    /// the end (and Mux the asset's creation too).
+    pub fn sends_webhook(self, state: State) -> bool {
+        match self {
+            Self::Generic | Self::Replicate => true,
+            Self::Mux => state.first || state.status.is_terminal(),
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip => state.status.is_terminal(),
+        }
+    }
+
+    /// Jobs are tracked when submitted (`jobhook track`), as the README asks
+    /// for providers that send one or two webhooks a job: otherwise a job
+    /// whose webhooks are all lost is never known, and never polled.
+    pub fn track_every_job(self) -> bool {
+        matches!(self, Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux)
+    }
+
+    /// The delivery id the scheme carries, for those that carry one.
+    pub fn delivery_id(self, job: &str, index: usize) -> String {
+        match self {
+            Self::OpenAi => format!("wh_{job}_{index}"),
+            _ => format!("msg_{job}_{index}"),
+        }
+    }
+
+    /// The event id jobhook records for a delivery: the delivery id where
+    /// the scheme has one, else the body's event id, else the body's hash.
+    pub fn event_id(self, delivery_id: &str, body: &str) -> String {
+        match self {
+            Self::Generic | Self::Replicate | Self::OpenAi => delivery_id.to_owned(),
+            Self::Mux => serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|b| b["id"].as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            Self::AssemblyAi | Self::OpusClip => sha256_hex(body.as_bytes()),
+        }
+    }
+
+    /// The `Authorization` value the polling API expects for `token`.
+    pub fn authorization(self, token: &str) -> String {
+        use base64::Engine as _;
+        match self {
+            Self::Mux => format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token)),
+            Self::AssemblyAi => token.to_owned(),
+            _ => format!("Bearer {token}"),
+        }
+    }
+
+    /// The output URL jobhook must end with for a completed job.
+    pub fn output_url(self, job: &str) -> Option<String> {
+        match self {
+            Self::Generic => Some(format!("https://cdn.example.com/{job}.mp4")),
+            Self::Replicate => Some(format!("https://replicate.delivery/sim/{job}/out-0.png")),
+            Self::Mux => Some(format!("https://stream.mux.com/{}.m3u8", playback_id(job))),
+            Self::OpusClip => Some(clip_url(job, 0)),
+            Self::OpenAi | Self::AssemblyAi => None,
+        }
+    }
+
+    /// The error text jobhook must end with for a failed job.
+    pub fn error(self, job: &str) -> String {
+        match self {
+            Self::Generic => format!("render failed: {job}"),
+            Self::Replicate => format!("CUDA out of memory ({job})"),
+            Self::OpenAi => format!("invalid_request: line 1 is malformed ({job})"),
+            Self::Mux => format!("invalid_input: the file is not a video ({job})"),
+            Self::AssemblyAi => format!("Download error, unable to download ({job})"),
+            Self::OpusClip => format!("STALLED: Failed to import video ({job})"),
+        }
+    }
+
+    /// The progress jobhook keeps when the job ends this way: a completed
+    /// job is at 100 unless the provider says otherwise.
+    pub fn final_progress(self, status: JobStatus) -> Option<u8> {
+        (status == JobStatus::Completed).then_some(100)
+    }
+
+    /// A webhook body for the job at `state`, its `index`th event.
+    pub fn webhook(self, job: &str, index: usize, state: State) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        match self {
+            Self::Generic => {
+                let terminal = state.status.is_terminal();
+                let kind = match (state.status, state.first) {
+                    (JobStatus::Processing, true) => "job.started",
+                    (JobStatus::Processing, false) => "job.progress",
+                    (JobStatus::Completed, _) => "job.completed",
+                    (JobStatus::Failed, _) => "job.failed",
+                    (JobStatus::Canceled, _) => "job.canceled",
+                    (JobStatus::Submitted, _) => "job.submitted",
+                };
+                json!({"id": format!("evt_{job}_{index}"), "type": kind,
+                       "created_at": jobhook::clock::rfc3339(now),
+                       "data": {"job_id": job, "status": state.status.as_str(), "progress": state.progress,
+                                "output_url": if terminal && state.status == JobStatus::Completed { self.output_url(job) } else { None },
+                                "error": (state.status == JobStatus::Failed).then(|| self.error(job))}})
+                .to_string()
+            }
+            Self::Replicate => self.answer(job, Some(state)).to_string(),
+            Self::OpenAi => {
+                let kind = match state.status {
+                    JobStatus::Completed => "batch.completed",
+                    JobStatus::Failed => "batch.failed",
+                    _ => "batch.cancelled",
+                };
+                json!({"id": format!("evt_{job}_{index}"), "object": "event",
+                       "created_at": now.unix_timestamp(), "type": kind, "data": {"id": job}})
+                .to_string()
+            }
+            Self::Mux => {
+                let kind = match state.status {
+                    JobStatus::Completed => "video.asset.ready",
+                    JobStatus::Failed => "video.asset.errored",
+                    _ => "video.asset.created",
+                };
+                json!({"type": kind, "id": format!("evt-{job}-{index}"), "created_at": jobhook::clock::rfc3339(now),
+                       "object": {"type": "asset", "id": job}, "environment": {"name": "Development", "id": "sim"},
+                       "data": self.answer(job, Some(state))["data"]})
+                .to_string()
+            }
+            Self::AssemblyAi => json!({"transcript_id": job,
+                "status": if state.status == JobStatus::Completed { "completed" } else { "error" }})
+            .to_string(),
+            Self::OpusClip => json!({"projectId": job,
+                "stage": if state.status == JobStatus::Completed { "COMPLETE" } else { "STALLED" },
+                "error": (state.status == JobStatus::Failed).then(|| format!("Failed to import video ({job})"))})
+            .to_string(),
+        }
+    }
+
+    /// What the polling API answers for the job at `state` (None: not
+    /// started yet).
+    pub fn answer(self, job: &str, state: Option<State>) -> Value {
+        let status = state.map(|s| s.status);
+        let progress = state.and_then(|s| s.progress);
+        let completed = status == Some(JobStatus::Completed);
+        let failed = status == Some(JobStatus::Failed);
+        match self {
+            Self::Generic => json!({"id": job, "progress": progress,
+                "status": status.map_or("queued", JobStatus::as_str),
+                "output_url": if completed { self.output_url(job) } else { None },
+                "error": failed.then(|| self.error(job)),
+                "updated_at": "2026-05-13T12:00:05Z"}),
+            Self::Replicate => {
+                let raw = match status {
+                    None => "starting",
+                    Some(JobStatus::Completed) => "succeeded",
+                    Some(JobStatus::Failed) => "failed",
+                    Some(JobStatus::Canceled) => "canceled",
+                    Some(_) => "processing",
+                };
+                let mut p = json!({"id": job, "model": "sim/clipper", "version": "5c7d5dc6dd8bf75c1acaa8565735e798",
+                    "input": {"video": format!("https://example.com/{job}.mp4")}, "logs": "", "status": raw,
+                    "created_at": "2026-05-13T12:00:00.000Z",
+                    "urls": {"get": format!("https://api.replicate.com/v1/predictions/{job}"),
+                             "cancel": format!("https://api.replicate.com/v1/predictions/{job}/cancel")}});
+                // Keys are left out rather than sent as null until they apply.
+                if state.is_some() {
+                    p["started_at"] = "2026-05-13T12:00:01.000Z".into();
+                }
+                if completed {
+                    p["output"] = json!([
+                        self.output_url(job),
+                        format!("https://replicate.delivery/sim/{job}/out-1.png")
+                    ]);
+                }
+                if failed {
+                    p["error"] = self.error(job).into();
+                }
+                if status.is_some_and(JobStatus::is_terminal) {
+                    p["completed_at"] = "2026-05-13T12:00:09.000Z".into();
+                    p["metrics"] = json!({"predict_time": 8.1});
+                }
+                p
+            }
+            Self::OpenAi => {
+                let raw = match status {
+                    None => "validating",
+                    Some(JobStatus::Completed) => "completed",
+                    Some(JobStatus::Failed) => "failed",
+                    Some(JobStatus::Canceled) => "cancelled",
+                    Some(_) => "in_progress",
+                };
+                let done = match status {
+                    Some(JobStatus::Completed) => 100,
+                    _ => u64::from(progress.unwrap_or(0)),
+                };
+                json!({"id": job, "object": "batch", "endpoint": "/v1/chat/completions", "status": raw,
+                       "input_file_id": format!("file-in-{job}"), "completion_window": "24h",
+                       "output_file_id": completed.then(|| format!("file-out-{job}")),
+                       "error_file_id": null,
+                       "errors": if failed { json!({"object": "list", "data": [{"code": "invalid_request",
+                                   "message": format!("line 1 is malformed ({job})"), "param": null, "line": 1}]}) }
+                                 else { Value::Null },
+                       "created_at": 1_778_673_600, "in_progress_at": state.map(|_| 1_778_673_601),
+                       "completed_at": completed.then_some(1_778_673_609),
+                       "request_counts": {"total": 100, "completed": done, "failed": 0}})
+            }
+            Self::Mux => {
+                let raw = match status {
+                    Some(JobStatus::Completed) => "ready",
+                    Some(JobStatus::Failed) => "errored",
+                    _ => "preparing",
+                };
+                let mut asset = json!({"id": job, "status": raw, "created_at": "1778673600",
+                    "playback_ids": [{"id": playback_id(job), "policy": "public"}],
+                    "mp4_support": "none", "master_access": "none", "encoding_tier": "smart"});
+                if completed {
+                    asset["duration"] = 23.8.into();
+                    asset["aspect_ratio"] = "16:9".into();
+                }
+                if failed {
+                    asset["errors"] = json!({"type": "invalid_input",
+                        "messages": [format!("the file is not a video ({job})")]});
+                }
+                json!({"data": asset})
+            }
+            Self::AssemblyAi => {
+                let raw = match status {
+                    None => "queued",
+                    Some(JobStatus::Completed) => "completed",
+                    Some(JobStatus::Failed) => "error",
+                    Some(_) => "processing",
+                };
+                json!({"id": job, "status": raw, "audio_url": format!("https://example.com/{job}.mp3"),
+                       "language_code": "en_us",
+                       "text": completed.then_some("Smoke from hundreds of wildfires in Canada."),
+                       "words": if completed { json!([{"text": "Smoke", "start": 90, "end": 250, "confidence": 0.97}]) } else { Value::Null },
+                       "audio_duration": completed.then_some(281),
+                       "error": failed.then(|| format!("Download error, unable to download ({job})"))})
+            }
+            Self::OpusClip => {
+                let stage = match (status, progress) {
+                    (None, _) => "QUEUED",
+                    (Some(JobStatus::Completed), _) => "COMPLETE",
+                    (Some(JobStatus::Failed), _) => "STALLED",
+                    (Some(_), None) => "IMPORT",
+                    (Some(_), Some(p)) if p < 20 => "IMPORT",
+                    (Some(_), Some(p)) if p < 40 => "CURATE",
+                    (Some(_), Some(p)) if p < 60 => "REFINE",
+                    (Some(_), Some(p)) if p < 80 => "RENDER",
+                    (Some(_), Some(_)) => "UPLOAD",
+                };
+                json!({"id": job, "projectId": job, "orgId": "org_sim", "stage": stage,
+                       "error": failed.then(|| format!("Failed to import video ({job})")), "stallCount": failed.then_some(1)})
+            }
+        }
+    }
+
+    /// OpusClip's clips of a finished project.
+    pub fn clips(self, job: &str) -> Value {
+        json!([0, 1].map(
+            |n| json!({"id": format!("{job}.CU{n}"), "projectId": job, "curationId": format!("CU{n}"),
+            "uriForExport": clip_url(job, n), "uriForPreview": clip_url(job, n).replace("ehd", "esd"),
+            "durationMs": 19_478 + n * 1000, "title": format!("Clip {n} of {job}")})
+        ))
+    }
+}
+
+fn playback_id(job: &str) -> String {
+    format!("pb{}", job.replace('-', ""))
+}
+
+fn clip_url(job: &str, n: usize) -> String {
+    format!("https://ext.cdn.opus.pro/media/org_sim/{job}/c.CU{n}/ehd.mp4")
+}
