@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv sam-venv build check test lint fmt demo dev figures fuzz deploy
+.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench deploy
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -18,6 +18,7 @@ help:
 	@echo "make deploy sam build && sam deploy (guided the first time)"
 	@echo "make fuzz   property-fuzz every parser of outside input, FUZZ_SECS (default 20) per target"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
+	@echo "make bench  jobhook's functions beside Python/Powertools ones under one Runtime API emulator: medians and ratios"
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,12 @@ $(VENV)/.sam-installed: $(VENV)/.installed requirements-sam.txt
 	touch $@
 
 sam-venv: $(VENV)/.sam-installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench-venv: $(VENV)/.bench-installed
 
 # The SAM CLI's telemetry call hangs where the network is closed; it is off here.
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam
@@ -66,6 +73,9 @@ demo: venv
 
 dev: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/dev.sh
+
+bench: bench-venv
+	scripts/with-moto.sh scripts/bench.sh
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \

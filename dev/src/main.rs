@@ -1,6 +1,7 @@
 //! `jobhook-dev`: the local pipeline's own parts. See `scripts/dev.sh` and
 //! `scripts/demo.sh` for how they are put together.
 
+mod bench;
 mod bridge;
 mod dialect;
 mod outage;
@@ -77,6 +78,14 @@ enum Command {
         /// Write the proxy's URL here once it listens.
         #[arg(long)]
         url_out: Option<PathBuf>,
+    },
+    /// `make bench`: jobhook's functions beside the Python/Powertools reference
+    /// ones under one Runtime API emulator and one moto.
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        moto_url: String,
     },
     /// Run the provider simulator against the receiver, then check the result.
     Simulate {
@@ -240,6 +249,19 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             log,
         } => {
             bridge::warm(&emulator, Duration::from_secs(timeout_secs), log.as_deref()).await?;
+            Ok(0)
+        }
+        Command::Bench { args, moto_url } => {
+            let out_dir = args.out_dir.clone();
+            let report = bench::Bench {
+                args,
+                aws: aws.clone(),
+                moto_url,
+            }
+            .run()
+            .await?;
+            report.print();
+            std::fs::write(out_dir.join("report.json"), serde_json::to_string_pretty(&report)? + "\n")?;
             Ok(0)
         }
         Command::Simulate {
