@@ -12,4 +12,4 @@ echo "==> release builds of receiver, processor and the do-nothing function"
 cargo build --quiet --release -p receiver -p processor -p noop-function
 cargo build --quiet -p jobhook-dev
 echo "==> bench"
-"$target/debug/jobhook-dev" bench --bin-dir "$target/release" --python "$venv/bin/python" "$@"
+"$target/debug/jobhook-dev" bench --bin-dir "$target/release" --python "$(cd "$venv/bin" && pwd)/python" "$@"

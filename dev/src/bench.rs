@@ -561,12 +561,13 @@ impl Bench {
     }
 
     fn python(&self, name: &'static str, handler: &str) -> Function {
+        let dir = std::fs::canonicalize(&self.args.python_dir).unwrap_or_else(|_| self.args.python_dir.clone());
         Function {
             name,
             program: self.args.python.clone(),
             args: vec!["-m".into(), "awslambdaric".into(), handler.into()],
-            cwd: Some(self.args.python_dir.clone()),
-            env: vec![("LAMBDA_TASK_ROOT".into(), self.args.python_dir.display().to_string())],
+            cwd: Some(dir.clone()),
+            env: vec![("LAMBDA_TASK_ROOT".into(), dir.display().to_string())],
         }
     }
 
