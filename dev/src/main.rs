@@ -127,7 +127,7 @@ enum Command {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let aws = aws_config::load_from_env().await;
+    let aws = jobhook::adapters::aws_config().await;
     match run(cli, &aws).await {
         Ok(code) => std::process::exit(code),
         Err(error) => {

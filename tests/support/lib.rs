@@ -33,7 +33,7 @@ pub async fn aws() -> SdkConfig {
         "integration tests need a local moto server: run them with `make test` \
          (or scripts/with-moto.sh cargo test --workspace)"
     );
-    aws_config::load_from_env().await
+    jobhook::adapters::aws_config().await
 }
 
 /// A name no other test (or earlier run against the same server) uses.

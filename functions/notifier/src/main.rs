@@ -15,7 +15,7 @@ async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("notifier")?;
     let config = NotifierConfig::from_env(&Env::process())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = jobhook::adapters::aws_config().await;
     let notifier = Notifier {
         bus: Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),

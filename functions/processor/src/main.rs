@@ -19,7 +19,7 @@ async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("processor")?;
     let config = ProcessorConfig::from_env(&Env::process())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = jobhook::adapters::aws_config().await;
 
     // The api document too: thin events' state is read from the provider.
     let loader =

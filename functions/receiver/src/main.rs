@@ -16,7 +16,7 @@ async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("receiver")?;
     let config = ReceiverConfig::from_env(&Env::process())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = jobhook::adapters::aws_config().await;
 
     let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.queue_url);

@@ -19,7 +19,7 @@ async fn start() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let metrics = jobhook::telemetry::init("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;
-    let aws = aws_config::load_from_env().await;
+    let aws = jobhook::adapters::aws_config().await;
 
     let loader =
         jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);

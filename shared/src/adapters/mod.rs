@@ -19,6 +19,24 @@ use std::sync::Arc;
 use crate::config::SourcesLocation;
 use crate::ports::{ErrorKind, PortError, SourcesLoader};
 
+/// The AWS configuration loader from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL`), with the one HTTPS client every AWS call goes
+/// through: hyper on rustls with ring, the crypto provider reqwest uses for
+/// the provider APIs, so a binary links one. `TCP_NODELAY` is on (the
+/// client's default), so no request waits on Nagle's algorithm.
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
+/// [`aws_config_loader`], loaded.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config_loader().load().await
+}
+
 /// The loader for where the settings say the sources document lives.
 pub fn sources_loader(location: &SourcesLocation, aws: &aws_config::SdkConfig) -> Arc<dyn SourcesLoader> {
     match location {
