@@ -20,6 +20,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use jobhook::domain::envelope::Envelope;
 use jobhook::domain::signature::sign;
+use jobhook_dev::faults::is_hop_by_hop;
 use jobhook_dev::seed::Error;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -104,7 +105,10 @@ async fn next(State(emu): State<Arc<Emulator>>) -> Response {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:bench".into(),
     );
-    set("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".into());
+    set(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".into(),
+    );
     set("content-type", "application/json".into());
     (headers, inv.payload).into_response()
 }
@@ -162,7 +166,7 @@ async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Respo
     );
     let mut request = c.http.request(parts.method, url).body(body);
     for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
+        if !is_hop_by_hop(name) {
             request = request.header(name, value);
         }
     }
@@ -172,8 +176,10 @@ async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Respo
             let headers = answer.headers().clone();
             let bytes = answer.bytes().await.unwrap_or_default();
             let mut out = (status, bytes).into_response();
+            // moto closes each connection (`Connection: close`); AWS keeps
+            // them open, so the functions must see them kept open.
             for (name, value) in &headers {
-                if name != "content-length" && name != "transfer-encoding" {
+                if !is_hop_by_hop(name) {
                     out.headers_mut().insert(name, value.clone());
                 }
             }
@@ -351,14 +357,30 @@ fn webhook_event(n: usize, source: &jobhook::SourceConfig) -> Vec<u8> {
     .into_bytes()
 }
 
+#[derive(Debug, Clone)]
+struct JobStep {
+    event_id: String,
+    job_id: String,
+    kind: &'static str,
+    progress: Option<u8>,
+}
+
 /// Job events in order: per job `started`, `progress 50`, `completed`.
-fn job_events(batches: usize, batch: usize, run: &str) -> Vec<Vec<(String, String, &'static str, Option<u8>)>> {
-    let total = batches * batch;
-    let steps: [(&str, Option<u8>); 3] = [("job.started", None), ("job.progress", Some(50)), ("job.completed", None)];
-    let all: Vec<(String, String, &'static str, Option<u8>)> = (0..total)
+fn job_events(batches: usize, batch: usize, run: &str) -> Vec<Vec<JobStep>> {
+    let steps: [(&str, Option<u8>); 3] = [
+        ("job.started", None),
+        ("job.progress", Some(50)),
+        ("job.completed", None),
+    ];
+    let all: Vec<JobStep> = (0..batches * batch)
         .map(|i| {
             let (kind, progress) = steps[i % 3];
-            (format!("{run}-e{i:06}"), format!("{run}-job{:05}", i / 3), kind, progress)
+            JobStep {
+                event_id: format!("{run}-e{i:06}"),
+                job_id: format!("{run}-job{:05}", i / 3),
+                kind,
+                progress,
+            }
         })
         .collect();
     all.chunks(batch).map(<[_]>::to_vec).collect()
@@ -441,7 +463,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-const WRITES: &[&str] = &["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"];
+const WRITES: &[&str] = &[
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+];
 const READS: &[&str] = &["GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"];
 
 fn count(requests: &BTreeMap<String, u64>, ops: &[&str]) -> u64 {
@@ -492,7 +520,9 @@ impl Bench {
         let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
         let table = format!("bench-jobs-{}", std::process::id());
         jobhook::adapters::dynamodb::create_table(&ddb, &table).await?;
-        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
         let py_tables = [
             (format!("bench-py-jobs-{}", std::process::id()), "pk"),
             (format!("bench-py-idempotency-{}", std::process::id()), "id"),
@@ -507,7 +537,12 @@ impl Bench {
                         .attribute_type(ScalarAttributeType::S)
                         .build()?,
                 )
-                .key_schema(KeySchemaElement::builder().attribute_name(*key).key_type(KeyType::Hash).build()?)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(*key)
+                        .key_type(KeyType::Hash)
+                        .build()?,
+                )
                 .send()
                 .await?;
         }
@@ -663,7 +698,9 @@ impl Bench {
             ("python_receiver", self.python("python-receiver", "receiver.handler")),
         ] {
             println!("bench: {key}");
-            report.functions.insert(key.into(), self.measure(&env, &f, &mut webhooks, n).await?);
+            report
+                .functions
+                .insert(key.into(), self.measure(&env, &f, &mut webhooks, n).await?);
         }
 
         // Processors: batches of new in-order events, then the same again
@@ -671,17 +708,21 @@ impl Bench {
         let batch = self.args.batch;
         for (key, f, rust) in [
             ("rust_processor", self.rust("processor", "processor"), true),
-            ("python_processor", self.python("python-processor", "processor.handler"), false),
+            (
+                "python_processor",
+                self.python("python-processor", "processor.handler"),
+                false,
+            ),
         ] {
             println!("bench: {key}");
             let run_id = format!("{key}-{}", rand_id());
             let batches = job_events(n + 1, batch, &run_id);
-            let body_of = |e: &(String, String, &'static str, Option<u8>)| {
+            let body_of = |e: &JobStep| {
                 if rust {
-                    envelope(&e.0, &e.1, e.2, e.3)
+                    envelope(&e.event_id, &e.job_id, e.kind, e.progress)
                 } else {
-                    json!({"event_id": e.0, "source": "bench", "job_id": e.1, "status": status_of(e.2),
-                           "progress": e.3})
+                    json!({"event_id": e.event_id, "source": "bench", "job_id": e.job_id,
+                           "status": status_of(e.kind), "progress": e.progress})
                     .to_string()
                 }
             };
@@ -750,34 +791,108 @@ fn machine() -> String {
 impl Report {
     pub fn print(&self) {
         let f = |k: &str| self.functions.get(k).cloned().unwrap_or_default();
-        let (rr, pr, rn, pn) = (f("rust_receiver"), f("python_receiver"), f("rust_noop"), f("python_noop"));
+        let (rr, pr, rn, pn) = (
+            f("rust_receiver"),
+            f("python_receiver"),
+            f("rust_noop"),
+            f("python_noop"),
+        );
         let (rp, pp) = (f("rust_processor"), f("python_processor"));
         let p = |k: &str| self.processors.get(k);
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-        println!("machine: {}; {} warm invocations per function, batches of {}", self.machine, self.invocations, self.batch);
-        println!("moto SendMessage from the bench (the floor under a receiver's warm wall): {:.2} ms", self.send_floor_ms);
+        println!(
+            "machine: {}; {} warm invocations per function, batches of {}",
+            self.machine, self.invocations, self.batch
+        );
+        println!(
+            "moto SendMessage from the bench (the floor under a receiver's warm wall): {:.2} ms",
+            self.send_floor_ms
+        );
         println!();
         println!("| figure | Python/Powertools | jobhook | ratio | goal |");
         println!("|---|---|---|---|---|");
         let row = |name: &str, py: f64, rs: f64, unit: &str, goal: &str| {
-            println!("| {name} | {py:.2} {unit} | {rs:.2} {unit} | {:.2} | {goal} |", ratio(rs, py));
+            println!(
+                "| {name} | {py:.2} {unit} | {rs:.2} {unit} | {:.2} | {goal} |",
+                ratio(rs, py)
+            );
         };
-        row("P1 receiver init (spawn → first /next)", pr.init_ms, rr.init_ms, "ms", "≤ 0.10");
+        row(
+            "P1 receiver init (spawn → first /next)",
+            pr.init_ms,
+            rr.init_ms,
+            "ms",
+            "≤ 0.10",
+        );
         let (py_cpu, rs_cpu) = (
             pr.cpu_us_per_invocation - pn.cpu_us_per_invocation,
             rr.cpu_us_per_invocation - rn.cpu_us_per_invocation,
         );
-        row("P2 receiver CPU per invocation above the do-nothing floor", py_cpu, rs_cpu, "µs", "≤ 0.10");
-        row("P2w receiver warm wall per invocation (median)", pr.warm_wall_ms, rr.warm_wall_ms, "ms", "≤ 0.80");
-        row("receiver first invocation wall", pr.first_wall_ms, rr.first_wall_ms, "ms", "");
+        row(
+            "P2 receiver CPU per invocation above the do-nothing floor",
+            py_cpu,
+            rs_cpu,
+            "µs",
+            "≤ 0.10",
+        );
+        row(
+            "P2w receiver warm wall per invocation (median)",
+            pr.warm_wall_ms,
+            rr.warm_wall_ms,
+            "ms",
+            "≤ 0.80",
+        );
+        row(
+            "receiver first invocation wall",
+            pr.first_wall_ms,
+            rr.first_wall_ms,
+            "ms",
+            "",
+        );
         if let (Some(r), Some(py)) = (p("rust_processor"), p("python_processor")) {
-            row("P3 DynamoDB writes per new in-order event", py.writes_per_new_event, r.writes_per_new_event, "", "≤ 1.1 (jobhook)");
-            row("P3 DynamoDB reads per new event", py.reads_per_new_event, r.reads_per_new_event, "", "0 (jobhook)");
-            row("P3 DynamoDB writes per duplicate", py.writes_per_duplicate, r.writes_per_duplicate, "", "≤ 1.0 (jobhook)");
-            row("P3 DynamoDB reads per duplicate", py.reads_per_duplicate, r.reads_per_duplicate, "", "");
-            row("P6 processor CPU per event", py.cpu_us_per_event, r.cpu_us_per_event, "µs", "≤ 0.15");
+            row(
+                "P3 DynamoDB writes per new in-order event",
+                py.writes_per_new_event,
+                r.writes_per_new_event,
+                "",
+                "≤ 1.1 (jobhook)",
+            );
+            row(
+                "P3 DynamoDB reads per new event",
+                py.reads_per_new_event,
+                r.reads_per_new_event,
+                "",
+                "0 (jobhook)",
+            );
+            row(
+                "P3 DynamoDB writes per duplicate",
+                py.writes_per_duplicate,
+                r.writes_per_duplicate,
+                "",
+                "≤ 1.0 (jobhook)",
+            );
+            row(
+                "P3 DynamoDB reads per duplicate",
+                py.reads_per_duplicate,
+                r.reads_per_duplicate,
+                "",
+                "",
+            );
+            row(
+                "P6 processor CPU per event",
+                py.cpu_us_per_event,
+                r.cpu_us_per_event,
+                "µs",
+                "≤ 0.15",
+            );
         }
-        row("processor warm wall per batch (median)", pp.warm_wall_ms, rp.warm_wall_ms, "ms", "");
+        row(
+            "processor warm wall per batch (median)",
+            pp.warm_wall_ms,
+            rp.warm_wall_ms,
+            "ms",
+            "",
+        );
         row("P7 receiver peak RSS", pr.peak_rss_mb, rr.peak_rss_mb, "MB", "≤ 0.25");
         row("P7 processor peak RSS", pp.peak_rss_mb, rp.peak_rss_mb, "MB", "≤ 0.25");
         println!(

@@ -625,9 +625,9 @@ impl FaultProxy {
 
 /// Headers of one connection, not of the message: never forwarded (the
 /// length is recomputed for the body sent on).
-const HOP_BY_HOP: [header::HeaderName; 3] = [header::CONTENT_LENGTH, header::CONNECTION, header::TRANSFER_ENCODING];
+pub const HOP_BY_HOP: [header::HeaderName; 3] = [header::CONTENT_LENGTH, header::CONNECTION, header::TRANSFER_ENCODING];
 
-fn is_hop_by_hop(name: &header::HeaderName) -> bool {
+pub fn is_hop_by_hop(name: &header::HeaderName) -> bool {
     name == header::HOST || HOP_BY_HOP.contains(name)
 }
 

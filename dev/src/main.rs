@@ -261,7 +261,10 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             .run()
             .await?;
             report.print();
-            std::fs::write(out_dir.join("report.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+            std::fs::write(
+                out_dir.join("report.json"),
+                serde_json::to_string_pretty(&report)? + "\n",
+            )?;
             Ok(0)
         }
         Command::Simulate {

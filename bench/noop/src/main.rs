@@ -5,5 +5,8 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run(service_fn(|_: LambdaEvent<Value>| async { Ok::<_, Error>(json!({"statusCode": 200})) })).await
+    run(service_fn(|_: LambdaEvent<Value>| async {
+        Ok::<_, Error>(json!({"statusCode": 200}))
+    }))
+    .await
 }
