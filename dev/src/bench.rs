@@ -812,10 +812,10 @@ impl Report {
         println!("| figure | Python/Powertools | jobhook | ratio | goal |");
         println!("|---|---|---|---|---|");
         let row = |name: &str, py: f64, rs: f64, unit: &str, goal: &str| {
-            println!(
-                "| {name} | {py:.2} {unit} | {rs:.2} {unit} | {:.2} | {goal} |",
-                ratio(rs, py)
-            );
+            let r = ratio(rs, py);
+            let r = if r.is_finite() { format!("{r:.2}") } else { "–".into() };
+            let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+            println!("| {name} | {py:.2}{unit} | {rs:.2}{unit} | {r} | {goal} |");
         };
         row(
             "P1 receiver init (spawn → first /next)",
