@@ -30,6 +30,31 @@ pub mod names {
     pub const DELIVERIES_IGNORED: &str = "DeliveriesIgnored";
 }
 
+/// Logging as Lambda's advanced logging controls set it: the level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON lines when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`. A level, not per-module directives:
+/// parsing those links a regex engine into every function for no use here.
+/// Call once, first thing in `main`.
+pub fn init_logging() {
+    use tracing_subscriber::filter::LevelFilter;
+    let var = |name| std::env::var(name).ok();
+    let level = var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|| var("RUST_LOG"))
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_max_level(level)
+        .with_writer(std::io::stdout);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 /// Installs the process-wide collector, with `function` as a dimension of
 /// every metric. Call once, in `main`.
 pub fn init(function: &'static str) -> Result<&'static Collector, String> {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use jobhook::adapters::eventbridge::EventBridgeBus;
 use jobhook::config::{Env, NotifierConfig};
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use notifier::Notifier;
 
 #[tokio::main]
@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("notifier")?;
     let config = NotifierConfig::from_env(&Env::process())?;
     let aws = jobhook::adapters::aws_config().await;

@@ -4,7 +4,7 @@ use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
 use jobhook::config::{Env, ReceiverConfig};
 use jobhook::sources_cache::SourcesCache;
-use lambda_http::{run, service_fn, tracing, Error, Request};
+use lambda_http::{run, service_fn, Error, Request};
 use receiver::Receiver;
 
 #[tokio::main]
@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("receiver")?;
     let config = ReceiverConfig::from_env(&Env::process())?;
     let aws = jobhook::adapters::aws_config().await;

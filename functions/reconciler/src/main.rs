@@ -7,7 +7,7 @@ use jobhook::clock::SystemClock;
 use jobhook::config::{Env, ReconcilerConfig};
 use jobhook::reconcile::Reconciler;
 use jobhook::sources_cache::SourcesCache;
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use reconciler::ScheduledRun;
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;
     let aws = jobhook::adapters::aws_config().await;
