@@ -11,6 +11,7 @@ export VENV
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
 	@echo "            (FAULTS=aws: behind a proxy that fails as DynamoDB and SQS do on AWS)"
+	@echo "            (PROVIDER=opusclip|replicate|openai|mux|assemblyai: in that provider's formats)"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server"
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
