@@ -814,7 +814,11 @@ impl Report {
         let row = |name: &str, py: f64, rs: f64, unit: &str, goal: &str| {
             let r = ratio(rs, py);
             let r = if r.is_finite() { format!("{r:.2}") } else { "–".into() };
-            let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {unit}")
+            };
             println!("| {name} | {py:.2}{unit} | {rs:.2}{unit} | {r} | {goal} |");
         };
         row(
