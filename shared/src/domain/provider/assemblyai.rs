@@ -144,8 +144,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../events/providers/assemblyai/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        crate::domain::provider::fixture("assemblyai", name)
     }
 
     #[test]

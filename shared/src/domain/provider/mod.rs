@@ -203,6 +203,13 @@ pub fn thin_event_with_state(event: &JobEvent, answer: &PollAnswer) -> Option<Jo
     })
 }
 
+/// A documented payload from `events/providers/<provider>/`, for tests.
+#[cfg(test)]
+pub(crate) fn fixture(provider: &str, name: &str) -> Vec<u8> {
+    let path = format!("{}/../events/providers/{provider}/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
