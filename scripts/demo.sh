@@ -12,6 +12,7 @@ export JOBHOOK_MAX_POLL_INTERVAL_SECS=${JOBHOOK_MAX_POLL_INTERVAL_SECS:-15}
 export JOBHOOK_DEV_SCHEDULE_SECS=${JOBHOOK_DEV_SCHEDULE_SECS:-5}
 
 with_simulator=1
+export JOBHOOK_NO_RELOAD=1
 . scripts/stack.sh
 trap stop_stack EXIT
 start_stack

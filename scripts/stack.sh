@@ -70,7 +70,10 @@ start_stack() {
   unset JOBHOOK_SOURCES_FILE
 
   echo "==> functions under cargo lambda watch on 127.0.0.1:$port (log: $run_dir/watch.log)"
-  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" --env-file "$run_dir/functions.env" >"$run_dir/watch.log" 2>&1 &
+  # JOBHOOK_NO_RELOAD (the demo and the e2e run): a file saved mid-run must not
+  # restart the functions under a run that checks every job.
+  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" \
+    ${JOBHOOK_NO_RELOAD:+--ignore-changes} --env-file "$run_dir/functions.env" >"$run_dir/watch.log" 2>&1 &
   stack_pids+=($!)
   if ! "$dev" warm --emulator "http://127.0.0.1:$port" --log "$run_dir/watch.log"; then
     echo "(the emulator's log: $run_dir/watch.log)" >&2
