@@ -169,6 +169,22 @@ pub fn record_not_a_job_event(source: &str, message_id: &str, reason: &str) {
     tracing::info!(source, message_id, reason, "delivery is not a job event; acknowledged");
 }
 
+/// How a thin event's read from the provider's API went: `fetched`,
+/// `retried` (left on the queue: the API failed, refused for now or lags),
+/// `failed` (dead-lettered with the reason) or `already_recorded` (a
+/// redelivery, not read again).
+pub fn record_thin_fetch(event: &JobEvent, outcome: &'static str, detail: Option<&str>) {
+    count_with(names::THIN_EVENT_FETCHES, &event.source, "outcome", outcome);
+    tracing::info!(
+        source = event.source.as_str(),
+        job_id = event.job_id.as_str(),
+        event_id = event.event_id.as_str(),
+        outcome,
+        detail,
+        "thin event's state read from the provider"
+    );
+}
+
 /// A transition's notification, accepted by the bus.
 pub fn record_notified(n: &crate::domain::notification::Notification) {
     count(names::NOTIFICATIONS_PUBLISHED, &n.source);

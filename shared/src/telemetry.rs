@@ -28,6 +28,7 @@ pub mod names {
     pub const TERMINAL_FIRST_BY_POLL: &str = "TerminalFirstByPoll";
     pub const NOTIFICATIONS_PUBLISHED: &str = "NotificationsPublished";
     pub const DELIVERIES_IGNORED: &str = "DeliveriesIgnored";
+    pub const THIN_EVENT_FETCHES: &str = "ThinEventFetches";
 }
 
 /// Logging as Lambda's advanced logging controls set it: the level from

@@ -66,11 +66,13 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
     let config = aws().await;
     let source = unique_name("metrics").replace('-', "_");
     let busy_source = format!("{source}_busy");
+    let thin_source = format!("{source}_thin");
     let provider = TestProvider::start("token").await;
     let api = json!({"base_url": provider.base_url, "token": "token"});
     let doc = json!({"sources": {
         &source: {"scheme": "github", "secrets": ["s3cret"], "api": api},
-        &busy_source: {"scheme": "github", "secrets": ["s3cret"], "api": api}}});
+        &busy_source: {"scheme": "github", "secrets": ["s3cret"], "api": api},
+        &thin_source: {"scheme": "github", "secrets": ["s3cret"], "provider": "openai", "api": api}}});
     let sources_path = temp_file("metric-sources", &doc.to_string());
     let sources = Sources::parse(&doc.to_string()).expect("sources");
     let cache = || SourcesCache::new(Arc::new(FileSources::new(&sources_path)), Duration::from_secs(300));
@@ -152,6 +154,37 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         .batch_item_failures
         .is_empty());
 
+    // Thin events: one read from the API, one whose API fails (retried),
+    // and the first again (already recorded, not read again).
+    provider.answer(
+        "batch_ok",
+        Answer::Job(json!({"id": "batch_ok", "object": "batch", "status": "completed", "created_at": 1})),
+    );
+    provider.answer("batch_down", Answer::Status(503));
+    let thin = |id: &str, batch: &str| {
+        let body =
+            json!({"id": id, "object": "event", "created_at": 1, "type": "batch.completed", "data": {"id": batch}});
+        let envelope = json!({"v": 1, "source": thin_source, "event_id": id, "received_at": "2026-05-13T12:00:06.000Z",
+            "scheme": "github", "body": body.to_string(), "body_base64": false});
+        let mut m = SqsMessage::default();
+        m.message_id = Some(unique_name("m"));
+        m.body = Some(envelope.to_string());
+        m
+    };
+    let mut thin_batch = SqsEvent::default();
+    thin_batch.records = vec![thin("evt_ok", "batch_ok"), thin("evt_down", "batch_down")];
+    let failed = processor
+        .handle(thin_batch, jobhook_tests::deadline())
+        .await
+        .expect("handled");
+    assert_eq!(failed.batch_item_failures.len(), 1, "the 503 is left for redelivery");
+    let mut again = SqsEvent::default();
+    again.records = vec![thin("evt_ok", "batch_ok")];
+    processor
+        .handle(again, jobhook_tests::deadline())
+        .await
+        .expect("handled");
+
     // Reconciler: one recovered, one 503, one rate-limited.
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
     let recon_store = Arc::new(DynamoJobStore::new(
@@ -195,6 +228,23 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
     reconciler.run(&sources, jobhook_tests::deadline()).await.expect("run");
 
     let (totals, docs) = flush_for(&source);
+    let thin_outcomes: BTreeMap<String, u64> = docs
+        .iter()
+        .filter(|d| d["source"] == thin_source.as_str() && d.get("ThinEventFetches").is_some())
+        .map(|d| {
+            (
+                d["outcome"].as_str().unwrap_or("?").to_owned(),
+                d["ThinEventFetches"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        thin_outcomes,
+        [("already_recorded", 1), ("fetched", 1), ("retried", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<BTreeMap<_, _>>()
+    );
     assert_eq!(
         docs.iter()
             .filter(|d| d["source"] == busy_source.as_str())

@@ -165,7 +165,18 @@ impl Processor {
                     .await;
                 // A redelivery: the store records it as a duplicate without
                 // the provider being asked again.
-                fetched = if seen? { e.clone() } else { self.fetch(source, e).await? };
+                fetched = if seen? {
+                    outcomes::record_thin_fetch(e, "already_recorded", None);
+                    e.clone()
+                } else {
+                    let result = self.fetch(source, e).await;
+                    match &result {
+                        Ok(_) => outcomes::record_thin_fetch(e, "fetched", None),
+                        Err(RecordError::Retryable(why)) => outcomes::record_thin_fetch(e, "retried", Some(why)),
+                        Err(error) => outcomes::record_thin_fetch(e, "failed", Some(&error.to_string())),
+                    }
+                    result?
+                };
                 &fetched
             }
             None => &pending.event,
