@@ -242,7 +242,7 @@ struct Running {
 }
 
 impl Running {
-    async fn start(f: &Function, shared_env: &[(String, String)], log: &std::path::Path) -> Result<Self, Error> {
+    async fn start(f: &Function, shared_env: &[(String, String)], log_path: &std::path::Path) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel(1);
         let (first_tx, first_rx) = oneshot::channel();
         let emulator = Arc::new(Emulator {
@@ -261,7 +261,7 @@ impl Running {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
         let mut command = tokio::process::Command::new(&f.program);
         command
             .args(&f.args)
@@ -284,7 +284,7 @@ impl Running {
         let child = command.spawn().map_err(|e| format!("{}: {e}", f.program.display()))?;
         let ready = tokio::time::timeout(Duration::from_secs(30), first_rx)
             .await
-            .map_err(|_| format!("{}: no /next within 30 s (see {})", f.name, "the log"))??;
+            .map_err(|_| format!("{}: no /next within 30 s (see {})", f.name, log_path.display()))??;
         Ok(Self {
             child,
             sender: tx,
