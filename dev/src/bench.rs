@@ -51,6 +51,16 @@ pub struct BenchArgs {
     pub lambda_dir: PathBuf,
     #[arg(long, default_value = "target/bench")]
     pub out_dir: PathBuf,
+    /// Only these functions (e.g. `rust_noop,rust_receiver`), for a quick
+    /// look at one change; ratios need both languages' figures.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+impl BenchArgs {
+    fn wanted(&self, key: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == key)
+    }
 }
 
 // --- The Runtime API emulator -------------------------------------------------
@@ -697,6 +707,9 @@ impl Bench {
             ("rust_receiver", self.rust("receiver", "receiver")),
             ("python_receiver", self.python("python-receiver", "receiver.handler")),
         ] {
+            if !self.args.wanted(key) {
+                continue;
+            }
             println!("bench: {key}");
             report
                 .functions
@@ -714,6 +727,9 @@ impl Bench {
                 false,
             ),
         ] {
+            if !self.args.wanted(key) {
+                continue;
+            }
             println!("bench: {key}");
             let run_id = format!("{key}-{}", rand_id());
             let batches = job_events(n + 1, batch, &run_id);
