@@ -6,7 +6,7 @@ use jobhook::config::{Env, NotifierConfig};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use notifier::Notifier;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     jobhook::telemetry::exit_code("notifier", start().await)
 }
@@ -15,7 +15,7 @@ async fn start() -> Result<(), Error> {
     jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("notifier")?;
     let config = NotifierConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::aws_config().await;
+    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
     let notifier = Notifier {
         bus: Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),

@@ -7,7 +7,7 @@ use jobhook::sources_cache::SourcesCache;
 use lambda_http::{run, service_fn, Error, Request};
 use receiver::Receiver;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     jobhook::telemetry::exit_code("receiver", start().await)
 }
@@ -16,7 +16,7 @@ async fn start() -> Result<(), Error> {
     jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("receiver")?;
     let config = ReceiverConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::aws_config().await;
+    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
 
     let loader = jobhook::adapters::sources_loader(&config.sources.location, &aws);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.queue_url);

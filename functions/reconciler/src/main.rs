@@ -10,7 +10,7 @@ use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use reconciler::ScheduledRun;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     jobhook::telemetry::exit_code("reconciler", start().await)
 }
@@ -19,7 +19,7 @@ async fn start() -> Result<(), Error> {
     jobhook::telemetry::init_logging();
     let metrics = jobhook::telemetry::init("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::aws_config().await;
+    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
 
     let loader =
         jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);

@@ -16,25 +16,64 @@ use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use std::sync::Arc;
 
-use crate::config::SourcesLocation;
+use crate::config::{ConfigError, Env, SourcesLocation};
 use crate::ports::{ErrorKind, PortError, SourcesLoader};
 
-/// The AWS configuration loader from the environment (region, credentials,
-/// `AWS_ENDPOINT_URL`), with the one HTTPS client every AWS call goes
-/// through: hyper on rustls with ring, the crypto provider reqwest uses for
-/// the provider APIs, so a binary links one. `TCP_NODELAY` is on (the
-/// client's default), so no request waits on Nagle's algorithm.
-pub fn aws_config_loader() -> aws_config::ConfigLoader {
+/// The one HTTPS client every AWS call goes through: hyper on rustls with
+/// ring, the crypto provider reqwest uses for the provider APIs, so a binary
+/// links one. `TCP_NODELAY` is on (the client's default), so no request waits
+/// on Nagle's algorithm.
+fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+        .build_https()
+}
+
+/// The AWS configuration loader of the CLI and the dev tools: the SDK's
+/// default chains (profiles, SSO, environment, …) with [`aws_http_client`].
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client())
 }
 
 /// [`aws_config_loader`], loaded.
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config_loader().load().await
+}
+
+/// The functions' AWS configuration, from the variables the Lambda runtime
+/// sets: `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`; and `AWS_ENDPOINT_URL` when set (the local stack).
+/// Not [`aws_config`]: the loader's credential and region chains (profile
+/// files, SSO, STS, web identity, container, IMDS) never apply inside Lambda,
+/// yet it links every one into each bootstrap whether it runs or not. A
+/// variable missing fails init with its name.
+pub fn function_aws_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<aws_config::SdkConfig, ConfigError> {
+    use aws_sdk_sqs::config::{Credentials, Region, SharedCredentialsProvider};
+    let region = env
+        .optional("AWS_REGION")
+        .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError {
+            name: "AWS_REGION",
+            problem: "is required (the Lambda runtime sets it)".into(),
+        })?;
+    let credentials = Credentials::new(
+        env.required("AWS_ACCESS_KEY_ID")?,
+        env.required("AWS_SECRET_ACCESS_KEY")?,
+        env.optional("AWS_SESSION_TOKEN"),
+        None,
+        "environment",
+    );
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(aws_http_client())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .retry_config(aws_config::retry::RetryConfig::standard());
+    builder.set_endpoint_url(env.optional("AWS_ENDPOINT_URL"));
+    Ok(builder.build())
 }
 
 /// The loader for where the settings say the sources document lives.
@@ -157,6 +196,52 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lambda_env(unset: &'static str) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |name: &str| {
+            let value = match name {
+                "AWS_REGION" => "eu-west-1",
+                "AWS_ACCESS_KEY_ID" => "ASIAEXAMPLE",
+                "AWS_SECRET_ACCESS_KEY" => "secret-key",
+                "AWS_SESSION_TOKEN" => "session-token",
+                "AWS_ENDPOINT_URL" => "http://127.0.0.1:5000",
+                _ => return None,
+            };
+            (name != unset).then(|| value.to_owned())
+        })
+    }
+
+    #[tokio::test]
+    async fn functions_take_region_credentials_and_endpoint_from_the_lambda_environment() {
+        use aws_sdk_sqs::config::ProvideCredentials;
+        let config = function_aws_config(&lambda_env("")).expect("config");
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        let credentials = config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .expect("credentials");
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.session_token(), Some("session-token"));
+        assert!(
+            !format!("{credentials:?}").contains("secret-key"),
+            "Debug output must not show the secret key"
+        );
+        let without_endpoint = function_aws_config(&lambda_env("AWS_ENDPOINT_URL")).expect("config");
+        assert_eq!(without_endpoint.endpoint_url(), None, "AWS's endpoints by default");
+    }
+
+    #[test]
+    fn a_function_without_region_or_credentials_names_the_missing_variable() {
+        for missing in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let error = function_aws_config(&lambda_env(missing)).expect_err(missing);
+            assert_eq!(error.name, missing);
+        }
+        let no_token = function_aws_config(&lambda_env("AWS_SESSION_TOKEN"));
+        assert!(no_token.is_ok(), "long-term keys have no session token");
+    }
 
     #[test]
     fn aws_codes_are_classified_by_whether_retrying_helps() {
