@@ -76,7 +76,7 @@ dev: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/dev.sh
 
 bench: bench-venv
-	scripts/with-moto.sh scripts/bench.sh
+	scripts/bench.sh
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \

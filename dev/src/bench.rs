@@ -55,6 +55,11 @@ pub struct BenchArgs {
     /// look at one change; ratios need both languages' figures.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Runs each function on this CPU alone (`taskset`), as Lambda gives a
+    /// function its own vCPU; `scripts/bench.sh` keeps moto and the bench
+    /// on the other one.
+    #[arg(long)]
+    pub function_cpu: Option<usize>,
 }
 
 impl BenchArgs {
@@ -252,7 +257,12 @@ struct Running {
 }
 
 impl Running {
-    async fn start(f: &Function, shared_env: &[(String, String)], log_path: &std::path::Path) -> Result<Self, Error> {
+    async fn start(
+        f: &Function,
+        shared_env: &[(String, String)],
+        log_path: &std::path::Path,
+        cpu: Option<usize>,
+    ) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel(1);
         let (first_tx, first_rx) = oneshot::channel();
         let emulator = Arc::new(Emulator {
@@ -272,7 +282,15 @@ impl Running {
             let _ = axum::serve(listener, app).await;
         });
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
-        let mut command = tokio::process::Command::new(&f.program);
+        // taskset execs the function, so the pid stays the function's.
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = tokio::process::Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(&f.program);
+                c
+            }
+            None => tokio::process::Command::new(&f.program),
+        };
         command
             .args(&f.args)
             .env_clear()
@@ -629,11 +647,11 @@ impl Bench {
         let _ = std::fs::remove_file(&log);
         let mut inits = Vec::new();
         for _ in 1..self.args.spawns {
-            let run = Running::start(f, &env.shared, &log).await?;
+            let run = Running::start(f, &env.shared, &log, self.args.function_cpu).await?;
             inits.push(ms(run.init));
             run.stop().await;
         }
-        let mut run = Running::start(f, &env.shared, &log).await?;
+        let mut run = Running::start(f, &env.shared, &log, self.args.function_cpu).await?;
         inits.push(ms(run.init));
         env.counter.take();
         let first = run.invoke(payloads(0)).await?;
@@ -695,6 +713,7 @@ impl Bench {
         let mut report = Report {
             invocations: n,
             batch: self.args.batch,
+            function_cpu: self.args.function_cpu,
             machine: machine(),
             ..Default::default()
         };
@@ -784,6 +803,7 @@ pub struct Report {
     pub machine: String,
     pub invocations: usize,
     pub batch: usize,
+    pub function_cpu: Option<usize>,
     pub send_floor_ms: f64,
     pub functions: BTreeMap<String, Figures>,
     pub processors: BTreeMap<String, ProcessorFigures>,
@@ -800,7 +820,10 @@ fn machine() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Not available_parallelism: under `taskset` that is the bench's share.
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
     format!("{cores} × {cpu}")
 }
 
@@ -817,8 +840,14 @@ impl Report {
         let p = |k: &str| self.processors.get(k);
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         println!(
-            "machine: {}; {} warm invocations per function, batches of {}",
-            self.machine, self.invocations, self.batch
+            "machine: {}; {} warm invocations per function, batches of {}; {}",
+            self.machine,
+            self.invocations,
+            self.batch,
+            match self.function_cpu {
+                Some(cpu) => format!("each function alone on CPU {cpu}, moto and the bench on the others"),
+                None => "functions, moto and the bench sharing the CPUs".into(),
+            }
         );
         println!(
             "moto SendMessage from the bench (the floor under a receiver's warm wall): {:.2} ms",
