@@ -62,9 +62,30 @@ pub struct BenchArgs {
     pub function_cpu: Option<usize>,
 }
 
+/// The functions the bench runs, as `--only` and the report name them.
+const FUNCTION_KEYS: &[&str] = &[
+    "rust_noop",
+    "python_noop",
+    "rust_receiver",
+    "python_receiver",
+    "rust_processor",
+    "python_processor",
+];
+
 impl BenchArgs {
     fn wanted(&self, key: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == key)
+    }
+
+    fn check_only(&self) -> Result<(), Error> {
+        match self.only.iter().find(|o| !FUNCTION_KEYS.contains(&o.as_str())) {
+            Some(unknown) => Err(format!(
+                "--only {unknown}: not a function of the bench ({})",
+                FUNCTION_KEYS.join(", ")
+            )
+            .into()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -713,6 +734,7 @@ impl Bench {
     }
 
     pub async fn run(&self) -> Result<Report, Error> {
+        self.args.check_only()?;
         let env = self.setup().await?;
         let source = jobhook::Sources::parse(
             &json!({"sources": {"bench": {"scheme": "standard-webhooks", "secrets": [SECRET]}}}).to_string(),
