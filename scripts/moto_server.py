@@ -14,10 +14,16 @@ in proportion to the table's size (the local demo slowed to a crawl at a few
 thousand items). Here a transaction instead saves only the items it touches
 and puts them back if it fails.
 
+Its CloudFormation is made to deploy template.yaml as AWS would (each fix
+below names what moto does otherwise); scripts/deploy_local.py deploys it.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
 import copy
+import html
+import json
+import re
 import sys
 import threading
 import types
@@ -29,8 +35,14 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
+import moto.cloudformation.parsing as cfn_parsing
 import moto.dynamodb.models as dynamodb_models
+from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table
+from moto.events.models import EventBus
+from moto.iam.models import Role, iam_backends
+from moto.scheduler.models import scheduler_backends
+from moto.secretsmanager.models import secretsmanager_backends
 
 
 def _deepcopy_except_tables(obj, memo=None):
@@ -76,16 +88,184 @@ def transact_write_items(self, transact_items):
 
 dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items
 
+
+# --- CloudFormation as AWS does it ---------------------------------------
+
+# `!Ref` of an event bus is its name; moto's EventBus has no physical id, so
+# the Ref resolved to the Python object (the notifier's JOBHOOK_EVENT_BUS).
+EventBus.physical_resource_id = property(lambda self: self.name)
+
+# `!If [Cond, x, !Ref AWS::NoValue]` inside a list removes the element; moto
+# kept a null (a role policy statement `null`).
+_moto_clean_json = cfn_parsing.clean_json
+
+
+def _clean_json(resource_json, resources_map):
+    cleaned = _moto_clean_json(resource_json, resources_map)
+    if isinstance(resource_json, list) and isinstance(cleaned, list):
+        return [value for value in cleaned if value is not None]
+    return cleaned
+
+
+cfn_parsing.clean_json = _clean_json
+
+# A role's inline policies are JSON documents and its ManagedPolicyArns are
+# attached; moto stored each inline policy as a Python repr and ignored the
+# managed ones.
+_moto_role_from_cfn = Role.create_from_cloudformation_json.__func__
+
+
+def _role_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    properties = cloudformation_json["Properties"]
+    for policy in properties.get("Policies", []):
+        if not isinstance(policy["PolicyDocument"], str):
+            policy["PolicyDocument"] = json.dumps(policy["PolicyDocument"])
+    role = _moto_role_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    backend = iam_backends[account_id]["aws"]
+    for arn in properties.get("ManagedPolicyArns", []):
+        # AWS's own policies exist when moto runs with MOTO_IAM_LOAD_MANAGED_POLICIES.
+        backend.attach_role_policy(arn, role.name)
+    return role
+
+
+Role.create_from_cloudformation_json = classmethod(_role_from_cfn)
+
+
+class CfnSecret(CloudFormationModel):
+    """AWS::SecretsManager::Secret, which moto's CloudFormation does not
+    create (the template's own secrets, and every Ref to them, were empty)."""
+
+    # moto files each model under the service its module is named after.
+    __module__ = "moto.secretsmanager.models"
+
+    def __init__(self, arn):
+        self.arn = arn
+
+    @property
+    def physical_resource_id(self):
+        # `!Ref` of a secret is its ARN.
+        return self.arn
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::SecretsManager::Secret"
+
+    @staticmethod
+    def cloudformation_name_type():
+        return "Name"
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return attr == "Id"
+
+    def get_cfn_attribute(self, attribute_name):
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json.get("Properties", {})
+        created = secretsmanager_backends[account_id][region_name].create_secret(
+            name=properties.get("Name", resource_name),
+            secret_string=properties.get("SecretString"),
+            secret_binary=None,
+            description=properties.get("Description"),
+            tags=properties.get("Tags"),
+            kms_key_id=properties.get("KmsKeyId"),
+            client_request_token=None,
+            replica_regions=[],
+            force_overwrite=False,
+        )
+        return cls(json.loads(created)["ARN"])
+
+
+class CfnSchedule(CloudFormationModel):
+    """AWS::Scheduler::Schedule, which moto's CloudFormation does not create
+    (the reconciler's schedule was nowhere to be read)."""
+
+    __module__ = "moto.scheduler.models"
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    @property
+    def physical_resource_id(self):
+        return self.schedule.name
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Scheduler::Schedule"
+
+    @staticmethod
+    def cloudformation_name_type():
+        return "Name"
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name):
+        return self.schedule.arn
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        schedule = scheduler_backends[account_id][region_name].create_schedule(
+            description=properties.get("Description"),
+            end_date=properties.get("EndDate"),
+            flexible_time_window=properties.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+            group_name=properties.get("GroupName"),
+            kms_key_arn=properties.get("KmsKeyArn"),
+            name=properties.get("Name", resource_name),
+            schedule_expression=properties["ScheduleExpression"],
+            schedule_expression_timezone=properties.get("ScheduleExpressionTimezone"),
+            start_date=properties.get("StartDate"),
+            state=properties.get("State"),
+            target=properties["Target"],
+            action_after_completion=None,
+        )
+        return cls(schedule)
+
+
 moto_app = DomainDispatcherApplication(create_backend_app)
 dynamodb_lock = threading.Lock()
+
+
+def json_protocol_denial(environ, moto_answer):
+    """moto answers a denied request in XML, whatever the protocol; AWS's
+    JSON-protocol services (DynamoDB, SQS, Secrets Manager, EventBridge)
+    answer 400 with a JSON `__type`, which is what the SDK parses into the
+    error code. Returns the AWS-shaped answer, or None to keep moto's."""
+    status, headers, body = moto_answer
+    if not environ.get("HTTP_X_AMZ_TARGET") or not status.startswith("403"):
+        return None
+    text = b"".join(body).decode("utf-8", "replace")
+    match = re.search(r"<Code>([^<]+)</Code>\s*<Message>([^<]*)</Message>", text)
+    if not match or not match.group(1).startswith("AccessDenied"):
+        return None
+    answer = json.dumps({"__type": "AccessDeniedException", "message": html.unescape(match.group(2))}).encode()
+    return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(answer)))], [answer]
+
+
+def answer(environ, start_response):
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    body = list(moto_app(environ, capture))
+    moto_answer = (captured["status"], captured["headers"], body)
+    status, headers, body = json_protocol_denial(environ, moto_answer) or moto_answer
+    start_response(status, headers)
+    return body
 
 
 def app(environ, start_response):
     if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
         with dynamodb_lock:
             # Consume the body inside the lock: the work happens lazily.
-            return list(moto_app(environ, start_response))
-    return moto_app(environ, start_response)
+            return answer(environ, start_response)
+    return answer(environ, start_response)
 
 
 if __name__ == "__main__":

@@ -71,9 +71,12 @@ fn statements(function: &Value) -> Vec<&Value> {
 #[test]
 fn the_queue_hides_a_message_for_at_least_six_processor_timeouts() {
     let t = template();
-    let visibility = resource(&t, "EventsQueue")["Properties"]["VisibilityTimeout"]
+    let parameter = ref_name(&resource(&t, "EventsQueue")["Properties"]["VisibilityTimeout"])
+        .expect("the visibility timeout is a parameter")
+        .to_owned();
+    let visibility = t["Parameters"][parameter.as_str()]["Default"]
         .as_u64()
-        .expect("visibility");
+        .expect("visibility default");
     let timeout = resource(&t, "ProcessorFunction")["Properties"]["Timeout"]
         .as_u64()
         .expect("timeout");
