@@ -21,7 +21,8 @@ its deployed environment and credentials) and tools.env (admin credentials
 and the stack's names under the variables the tools read).
 
 Usage: python scripts/deploy_local.py --endpoint URL --stack NAME --out DIR
-           [--template template.yaml] [--parameter Key=Value ...] [--enforce-iam]
+           [--function-endpoint URL] [--template template.yaml]
+           [--parameter Key=Value ...] [--enforce-iam]
 """
 
 import argparse
@@ -61,6 +62,9 @@ class DeployError(Exception):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint", required=True)
+    parser.add_argument(
+        "--function-endpoint", help="the endpoint the functions reach AWS at (a fault proxy); default --endpoint"
+    )
     parser.add_argument("--stack", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--template", default="template.yaml")
@@ -80,7 +84,25 @@ def parameters_from(pairs, template):
         if key not in declared:
             raise DeployError(f"--parameter {key}: the template has no such parameter")
         values[key] = value
+    for key, value in values.items():
+        check_parameter(key, value, declared[key])
     return values
+
+
+def check_parameter(key, value, declaration):
+    """CloudFormation's own checks of a parameter value (moto makes none)."""
+    if declaration.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise DeployError(f"parameter {key}: {value!r} is not a number") from None
+        if "MinValue" in declaration and number < float(declaration["MinValue"]):
+            raise DeployError(f"parameter {key}: {value} is below its MinValue {declaration['MinValue']}")
+        if "MaxValue" in declaration and number > float(declaration["MaxValue"]):
+            raise DeployError(f"parameter {key}: {value} is above its MaxValue {declaration['MaxValue']}")
+    allowed = declaration.get("AllowedValues")
+    if allowed is not None and value not in [str(a) for a in allowed]:
+        raise DeployError(f"parameter {key}: {value!r} is not one of {allowed}")
 
 
 def functions_of(template):
@@ -333,7 +355,7 @@ def deploy(args):
             schedules.append({"name": schedule["Name"], "expression": schedule["ScheduleExpression"], "function": binary})
 
     endpoint_env = {
-        "AWS_ENDPOINT_URL": args.endpoint,
+        "AWS_ENDPOINT_URL": args.function_endpoint or args.endpoint,
         "AWS_REGION": args.region,
         "AWS_DEFAULT_REGION": args.region,
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -349,7 +371,8 @@ def deploy(args):
         with open(os.path.join(args.out, f"{binary}.env"), "w") as f:
             f.write(env_lines({**function["environment"], **endpoint_env,
                                "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}))
-    tools = {**endpoint_env, "AWS_ACCESS_KEY_ID": admin_key, "AWS_SECRET_ACCESS_KEY": admin_secret}
+    tools = {**endpoint_env, "AWS_ENDPOINT_URL": args.endpoint,
+             "AWS_ACCESS_KEY_ID": admin_key, "AWS_SECRET_ACCESS_KEY": admin_secret}
     for variable, output in TOOL_OUTPUTS.items():
         if output in outputs:
             tools[variable] = outputs[output]

@@ -39,7 +39,10 @@ import moto.cloudformation.parsing as cfn_parsing
 import moto.dynamodb.models as dynamodb_models
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.awslambda.models import LambdaBackend
 from moto.events.models import EventBus
+from moto.sqs.models import sqs_backends
 from moto.iam.models import Role, iam_backends
 from moto.scheduler.models import scheduler_backends
 from moto.secretsmanager.models import secretsmanager_backends
@@ -88,6 +91,61 @@ def transact_write_items(self, transact_items):
 
 dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items
 
+
+# --- IAM as AWS checks it --------------------------------------------------
+
+# IAM has no dynamodb:TransactWriteItems or TransactGetItems action: AWS
+# authorizes a transaction item by item, as PutItem, UpdateItem, DeleteItem,
+# ConditionCheckItem or GetItem (DynamoDB developer guide, "Using IAM with
+# DynamoDB transactions"). moto checked the operation's own name.
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+_moto_authorize = DynamoHandler._authenticate_and_authorize_normal_action
+
+
+def _authorize_dynamodb(self, resource="*"):
+    operation = self._get_action()
+    if operation not in ("TransactWriteItems", "TransactGetItems"):
+        return _moto_authorize(self, resource)
+    # moto's handler has parsed the body into a dict by now.
+    body = self.body if isinstance(self.body, dict) else json.loads(self.body or "{}")
+    items = body.get("TransactItems", [])
+    actions = sorted({TRANSACTION_ITEM_ACTIONS[next(iter(item))] for item in items if item})
+    try:
+        for action in actions:
+            self._get_action = lambda action=action: action
+            _moto_authorize(self, resource)
+    finally:
+        self.__dict__.pop("_get_action", None)
+
+
+DynamoHandler._authenticate_and_authorize_normal_action = _authorize_dynamodb
+
+# --- Event source mappings: recorded, run by the bridge ------------------
+
+# moto runs a mapping itself on every SendMessage or stream write: it
+# receives the queue's messages (counting a receive against the redrive
+# policy each time) or empties the stream, to invoke a Lambda it can only
+# run in Docker. Here a mapping is recorded and listed, as on AWS, and the
+# trigger bridge (dev/src/bridge.rs) runs it against the functions.
+_moto_create_mapping = LambdaBackend.create_event_source_mapping
+
+
+def _create_mapping(self, spec):
+    mapping = _moto_create_mapping(self, spec)
+    for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+        queue.lambda_event_source_mappings.pop(mapping.function_arn, None)
+    for table in dynamodb_models.dynamodb_backends[self.account_id][self.region_name].tables.values():
+        table.lambda_event_source_mappings.pop(mapping.function_arn, None)
+    return mapping
+
+
+LambdaBackend.create_event_source_mapping = _create_mapping
 
 # --- CloudFormation as AWS does it ---------------------------------------
 

@@ -1,21 +1,30 @@
 # Shared by dev.sh and demo.sh (sourced, not run): starts the local pipeline
 # on the moto server that with-moto.sh started, and stops it again.
-#   start_stack  seeds moto, runs the functions under `cargo lambda watch`
-#                and the trigger bridge, and writes $JOBHOOK_DEV_DIR/env
-#                (default target/dev/env).
+#   start_stack  deploys template.yaml into moto (scripts/deploy_local.py:
+#                the SAM transform, CreateStack, IAM enforced from then on),
+#                puts the sources into the deployed secrets, runs each
+#                function under its own `cargo lambda watch` with its deployed
+#                environment and its own role's credentials, and the trigger
+#                bridge with the deployed mappings and schedule; writes
+#                $JOBHOOK_DEV_DIR/env (default target/dev/env) for the tools.
 #   stop_stack   stops everything start_stack started.
 # With JOBHOOK_FAULTS set (e.g. `aws`; see `jobhook-dev faults --help`) the
 # functions and the bridge reach moto through the fault proxy, which fails as
 # DynamoDB and SQS fail on AWS; JOBHOOK_MOTO_URL is then moto itself.
+# JOBHOOK_TEMPLATE deploys another template (the deploy check's mutations);
+# JOBHOOK_STACK_PARAMETERS adds "Key=Value ..." parameter overrides.
 
 venv=${VENV:-.venv}
 export PATH="$PWD/$venv/bin:$PATH"
 port=${JOBHOOK_DEV_PORT:-9000}
 sim_port=${JOBHOOK_SIM_PORT:-9001}
 sources_file=${JOBHOOK_SOURCES_FILE:-events/sources.dev.json}
+template=${JOBHOOK_TEMPLATE:-template.yaml}
+stack_name=${JOBHOOK_STACK:-jobhook-dev}
 target_dir=${CARGO_TARGET_DIR:-target}
 dev=$target_dir/debug/jobhook-dev
 run_dir=${JOBHOOK_DEV_DIR:-target/dev}
+functions=(receiver processor notifier reconciler)
 stack_pids=()
 
 stop_stack() {
@@ -38,6 +47,27 @@ require_free_port() {
   fi
 }
 
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The template's parameters for a local run: seconds where AWS uses minutes,
+# from the JOBHOOK_* settings the demo and tests use.
+stack_parameters() {
+  echo "TableDeletionProtection=false"
+  echo "EventsVisibilityTimeoutSecs=${JOBHOOK_DEV_VISIBILITY_SECS:-10}"
+  echo "ReconcileSchedule=rate(${JOBHOOK_DEV_SCHEDULE_SECS:-10} seconds)"
+  local setting parameter
+  for setting in STALE_AFTER_SECS:StaleAfterSecs POLL_INTERVAL_SECS:PollIntervalSecs \
+      MAX_POLL_INTERVAL_SECS:MaxPollIntervalSecs MAX_POLLS_PER_RUN:MaxPollsPerRun \
+      ABANDON_AFTER_NOT_FOUND:AbandonAfterNotFound ABANDON_AFTER_DAYS:AbandonAfterDays; do
+    parameter=${setting#*:}
+    setting=JOBHOOK_${setting%%:*}
+    [ -n "${!setting:-}" ] && echo "$parameter=${!setting}"
+  done
+  for parameter in ${JOBHOOK_STACK_PARAMETERS:-}; do echo "$parameter"; done
+}
+
 start_stack() {
   require_free_port "$port" JOBHOOK_DEV_PORT
   # Only the demo runs the provider simulator on its port.
@@ -48,6 +78,7 @@ start_stack() {
   echo "==> building"
   cargo build --quiet --workspace --bins
   export JOBHOOK_MOTO_URL=${JOBHOOK_MOTO_URL:-$AWS_ENDPOINT_URL}
+  local function_endpoint=$JOBHOOK_MOTO_URL
   if [ -n "${JOBHOOK_FAULTS:-}" ]; then
     rm -f "$run_dir/faults.url"
     setsid "$dev" faults --upstream "$JOBHOOK_MOTO_URL" --plan "$JOBHOOK_FAULTS" \
@@ -58,33 +89,54 @@ start_stack() {
       cat "$run_dir/faults.log" >&2
       return 1
     fi
-    AWS_ENDPOINT_URL=$(cat "$run_dir/faults.url")
-    export AWS_ENDPOINT_URL JOBHOOK_FAULTS_URL=$AWS_ENDPOINT_URL
-    echo "==> AWS faults ($JOBHOOK_FAULTS) injected by the proxy on $AWS_ENDPOINT_URL (log: $run_dir/faults.log)"
+    function_endpoint=$(cat "$run_dir/faults.url")
+    export JOBHOOK_FAULTS_URL=$function_endpoint
+    echo "==> AWS faults ($JOBHOOK_FAULTS) injected by the proxy on $function_endpoint (log: $run_dir/faults.log)"
   fi
-  "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port" --env-out "$run_dir/functions.env"
+
+  echo "==> deploying $template into the local emulator as stack $stack_name"
+  local parameters=() parameter
+  while read -r parameter; do parameters+=(--parameter "$parameter"); done < <(stack_parameters)
+  rm -rf "$run_dir/stack"
+  "$venv/bin/python" scripts/deploy_local.py --endpoint "$JOBHOOK_MOTO_URL" --function-endpoint "$function_endpoint" \
+    --template "$template" --stack "$stack_name" --out "$run_dir/stack" "${parameters[@]}" --enforce-iam
+  # From here on every tool signs as the stack's admin user; each function as its own role.
   # shellcheck disable=SC1091
-  set -a; . "$run_dir/functions.env"; set +a
+  set -a; . "$run_dir/stack/tools.env"; set +a
+  # An IAM user's key signs without a session token (moto refuses one).
+  unset AWS_SESSION_TOKEN
+  "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port"
   # The functions read the seeded secret and nothing else: a sources file
   # the caller named has been seeded into it.
   unset JOBHOOK_SOURCES_FILE
 
-  echo "==> functions under cargo lambda watch on 127.0.0.1:$port (log: $run_dir/watch.log)"
-  # JOBHOOK_NO_RELOAD (the demo and the e2e run): a file saved mid-run must not
-  # restart the functions under a run that checks every job.
-  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" \
-    ${JOBHOOK_NO_RELOAD:+--ignore-changes} --env-file "$run_dir/functions.env" >"$run_dir/watch.log" 2>&1 &
-  stack_pids+=($!)
-  if ! "$dev" warm --emulator "http://127.0.0.1:$port" --log "$run_dir/watch.log"; then
-    echo "(the emulator's log: $run_dir/watch.log)" >&2
+  local emulators=() logs=() fn fn_port
+  echo "==> each function under its own cargo lambda watch, with its deployed environment (logs: $run_dir/<function>.log)"
+  for fn in "${functions[@]}"; do
+    if [ "$fn" = receiver ]; then fn_port=$port; else fn_port=$(free_port); fi
+    # JOBHOOK_NO_RELOAD (the demo and the e2e run): a file saved mid-run must not
+    # restart the functions under a run that checks every job. `env -i`: a
+    # function sees its deployed environment and nothing of this shell's.
+    env -i PATH="$PATH" HOME="$HOME" ${CARGO_HOME:+CARGO_HOME="$CARGO_HOME"} ${RUSTUP_HOME:+RUSTUP_HOME="$RUSTUP_HOME"} \
+      ${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$CARGO_TARGET_DIR"} ${RUST_LOG:+RUST_LOG="$RUST_LOG"} \
+      setsid cargo lambda watch -A 127.0.0.1 -P "$fn_port" --concurrency "${JOBHOOK_DEV_CONCURRENCY:-4}" \
+      ${JOBHOOK_NO_RELOAD:+--ignore-changes} --env-file "$run_dir/stack/$fn.env" >"$run_dir/$fn.log" 2>&1 &
+    stack_pids+=($!)
+    emulators+=(--emulator "$fn=http://127.0.0.1:$fn_port")
+    logs+=(--log "$run_dir/$fn.log")
+  done
+  if ! "$dev" warm "${emulators[@]}" "${logs[@]}"; then
+    echo "(the functions' logs: $run_dir/<function>.log)" >&2
     return 1
   fi
 
-  echo "==> trigger bridge: SQS -> processor, schedule -> reconciler every ${JOBHOOK_DEV_SCHEDULE_SECS:-10} s (log: $run_dir/bridge.log)"
-  setsid "$dev" bridge --emulator "http://127.0.0.1:$port" >"$run_dir/bridge.log" 2>&1 &
+  echo "==> trigger bridge: the deployed event source mappings and schedule (log: $run_dir/bridge.log)"
+  # The bridge plays the Lambda service: through the fault proxy too, when there is one.
+  AWS_ENDPOINT_URL=$function_endpoint setsid "$dev" bridge --stack "$run_dir/stack/stack.json" "${emulators[@]}" \
+    >"$run_dir/bridge.log" 2>&1 &
   stack_pids+=($!)
 
-  sed -e 's/^/export /' "$run_dir/functions.env" >"$run_dir/env"
+  { echo "unset AWS_SESSION_TOKEN AWS_PROFILE"; sed -e 's/^/export /' "$run_dir/stack/tools.env"; } >"$run_dir/env"
   echo "==> ready; in another shell: source $run_dir/env"
   "$venv/bin/python" - "$sources_file" "$port" <<'PY'
 import json, sys

@@ -8,9 +8,10 @@ venv=${VENV:-.venv}
 python="$venv/bin/python"
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
-log=target/moto.log
+log=${JOBHOOK_MOTO_LOG:-target/moto.log}
 
-"$python" scripts/moto_server.py 127.0.0.1 "$port" >"$log" 2>&1 &
+# AWS's managed policies exist, as on AWS: the deployed roles attach them.
+MOTO_IAM_LOAD_MANAGED_POLICIES=true "$python" scripts/moto_server.py 127.0.0.1 "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM

@@ -1,8 +1,13 @@
-//! The triggers no local tool emulates: the SQS event source mapping (long
-//! poll, invoke `processor` with a real `SqsEvent`, delete what did not fail)
-//! and the reconciler's schedule. Both invoke the functions through the
-//! cargo-lambda emulator's Lambda invoke API.
+//! The triggers no local tool emulates, run as the deployed stack declares
+//! them (`stack.json`, read back from the deployed template): each SQS event
+//! source mapping (long poll, invoke its function with a real `SqsEvent`,
+//! delete what did not fail), each DynamoDB stream mapping (filter, batch,
+//! retry, failure destination), and each schedule. Functions are invoked
+//! through their cargo-lambda emulators' Lambda invoke API. The bridge plays
+//! the Lambda service, so it signs with the tools' credentials, not a
+//! function's.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -10,16 +15,22 @@ use jobhook::adapters::sqs::delete_entries;
 use serde_json::{json, Map, Value};
 
 use jobhook_dev::seed::Error;
+use jobhook_dev::stack::Mapping;
 
 #[derive(Debug, Clone)]
 pub struct Bridge {
     pub sqs: aws_sdk_sqs::Client,
     pub http: reqwest::Client,
-    /// e.g. `http://127.0.0.1:9000`
-    pub emulator: String,
-    pub queue_url: String,
-    pub queue_arn: String,
+    /// Binary name → its emulator, e.g. `http://127.0.0.1:9000`.
+    pub emulators: BTreeMap<String, String>,
     pub region: String,
+}
+
+/// One SQS event source mapping, resolved.
+#[derive(Debug, Clone)]
+pub struct QueueTrigger {
+    pub mapping: Mapping,
+    pub queue_url: String,
 }
 
 fn invoke_url(emulator: &str, function: &str) -> String {
@@ -65,10 +76,17 @@ fn record(message: &Message, queue_arn: &str, region: &str) -> Value {
 }
 
 impl Bridge {
+    fn emulator(&self, function: &str) -> Result<&str, Error> {
+        self.emulators
+            .get(function)
+            .map(String::as_str)
+            .ok_or_else(|| format!("no emulator runs {function}").into())
+    }
+
     async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, Error> {
         let response = self
             .http
-            .post(invoke_url(&self.emulator, function))
+            .post(invoke_url(self.emulator(function)?, function))
             .header("content-type", "application/json")
             .body(payload.to_string())
             .send()
@@ -81,30 +99,53 @@ impl Bridge {
         Ok(body)
     }
 
-    /// One long poll and, if messages came, one processor invocation.
-    /// Returns how many messages were received and deleted.
-    pub async fn pump_once(&self) -> Result<(usize, usize), Error> {
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await?;
-        let messages = received.messages.unwrap_or_default();
+    /// Receives one batch as the mapping would hand it over: up to its
+    /// batch size, waiting up to its batching window for more than one
+    /// receive's worth (ten messages).
+    async fn receive_batch(&self, trigger: &QueueTrigger) -> Result<Vec<Message>, Error> {
+        let batch_size = trigger.mapping.batch_size.unwrap_or(10).max(1) as usize;
+        let window = Duration::from_secs(trigger.mapping.maximum_batching_window_in_seconds.unwrap_or(0));
+        let began = std::time::Instant::now();
+        let mut messages = Vec::new();
+        loop {
+            let wanted = (batch_size - messages.len()).min(10) as i32;
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&trigger.queue_url)
+                .max_number_of_messages(wanted)
+                .wait_time_seconds(if messages.is_empty() { 1 } else { 0 })
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await?;
+            let got = received.messages.unwrap_or_default();
+            let empty = got.is_empty();
+            messages.extend(got);
+            if messages.len() >= batch_size || (empty && !messages.is_empty()) || began.elapsed() >= window {
+                return Ok(messages);
+            }
+            if empty {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// One batch and, if messages came, one invocation of the mapping's
+    /// function. Returns how many messages were received and deleted.
+    pub async fn pump_once(&self, trigger: &QueueTrigger) -> Result<(usize, usize), Error> {
+        let function = trigger.mapping.function.as_str();
+        let messages = self.receive_batch(trigger).await?;
         if messages.is_empty() {
             return Ok((0, 0));
         }
-        let event =
-            json!({"Records": messages.iter().map(|m| record(m, &self.queue_arn, &self.region)).collect::<Vec<_>>()});
+        let queue_arn = &trigger.mapping.event_source_arn;
+        let event = json!({"Records": messages.iter().map(|m| record(m, queue_arn, &self.region)).collect::<Vec<_>>()});
         let began = std::time::Instant::now();
-        let response = self.invoke("processor", &event).await;
+        let response = self.invoke(function, &event).await;
         if std::env::var_os("JOBHOOK_DEV_TRACE").is_some() {
             eprintln!(
-                "processor: {} messages in {} ms",
+                "{function}: {} messages in {} ms",
                 messages.len(),
                 began.elapsed().as_millis()
             );
@@ -118,10 +159,23 @@ impl Bridge {
                 return Ok((messages.len(), 0));
             }
         };
-        let failed: Vec<&str> = response["batchItemFailures"]
+        let reported: Vec<&str> = response["batchItemFailures"]
             .as_array()
             .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
             .unwrap_or_default();
+        let failed = if trigger.mapping.reports_item_failures() {
+            reported
+        } else {
+            if !reported.is_empty() {
+                eprintln!(
+                    "bridge: {function} reported {} failed messages, but its event source mapping has no \
+                     ReportBatchItemFailures: as on AWS, the invocation succeeded, so the whole batch is deleted \
+                     and those messages are lost",
+                    reported.len()
+                );
+            }
+            Vec::new()
+        };
         let entries = delete_entries(
             messages
                 .iter()
@@ -131,7 +185,7 @@ impl Bridge {
         if !entries.is_empty() {
             self.sqs
                 .delete_message_batch()
-                .queue_url(&self.queue_url)
+                .queue_url(&trigger.queue_url)
                 .set_entries(Some(entries))
                 .send()
                 .await?;
@@ -139,29 +193,39 @@ impl Bridge {
         Ok((messages.len(), deleted))
     }
 
-    /// The event source mapping with `pollers` concurrent pollers (AWS runs
-    /// several too), until the process is stopped.
-    pub async fn run_queue(&self, pollers: usize) {
-        let poller = || async {
+    /// The mapping with `pollers` concurrent pollers, at most its maximum
+    /// concurrency (AWS runs several pollers too), until the process stops.
+    pub async fn run_queue(&self, trigger: QueueTrigger, pollers: usize) {
+        let limit = trigger
+            .mapping
+            .scaling_config
+            .as_ref()
+            .and_then(|c| c.maximum_concurrency)
+            .unwrap_or(pollers);
+        let trigger = &trigger;
+        let poller = || async move {
             loop {
-                if let Err(error) = self.pump_once().await {
+                if let Err(error) = self.pump_once(trigger).await {
                     eprintln!("bridge: {error}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         };
-        futures::future::join_all((0..pollers.max(1)).map(|_| poller())).await;
+        futures::future::join_all((0..pollers.min(limit).max(1)).map(|_| poller())).await;
     }
 
-    /// The stream event source mapping: the table's stream, read from its
-    /// start, to `notifier`, with the template's filter (state items that
-    /// have had a transition), re-reading from a record it reports failed,
-    /// and giving up on a batch after the template's 10 retries (on AWS the
-    /// failure destination then gets it).
-    pub async fn run_stream(&self, streams: aws_sdk_dynamodbstreams::Client, stream_arn: String) {
-        const MAX_RETRIES: u32 = 10;
+    /// A DynamoDB stream mapping: the stream read from its start
+    /// (`TRIM_HORIZON`, the only position the local reader has), records
+    /// through the mapping's filters, in batches of its size, re-read from a
+    /// record the function reports failed (when the mapping lets it report),
+    /// and, after the mapping's retries, the batch given up to its failure
+    /// destination as AWS does.
+    pub async fn run_stream(&self, streams: aws_sdk_dynamodbstreams::Client, mapping: Mapping) {
+        let function = mapping.function.as_str();
+        let stream_arn = mapping.event_source_arn.as_str();
+        let max_retries = mapping.maximum_retry_attempts.unwrap_or(-1);
         let mut reader = loop {
-            match jobhook_dev::streams::StreamReader::open(streams.clone(), &stream_arn).await {
+            match jobhook_dev::streams::StreamReader::open(streams.clone(), stream_arn).await {
                 Ok(reader) => break reader,
                 Err(error) => {
                     eprintln!("stream: {error}");
@@ -171,7 +235,7 @@ impl Bridge {
         };
         let mut retries = 0;
         loop {
-            let (shard, records) = match reader.next_batch(100).await {
+            let (shard, records) = match reader.next_batch(mapping.batch_size.unwrap_or(100) as i32).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     eprintln!("stream: {error}");
@@ -183,30 +247,39 @@ impl Bridge {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            let shaped: Vec<Value> = records
+            let mut shaped = Vec::new();
+            for record in records
                 .iter()
-                .map(|r| jobhook_dev::streams::lambda_record(r, &stream_arn, &self.region))
-                .filter(passes_notifier_filter)
-                .collect();
+                .map(|r| jobhook_dev::streams::lambda_record(r, stream_arn, &self.region))
+            {
+                match mapping.passes(&record) {
+                    Ok(true) => shaped.push(record),
+                    Ok(false) => {}
+                    Err(error) => {
+                        eprintln!("stream: {error}");
+                        return;
+                    }
+                }
+            }
             if shaped.is_empty() {
                 continue;
             }
-            let failed_at = match self.invoke("notifier", &json!({ "Records": shaped })).await {
-                Ok(response) => response["batchItemFailures"][0]["itemIdentifier"]
+            let first = shaped[0]["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned);
+            let failed_at = match self.invoke(function, &json!({ "Records": shaped })).await {
+                Ok(response) if mapping.reports_item_failures() => response["batchItemFailures"][0]["itemIdentifier"]
                     .as_str()
                     .map(str::to_owned),
+                Ok(_) => None,
                 // A failed invocation retries the whole batch.
                 Err(error) => {
                     eprintln!("stream: {error}");
-                    shaped[0]["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned)
+                    first.clone()
                 }
             };
             match failed_at {
                 None => retries = 0,
-                Some(_) if retries >= MAX_RETRIES => {
-                    eprintln!(
-                        "stream: gave up on a batch after {MAX_RETRIES} retries (on AWS: the failure destination)"
-                    );
+                Some(_) if max_retries >= 0 && retries >= max_retries => {
+                    self.give_up(&mapping, &shard, &shaped).await;
                     retries = 0;
                 }
                 Some(sequence) => {
@@ -214,24 +287,69 @@ impl Bridge {
                     if let Err(error) = reader.retry_from(&shard, &sequence).await {
                         eprintln!("stream: {error}");
                     }
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))).await;
+                    tokio::time::sleep(Duration::from_millis(200 * retries.min(10) as u64)).await;
                 }
             }
         }
     }
 
-    /// The schedule: a scheduled event for `reconciler` every `every`.
-    pub async fn run_schedule(&self, every: Duration) {
+    /// After the mapping's last retry: a record of the batch to its
+    /// on-failure destination (an SQS queue here), as Lambda sends one.
+    async fn give_up(&self, mapping: &Mapping, shard: &str, batch: &[Value]) {
+        let destination = mapping
+            .destination_config
+            .as_ref()
+            .and_then(|d| d.on_failure.as_ref())
+            .and_then(|f| f.destination.as_deref());
+        let sequence = |i: usize| batch.get(i).and_then(|r| r["dynamodb"]["SequenceNumber"].as_str());
+        eprintln!(
+            "stream: {} gave up on {} records after {} retries; {}",
+            mapping.function,
+            batch.len(),
+            mapping.maximum_retry_attempts.unwrap_or(-1),
+            destination.map_or("no failure destination: they are dropped".to_owned(), |d| format!(
+                "to {d}"
+            ))
+        );
+        let Some(destination) = destination else { return };
+        let body = json!({
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": mapping.maximum_retry_attempts.unwrap_or(0) + 1},
+            "DDBStreamBatchInfo": {"shardId": shard, "startSequenceNumber": sequence(0),
+                "endSequenceNumber": sequence(batch.len().saturating_sub(1)), "batchSize": batch.len(),
+                "streamArn": mapping.event_source_arn},
+        });
+        let sent = match jobhook_dev::seed::queue_url(&self.sqs, destination).await {
+            Ok(url) => self
+                .sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(body.to_string())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = sent {
+            eprintln!("stream: the failure destination {destination}: {error}");
+        }
+    }
+
+    /// A schedule: a scheduled event for its function at its rate.
+    pub async fn run_schedule(&self, schedule: jobhook_dev::stack::Schedule, every: Duration) {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let now = jobhook::clock::rfc3339(time::OffsetDateTime::now_utc());
             let event = json!({"version": "0", "id": format!("dev-{now}"), "detail-type": "Scheduled Event",
-                "source": "aws.events", "account": "123456789012", "time": now, "region": self.region,
-                "resources": ["arn:aws:events:us-east-1:123456789012:rule/jobhook-dev-reconcile"], "detail": {}});
-            match self.invoke("reconciler", &event).await {
-                Ok(summary) if summary["candidates"].as_u64().unwrap_or(0) > 0 => println!("reconciler: {summary}"),
+                "source": "aws.scheduler", "account": "123456789012", "time": now, "region": self.region,
+                "resources": [format!("arn:aws:scheduler:{}:123456789012:schedule/default/{}", self.region, schedule.name)],
+                "detail": {}});
+            match self.invoke(&schedule.function, &event).await {
+                Ok(summary) if summary["candidates"].as_u64().unwrap_or(0) > 0 => {
+                    println!("{}: {summary}", schedule.function)
+                }
                 Ok(_) => {}
                 Err(error) => eprintln!("schedule: {error}"),
             }
@@ -251,69 +369,60 @@ pub fn start_failure(log: &str) -> Option<String> {
     Some(lines[exited.saturating_sub(5)..=exited].join("\n"))
 }
 
-/// The template's `FilterCriteria` for the notifier: state items whose new
-/// image has had a transition (template.yaml, NotifierFunction).
-fn passes_notifier_filter(record: &Value) -> bool {
-    let change = &record["dynamodb"];
-    change["Keys"]["sk"]["S"] == jobhook::adapters::dynamodb::STATE_SK
-        && change["NewImage"]["transitions"]["N"]
-            .as_str()
-            .is_some_and(|n| n != "0")
-}
-
-/// Waits until the emulator runs each function: the first invocation of a
-/// function builds and starts it. Gives up at once when `log` (the
-/// emulator's output) shows a function that cannot start: an invocation of
+/// Waits until each function's emulator runs it: the first invocation of a
+/// function builds and starts it. Gives up at once when one of `logs` (the
+/// emulators' output) shows a function that cannot start: an invocation of
 /// such a function would only hang until the timeout.
-pub async fn warm(emulator: &str, timeout: Duration, log: Option<&std::path::Path>) -> Result<(), Error> {
-    let watch_log = async {
-        let Some(path) = log else {
+pub async fn warm(
+    emulators: &BTreeMap<String, String>,
+    timeout: Duration,
+    logs: &[std::path::PathBuf],
+) -> Result<(), Error> {
+    let watch_logs = async {
+        if logs.is_empty() {
             return std::future::pending().await;
-        };
+        }
         loop {
-            if let Some(line) = std::fs::read_to_string(path).ok().and_then(|t| start_failure(&t)) {
-                return line;
+            for path in logs {
+                if let Some(line) = std::fs::read_to_string(path).ok().and_then(|t| start_failure(&t)) {
+                    return format!("{line} (log: {})", path.display());
+                }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     };
     tokio::select! {
-        result = invoke_each(emulator, timeout) => result,
-        line = watch_log => Err(format!("a function did not start: {line}").into()),
+        result = invoke_each(emulators, timeout) => result,
+        line = watch_logs => Err(format!("a function did not start: {line}").into()),
     }
 }
 
-async fn invoke_each(emulator: &str, timeout: Duration) -> Result<(), Error> {
-    let http = reqwest::Client::builder().timeout(timeout).build()?;
-    let deadline = std::time::Instant::now() + timeout;
-    let checks: [(&str, reqwest::Method, String, String); 4] = [
+/// The request that starts `function` without doing any work.
+fn warm_up_request(function: &str, emulator: &str) -> (reqwest::Method, String, String) {
+    let invoke = |payload: Value| {
         (
-            "processor",
             reqwest::Method::POST,
-            invoke_url(emulator, "processor"),
-            json!({"Records": []}).to_string(),
-        ),
-        (
-            "reconciler",
-            reqwest::Method::POST,
-            invoke_url(emulator, "reconciler"),
-            json!({"detail": {}}).to_string(),
-        ),
-        (
-            "notifier",
-            reqwest::Method::POST,
-            invoke_url(emulator, "notifier"),
-            json!({"Records": []}).to_string(),
-        ),
+            invoke_url(emulator, function),
+            payload.to_string(),
+        )
+    };
+    match function {
         // A GET is answered 405 by the receiver itself once it runs.
-        (
-            "receiver",
+        "receiver" => (
             reqwest::Method::GET,
             format!("{emulator}/lambda-url/receiver/webhooks/warm-up"),
             String::new(),
         ),
-    ];
-    for (name, method, url, body) in checks {
+        "reconciler" => invoke(json!({"detail": {}})),
+        _ => invoke(json!({"Records": []})),
+    }
+}
+
+async fn invoke_each(emulators: &BTreeMap<String, String>, timeout: Duration) -> Result<(), Error> {
+    let http = reqwest::Client::builder().timeout(timeout).build()?;
+    let deadline = std::time::Instant::now() + timeout;
+    for (name, emulator) in emulators {
+        let (method, url, body) = warm_up_request(name, emulator);
         loop {
             let result = http
                 .request(method.clone(), &url)

@@ -624,11 +624,13 @@ impl FaultProxy {
 }
 
 /// Headers of one connection, not of the message: never forwarded (the
-/// length is recomputed for the body sent on).
+/// length is recomputed for the body sent on). `Host` is forwarded as the
+/// client sent it: it is signed (SigV4), and moto checks the signature when
+/// it enforces IAM.
 pub const HOP_BY_HOP: [header::HeaderName; 3] = [header::CONTENT_LENGTH, header::CONNECTION, header::TRANSFER_ENCODING];
 
 pub fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    name == header::HOST || HOP_BY_HOP.contains(name)
+    HOP_BY_HOP.contains(name)
 }
 
 async fn stats(State(proxy): State<FaultProxy>) -> Json<FaultStats> {

@@ -5,4 +5,5 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub mod faults;
 pub mod seed;
+pub mod stack;
 pub mod streams;

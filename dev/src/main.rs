@@ -23,43 +23,50 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the queue, DLQ, table and sources secret; write the functions' env file.
+    /// Put the sources document into the deployed stack's two secrets.
     Seed {
         #[arg(long)]
         sources_file: PathBuf,
         /// Point every source's `api.base_url` here (the provider simulator).
         #[arg(long)]
         sim_url: Option<String>,
-        #[arg(long, default_value_t = 10)]
-        visibility_timeout_secs: u32,
-        /// KEY=VALUE lines for `cargo lambda watch --env-file`.
-        #[arg(long)]
-        env_out: PathBuf,
+        #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
+        sources_secret: String,
+        #[arg(long, env = "JOBHOOK_API_SECRET")]
+        api_secret: String,
     },
-    /// Run the SQS event source mapping and the reconciler schedule.
+    /// Run the deployed stack's event source mappings and schedules.
     Bridge {
-        #[arg(long, default_value = "http://127.0.0.1:9000")]
-        emulator: String,
-        #[arg(long, env = "JOBHOOK_QUEUE_URL")]
-        queue_url: String,
-        #[arg(long, env = "JOBHOOK_DEV_SCHEDULE_SECS", default_value_t = 10)]
-        schedule_secs: u64,
-        /// Concurrent queue pollers, each invoking the processor.
+        /// What scripts/deploy_local.py read back from the deployed stack.
+        #[arg(long)]
+        stack: PathBuf,
+        /// FUNCTION=URL: the emulator that runs each function.
+        #[arg(long = "emulator", value_parser = function_url, required = true)]
+        emulators: Vec<(String, String)>,
+        /// Concurrent pollers per queue, each invoking its function (at most
+        /// the mapping's maximum concurrency).
         #[arg(long, default_value_t = 4)]
         pollers: usize,
-        /// The jobs table, whose stream drives the notifier.
-        #[arg(long, env = "JOBHOOK_TABLE_NAME")]
-        table: String,
     },
-    /// Invoke each function once through the emulator, until all answer.
+    /// Invoke each function once through its emulator, until all answer.
     Warm {
-        #[arg(long, default_value = "http://127.0.0.1:9000")]
-        emulator: String,
+        /// FUNCTION=URL: the emulator that runs each function.
+        #[arg(long = "emulator", value_parser = function_url, required = true)]
+        emulators: Vec<(String, String)>,
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
-        /// The emulator's log: a function that cannot start ends the wait at once.
-        #[arg(long)]
-        log: Option<PathBuf>,
+        /// The emulators' logs: a function that cannot start ends the wait at once.
+        #[arg(long = "log")]
+        logs: Vec<PathBuf>,
+    },
+    /// Name what broke in a run from the functions' logs: each denied
+    /// action, each function that could not start, each error line.
+    Diagnose {
+        #[arg(long, required = true)]
+        stack: PathBuf,
+        /// FUNCTION=PATH: each function's log.
+        #[arg(long = "log", value_parser = function_url, required = true)]
+        logs: Vec<(String, String)>,
     },
     /// Serve a proxy to moto that fails as DynamoDB and SQS fail on AWS.
     Faults {
@@ -124,6 +131,17 @@ enum Command {
     },
 }
 
+/// `name=value`, as `--emulator processor=http://127.0.0.1:9001` takes it.
+fn function_url(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected FUNCTION=VALUE"))?;
+    if name.is_empty() || value.is_empty() {
+        return Err(format!("{text:?}: expected FUNCTION=VALUE"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -142,83 +160,109 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
         Command::Seed {
             sources_file,
             sim_url,
-            visibility_timeout_secs,
-            env_out,
+            sources_secret,
+            api_secret,
         } => {
             let text =
                 std::fs::read_to_string(&sources_file).map_err(|e| format!("{}: {e}", sources_file.display()))?;
-            let seeded = seed::seed(aws, &text, sim_url.as_deref(), visibility_timeout_secs).await?;
-            let mut lines = vec![
-                format!("JOBHOOK_QUEUE_URL={}", seeded.queue_url),
-                format!("JOBHOOK_DLQ_URL={}", seeded.dlq_url),
-                format!("JOBHOOK_TABLE_NAME={}", seeded.table),
-                format!("JOBHOOK_SOURCES_SECRET={}", seeded.secret),
-                format!("JOBHOOK_API_SECRET={}", seeded.api_secret),
-                format!("JOBHOOK_EVENT_BUS={}", seeded.event_bus),
-            ];
-            // The AWS settings and any reconciler overrides pass through.
-            for name in [
-                "AWS_ENDPOINT_URL",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "AWS_REGION",
-                "AWS_DEFAULT_REGION",
-                "AWS_EC2_METADATA_DISABLED",
-                "JOBHOOK_STALE_AFTER_SECS",
-                "JOBHOOK_POLL_INTERVAL_SECS",
-                "JOBHOOK_MAX_POLL_INTERVAL_SECS",
-                "JOBHOOK_ABANDON_AFTER_NOT_FOUND",
-                "JOBHOOK_ABANDON_AFTER_DAYS",
-                "JOBHOOK_MAX_POLLS_PER_RUN",
-                "JOBHOOK_POLL_CONCURRENCY",
-                "JOBHOOK_SOURCES_TTL_SECS",
-            ] {
-                if let Ok(value) = std::env::var(name) {
-                    lines.push(format!("{name}={value}"));
-                }
-            }
-            if let Some(dir) = env_out.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&env_out, lines.join("\n") + "\n")?;
+            seed::seed(aws, &text, sim_url.as_deref(), &sources_secret, &api_secret).await?;
             Ok(0)
         }
         Command::Bridge {
-            emulator,
-            queue_url,
-            schedule_secs,
+            stack,
+            emulators,
             pollers,
-            table,
         } => {
-            let stream_arn = aws_sdk_dynamodb::Client::new(aws)
-                .describe_table()
-                .table_name(&table)
-                .send()
-                .await?
-                .table
-                .and_then(|t| t.latest_stream_arn)
-                .ok_or_else(|| format!("table {table} has no stream"))?;
+            let deployed = jobhook_dev::stack::Deployed::read(&stack)?;
             let sqs = aws_sdk_sqs::Client::new(aws);
-            let queue_arn = seed::queue_arn(&sqs, &queue_url).await?;
             let bridge = bridge::Bridge {
-                sqs,
+                sqs: sqs.clone(),
                 http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
-                emulator,
-                queue_url,
-                queue_arn,
+                emulators: emulators.into_iter().collect(),
                 region: aws
                     .region()
                     .map(|r| r.to_string())
                     .unwrap_or_else(|| "us-east-1".into()),
             };
+            let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> = Vec::new();
+            for mapping in &deployed.event_source_mappings {
+                if mapping.state.as_deref().is_some_and(|s| s != "Enabled") {
+                    println!(
+                        "bridge: {} -> {} is {:?}, not run",
+                        mapping.event_source_arn, mapping.function, mapping.state
+                    );
+                    continue;
+                }
+                match jobhook_dev::stack::arn_service(&mapping.event_source_arn) {
+                    "sqs" => {
+                        let queue_url = seed::queue_url(&sqs, &mapping.event_source_arn).await?;
+                        let trigger = bridge::QueueTrigger {
+                            mapping: mapping.clone(),
+                            queue_url,
+                        };
+                        tasks.push(Box::pin(bridge.run_queue(trigger, pollers)));
+                    }
+                    "dynamodb" => {
+                        if mapping
+                            .starting_position
+                            .as_deref()
+                            .is_some_and(|p| p != "TRIM_HORIZON")
+                        {
+                            return Err(format!(
+                                "{}: the local stream reader starts at TRIM_HORIZON only, not {:?}",
+                                mapping.function, mapping.starting_position
+                            )
+                            .into());
+                        }
+                        tasks.push(Box::pin(
+                            bridge.run_stream(aws_sdk_dynamodbstreams::Client::new(aws), mapping.clone()),
+                        ));
+                    }
+                    other => {
+                        return Err(format!(
+                            "no local bridge for {other} event sources ({})",
+                            mapping.event_source_arn
+                        )
+                        .into())
+                    }
+                }
+                println!("bridge: {} -> {}", mapping.event_source_arn, mapping.function);
+            }
+            for schedule in &deployed.schedules {
+                let every = jobhook_dev::stack::schedule_period(&schedule.expression)?;
+                println!(
+                    "bridge: {} -> {} every {} s",
+                    schedule.expression,
+                    schedule.function,
+                    every.as_secs()
+                );
+                tasks.push(Box::pin(bridge.run_schedule(schedule.clone(), every)));
+            }
             tokio::select! {
-                _ = bridge.run_queue(pollers) => {}
-                _ = bridge.run_schedule(Duration::from_secs(schedule_secs.max(1))) => {}
-                _ = bridge.run_stream(aws_sdk_dynamodbstreams::Client::new(aws), stream_arn) => {}
+                _ = futures::future::join_all(tasks) => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             Ok(0)
+        }
+        Command::Diagnose { stack, logs } => {
+            let deployed = jobhook_dev::stack::Deployed::read(&stack)?;
+            let mut findings = Vec::new();
+            for (function, path) in logs {
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                let logical = deployed
+                    .functions
+                    .get(&function)
+                    .map_or(function.clone(), |f| format!("{} ({function})", f.logical_id));
+                findings.extend(
+                    jobhook_dev::stack::diagnose(&text)
+                        .into_iter()
+                        .map(|finding| format!("{logical}: {finding}")),
+                );
+            }
+            for finding in &findings {
+                println!("{finding}");
+            }
+            Ok(if findings.is_empty() { 0 } else { 1 })
         }
         Command::Faults {
             upstream,
@@ -244,11 +288,16 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Warm {
-            emulator,
+            emulators,
             timeout_secs,
-            log,
+            logs,
         } => {
-            bridge::warm(&emulator, Duration::from_secs(timeout_secs), log.as_deref()).await?;
+            bridge::warm(
+                &emulators.into_iter().collect(),
+                Duration::from_secs(timeout_secs),
+                &logs,
+            )
+            .await?;
             Ok(0)
         }
         Command::Bench { args, moto_url } => {

@@ -1,27 +1,8 @@
-//! Creates the local stack's queue, DLQ, table and sources secret on moto,
-//! as the SAM template does on AWS.
-
-use std::collections::HashMap;
+//! What a template cannot hold: the secret *values* a user puts into the
+//! deployed stack's secrets (`scripts/deploy_local.py` deploys the rest).
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-
-pub const QUEUE: &str = "jobhook-dev-events";
-pub const DLQ: &str = "jobhook-dev-dlq";
-pub const TABLE: &str = "jobhook-dev-jobs";
-pub const SECRET: &str = "jobhook-dev-sources";
-pub const API_SECRET: &str = "jobhook-dev-api";
-pub const EVENT_BUS: &str = "jobhook-dev-bus";
-
-#[derive(Debug)]
-pub struct Seeded {
-    pub queue_url: String,
-    pub dlq_url: String,
-    pub table: String,
-    pub secret: String,
-    pub api_secret: String,
-    pub event_bus: String,
-}
 
 pub use crate::Error;
 
@@ -68,14 +49,28 @@ pub fn point_at_simulator(doc: &mut Value, sim_url: &str) -> usize {
     pointed
 }
 
-/// Seeds moto as the template provisions AWS; `sim_url` replaces the
-/// simulator marker in the sources (see [`point_at_simulator`]).
+/// The queue URL of a queue ARN (`arn:aws:sqs:region:account:name`).
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<String, Error> {
+    let name = crate::stack::arn_resource(arn);
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await?
+        .queue_url
+        .ok_or_else(|| format!("queue {name} has no URL").into())
+}
+
+/// Puts the sources document into the deployed stack's two secrets, as a
+/// user does after `sam deploy`: the signing part into `sources_secret`
+/// (every function), the provider API part into `api_secret`. `sim_url`
+/// replaces the simulator marker (see [`point_at_simulator`]).
 pub async fn seed(
     aws: &aws_config::SdkConfig,
     sources_text: &str,
     sim_url: Option<&str>,
-    visibility_timeout_secs: u32,
-) -> Result<Seeded, Error> {
+    sources_secret: &str,
+    api_secret: &str,
+) -> Result<(), Error> {
     let mut doc: Value = serde_json::from_str(sources_text)?;
     if let Some(url) = sim_url {
         point_at_simulator(&mut doc, url);
@@ -83,58 +78,18 @@ pub async fn seed(
     let doc_text = doc.to_string();
     // Refuse a document the functions would refuse, before starting them.
     jobhook::Sources::parse(&doc_text)?;
-    // Two secrets, as on AWS: the signing one (all functions) and the
-    // provider API one (the reconciler).
     let (signing_text, api_text) = jobhook::domain::sources::split_api_document(&doc_text)?;
-
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(DLQ)
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
-        .send()
-        .await?
-        .queue_url
-        .ok_or("no DLQ url")?;
-    let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string();
-    let attributes: HashMap<QueueAttributeName, String> = [
-        (QueueAttributeName::RedrivePolicy, redrive),
-        (
-            QueueAttributeName::VisibilityTimeout,
-            visibility_timeout_secs.to_string(),
-        ),
-    ]
-    .into();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(QUEUE)
-        .set_attributes(Some(attributes))
-        .send()
-        .await?
-        .queue_url
-        .ok_or("no queue url")?;
-
-    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-    jobhook::adapters::dynamodb::create_table(&dynamodb, TABLE).await?;
-
-    aws_sdk_eventbridge::Client::new(aws)
-        .create_event_bus()
-        .name(EVENT_BUS)
-        .send()
-        .await?;
     let secrets = aws_sdk_secretsmanager::Client::new(aws);
-    for (name, text) in [(SECRET, signing_text), (API_SECRET, api_text)] {
-        secrets.create_secret().name(name).secret_string(text).send().await?;
+    for (id, text) in [(sources_secret, signing_text), (api_secret, api_text)] {
+        secrets
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(text)
+            .send()
+            .await
+            .map_err(|e| format!("secret {id}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
     }
-    Ok(Seeded {
-        queue_url,
-        dlq_url,
-        table: TABLE.into(),
-        secret: SECRET.into(),
-        api_secret: API_SECRET.into(),
-        event_bus: EVENT_BUS.into(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]
