@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench deploy
+.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -71,6 +71,12 @@ fmt:
 # run in that provider's webhooks, signatures and polling API.
 demo: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) $(if $(PROVIDER),PROVIDER=$(PROVIDER)) scripts/with-moto.sh scripts/demo.sh
+
+# template.yaml deployed into a fresh emulator, IAM enforced, a short run
+# through every function; names the resource, action or variable that broke.
+deploy-check: venv
+	@mkdir -p target
+	set -o pipefail; JOBHOOK_MOTO_LOG=target/deploy-check-moto.log scripts/with-moto.sh scripts/deploy-check.sh 2>&1 | tee target/deploy-check.log
 
 dev: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) scripts/with-moto.sh scripts/dev.sh

@@ -76,7 +76,7 @@ start_stack() {
   fi
   mkdir -p "$run_dir"
   echo "==> building"
-  cargo build --quiet --workspace --bins
+  cargo build --quiet --workspace --bins || return 1
   export JOBHOOK_MOTO_URL=${JOBHOOK_MOTO_URL:-$AWS_ENDPOINT_URL}
   local function_endpoint=$JOBHOOK_MOTO_URL
   if [ -n "${JOBHOOK_FAULTS:-}" ]; then
@@ -99,13 +99,13 @@ start_stack() {
   while read -r parameter; do parameters+=(--parameter "$parameter"); done < <(stack_parameters)
   rm -rf "$run_dir/stack"
   "$venv/bin/python" scripts/deploy_local.py --endpoint "$JOBHOOK_MOTO_URL" --function-endpoint "$function_endpoint" \
-    --template "$template" --stack "$stack_name" --out "$run_dir/stack" "${parameters[@]}" --enforce-iam
+    --template "$template" --stack "$stack_name" --out "$run_dir/stack" "${parameters[@]}" --enforce-iam || return 1
   # From here on every tool signs as the stack's admin user; each function as its own role.
   # shellcheck disable=SC1091
   set -a; . "$run_dir/stack/tools.env"; set +a
   # An IAM user's key signs without a session token (moto refuses one).
   unset AWS_SESSION_TOKEN
-  "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port"
+  "$dev" seed --sources-file "$sources_file" --sim-url "http://127.0.0.1:$sim_port" || return 1
   # The functions read the seeded secret and nothing else: a sources file
   # the caller named has been seeded into it.
   unset JOBHOOK_SOURCES_FILE
