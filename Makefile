@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench deploy deploy-check
+.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -16,7 +16,9 @@ help:
 	@echo "make test   run all tests against a local moto server"
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
-	@echo "make deploy sam build && sam deploy (guided the first time)"
+	@echo "make deploy-check  deploy template.yaml into a fresh local emulator (IAM enforced) and run every function through it"
+	@echo "make deploy sam build && sam deploy (the first time: make deploy GUIDED=1, which asks and saves the answers;"
+	@echo "            DRY_RUN=1: create the change set and stop)"
 	@echo "make fuzz   property-fuzz every parser of outside input, FUZZ_SECS (default 20) per target"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 	@echo "make bench  jobhook's functions beside Python/Powertools ones under one Runtime API emulator: medians and ratios"
@@ -41,7 +43,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 bench-venv: $(VENV)/.bench-installed
 
 # The SAM CLI's telemetry call hangs where the network is closed; it is off here.
-SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam
+# Deploys take the region from the user's profile or environment; the offline
+# validation needs one of some kind.
+SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+SAM_OFFLINE := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam
 
 build: venv
 	scripts/build.sh
@@ -54,13 +59,18 @@ test: venv
 	set -o pipefail; scripts/with-moto.sh cargo test --workspace 2>&1 | tee target/test.log
 	set -o pipefail; scripts/e2e.sh 2>&1 | tee target/e2e.log
 	set -o pipefail; scripts/dev-test.sh 2>&1 | tee target/dev-test.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^(e2e|dev-test): [0-9]+ passed/ { passed += $$2; failed += $$4 } \
-	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log target/dev-test.log
+	set -o pipefail; JOBHOOK_MOTO_LOG=target/deploy-check-moto.log scripts/with-moto.sh scripts/deploy-check.sh 2>&1 \
+	  | tee target/deploy-check.log
+	set -o pipefail; scripts/deploy-mutations.sh 2>&1 | tee target/deploy-mutations.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } /^(e2e|dev-test|deploy-mutations): [0-9]+ passed/ { passed += $$2; failed += $$4 } \
+	  /^deploy-check: PASS/ { passed += 1 } \
+	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log target/dev-test.log \
+	  target/deploy-check.log target/deploy-mutations.log
 
 lint: sam-venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(SAM) validate --lint --template template.yaml
+	$(SAM_OFFLINE) validate --lint --template template.yaml
 
 fmt:
 	cargo fmt --all
@@ -95,7 +105,12 @@ fuzz:
 	set -o pipefail; JOBHOOK_FUZZ_SECS=$(FUZZ_SECS) cargo test -p jobhook --lib domain::fuzz -- --nocapture 2>&1 \
 	  | grep -E '^fuzz |panicked|test result'
 
-# First time: make deploy GUIDED=1 (asks for the stack's settings and saves them).
-deploy: sam-venv
+# sam build: each function's own binary (Metadata.BuildProperties.Binary),
+# arm64 release, through cargo lambda in the workspace's target dir.
+sam-build: sam-venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
-	$(SAM) deploy $(if $(GUIDED),--guided)
+
+# First time: make deploy GUIDED=1 (asks for the stack's settings and saves
+# them). DRY_RUN=1 creates the change set and stops (--no-execute-changeset).
+deploy: sam-build
+	$(SAM) deploy $(if $(GUIDED),--guided) $(if $(DRY_RUN),--no-execute-changeset)

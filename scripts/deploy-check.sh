@@ -98,10 +98,16 @@ if answer != "202":
     print(f"deploy-check: the receiver answered {answer} to a signed OpenAI delivery"); sys.exit(1)
 stack = json.load(open(f"{run_dir}/stack/stack.json"))
 sqs = boto3.client("sqs")
-dlq = stack["outputs"]["EventsDlqUrl"]
-deadline = time.time() + 120
+queue, dlq = stack["outputs"]["EventsQueueUrl"], stack["outputs"]["EventsDlqUrl"]
+visibility = int(stack["parameters"].get("EventsVisibilityTimeoutSecs", 180))
+
+def depth(url):
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+deadline, gone_since = time.time() + 120, None
 while time.time() < deadline:
-    for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=2,
+    for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                  AttributeNames=["ApproximateReceiveCount"]).get("Messages", []):
         if batch_id in m["Body"]:
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
@@ -113,6 +119,15 @@ while time.time() < deadline:
             sys.exit(0 if asked >= 2 else 1)
     if gets and not any(batch_id in p for p in gets):
         print(f"deploy-check: the provider was asked for {gets[-1]}, not the batch"); sys.exit(1)
+    # Read and failed, yet neither on the queue nor on the DLQ: deleted.
+    if gets and depth(queue) == 0 and depth(dlq) == 0:
+        gone_since = gone_since or time.time()
+        if time.time() - gone_since > 2 * visibility + 2:
+            print(f"deploy-check: the processor failed the thin event ({len(gets)} reads, 404), "
+                  "and the message was deleted instead of redelivered")
+            sys.exit(1)
+    else:
+        gone_since = None
 print(f"deploy-check: after 120 s the thin event is not on the DLQ; the provider was asked {len(gets)} times")
 sys.exit(1)
 PY

@@ -126,6 +126,21 @@ def _authorize_dynamodb(self, resource="*"):
 
 DynamoHandler._authenticate_and_authorize_normal_action = _authorize_dynamodb
 
+# `!GetAtt Table.StreamArn` of a table without a stream is a template error
+# (CreateStack refuses it); moto answered 500 (KeyError LatestStreamArn).
+_moto_table_attribute = Table.get_cfn_attribute
+
+
+def _table_attribute(self, attribute_name):
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+    if attribute_name == "StreamArn" and not (self.stream_specification or {}).get("StreamEnabled"):
+        raise UnformattedGetAttTemplateException()
+    return _moto_table_attribute(self, attribute_name)
+
+
+Table.get_cfn_attribute = _table_attribute
+
 # --- Event source mappings: recorded, run by the bridge ------------------
 
 # moto runs a mapping itself on every SendMessage or stream write: it

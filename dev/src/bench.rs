@@ -553,24 +553,18 @@ impl Bench {
             let _ = axum::serve(listener, app).await;
         });
 
+        // The stack's queue, DLQ and table as template.yaml declares them.
+        let template = jobhook_dev::template::Template::load()?;
         let sqs = aws_sdk_sqs::Client::new(&self.aws);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("bench-{}", std::process::id()))
-            .send()
-            .await?
-            .queue_url
-            .ok_or("no queue url")?;
-        let dlq_url = sqs
-            .create_queue()
-            .queue_name(format!("bench-dlq-{}", std::process::id()))
-            .send()
-            .await?
-            .queue_url
-            .ok_or("no dlq url")?;
+        let queue_url = template
+            .create_queue(&sqs, "EventsQueue", &format!("bench-{}", std::process::id()))
+            .await?;
+        let dlq_url = template
+            .create_queue(&sqs, "EventsDlq", &format!("bench-dlq-{}", std::process::id()))
+            .await?;
         let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
         let table = format!("bench-jobs-{}", std::process::id());
-        jobhook::adapters::dynamodb::create_table(&ddb, &table).await?;
+        template.create_table(&ddb, "JobsTable", &table).await?;
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };

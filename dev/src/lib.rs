@@ -7,3 +7,4 @@ pub mod faults;
 pub mod seed;
 pub mod stack;
 pub mod streams;
+pub mod template;

@@ -249,15 +249,17 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             let mut findings = Vec::new();
             for (function, path) in logs {
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-                let logical = deployed
-                    .functions
-                    .get(&function)
-                    .map_or(function.clone(), |f| format!("{} ({function})", f.logical_id));
-                findings.extend(
+                let logical = match deployed.functions.get(&function) {
+                    Some(f) => format!("{} ({function})", f.logical_id),
+                    None if function == "bridge" => "trigger bridge".to_owned(),
+                    None => function.clone(),
+                };
+                let found = if function == "bridge" {
+                    jobhook_dev::stack::diagnose_bridge(&text)
+                } else {
                     jobhook_dev::stack::diagnose(&text)
-                        .into_iter()
-                        .map(|finding| format!("{logical}: {finding}")),
-                );
+                };
+                findings.extend(found.into_iter().map(|finding| format!("{logical}: {finding}")));
             }
             for finding in &findings {
                 println!("{finding}");

@@ -226,7 +226,35 @@ pub fn schedule_period(expression: &str) -> Result<Duration, Error> {
     Ok(Duration::from_secs(count * seconds))
 }
 
-/// What a function's (or the bridge's) log says broke, one line per cause:
+/// A log line at level ERROR, in the text format (`ERROR target: …`, with or
+/// without a timestamp before it) or the JSON one.
+fn is_error_line(line: &str) -> bool {
+    line.trim_start().starts_with("ERROR ") || line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"")
+}
+
+/// What the bridge's log says broke: a mapping that lost messages, gave up
+/// on records, or has a filter it cannot evaluate. (Its echoes of a
+/// function's failures are that function's, and named from its own log.)
+pub fn diagnose_bridge(log: &str) -> Vec<String> {
+    let mut findings: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let line = line.trim();
+        let named = line.contains("has no ReportBatchItemFailures")
+            || line.contains(" gave up on ")
+            || line.contains("cannot evaluate");
+        // Its lines start with the part that wrote them (`bridge:`, `stream:`).
+        let line = line
+            .split_once(": ")
+            .filter(|(part, _)| !part.contains(' '))
+            .map_or(line, |(_, rest)| rest);
+        if named && !findings.iter().any(|f| f == line) {
+            findings.push(line.to_owned());
+        }
+    }
+    findings
+}
+
+/// What a function's log says broke, one line per cause:
 /// each action it was denied, a start-up failure, the bridge's notes that a
 /// mapping lost messages or gave up on records, and its first error lines.
 pub fn diagnose(log: &str) -> Vec<String> {
@@ -253,9 +281,13 @@ pub fn diagnose(log: &str) -> Vec<String> {
             add(line[at..].trim().to_owned(), &mut findings);
         } else if line.contains("has no ReportBatchItemFailures") || line.contains(" gave up on ") {
             add(line.trim().to_owned(), &mut findings);
-        } else if (line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"")) && errors < MAX_ERRORS {
+        } else if is_error_line(line) && errors < MAX_ERRORS {
             errors += 1;
-            add(format!("error: {}", line.trim()), &mut findings);
+            // The message, without the invocation's span (request and trace ids).
+            let message = line
+                .split_once("}: ")
+                .map_or(line.trim(), |(_, message)| message.trim());
+            add(format!("error: {message}"), &mut findings);
         }
     }
     findings
@@ -350,7 +382,23 @@ mod tests {
         assert!(findings[0].starts_with("cannot start: JOBHOOK_TABLE_NAME"));
         assert!(findings[1].contains("no ReportBatchItemFailures"));
         assert!(findings[2].contains("missed key schema element"));
+        let spanned = "ERROR Lambda runtime invoke{requestId=\"d9\"}: could not read the source's due jobs error=ValidationException";
+        assert_eq!(
+            diagnose(spanned),
+            ["error: could not read the source's due jobs error=ValidationException"]
+        );
         assert!(diagnose("all good\n").is_empty());
+    }
+
+    #[test]
+    fn the_bridge_names_its_own_findings_not_the_functions_echoed_errors() {
+        let log = "bridge: processor failed: {\"errorMessage\":\"... is not authorized to perform: dynamodb:GetItem\"}\n\
+                   bridge: processor reported 2 failed messages, but its event source mapping has no ReportBatchItemFailures: x\n\
+                   stream: notifier gave up on 3 records after 10 retries; to arn:aws:sqs:us-east-1:1:f\n";
+        let findings = diagnose_bridge(log);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(findings[0].starts_with("processor reported 2"), "{findings:?}");
+        assert!(findings[1].starts_with("notifier gave up"), "{findings:?}");
     }
 
     #[test]

@@ -255,8 +255,8 @@ async fn sign_produces_a_delivery_the_receiver_verifies() {
 async fn dlq_list_shows_reasons_and_redrive_moves_everything_back() {
     let config = aws().await;
     let client = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs::create_queue(&client, "main").await;
-    let dlq = sqs::create_queue(&client, "dead").await;
+    let queue = sqs::create_events_queue(&client, "main").await;
+    let dlq = sqs::create_events_dlq(&client, "dead").await;
     let dead = SqsQueue::new(client.clone(), &dlq);
     for i in 0..3 {
         dead.dead_letter(

@@ -84,7 +84,7 @@ async fn pipeline(sdk_retry: RetryConfig, backoff: Backoff) -> Pipeline {
     let ddb = faulty.dynamodb(sdk_retry.clone());
     let table = dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&direct), "faults").await;
     let direct_sqs = aws_sdk_sqs::Client::new(&direct);
-    let dlq_url = sqs::create_queue(&direct_sqs, "faults-dlq").await;
+    let dlq_url = sqs::create_events_dlq(&direct_sqs, "faults-dlq").await;
     let store = DynamoJobStore::new(ddb, table, Duration::from_secs(86_400), Arc::new(SystemClock));
     let processor = Processor {
         sources: SourcesCache::new(
@@ -346,7 +346,7 @@ const SIGNED_AT: i64 = 1649367553;
 async fn front() -> Front {
     let faulty = behind_proxy().await;
     let direct_sqs = aws_sdk_sqs::Client::new(&aws().await);
-    let queue_url = sqs::create_queue(&direct_sqs, "faults-front").await;
+    let queue_url = sqs::create_events_queue(&direct_sqs, "faults-front").await;
     let receiver = Receiver {
         sources: SourcesCache::new(
             Arc::new(FileSources::new(fixture_path("sources.fixtures.json"))),
@@ -452,7 +452,7 @@ async fn an_ambiguous_delete_removes_the_messages_though_the_caller_saw_a_500() 
     // duplicate (the test above).
     let faulty = behind_proxy().await;
     let direct_sqs = aws_sdk_sqs::Client::new(&aws().await);
-    let queue_url = sqs::create_queue(&direct_sqs, "faults-delete").await;
+    let queue_url = sqs::create_events_queue(&direct_sqs, "faults-delete").await;
     direct_sqs
         .send_message()
         .queue_url(&queue_url)

@@ -80,7 +80,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
 
     // Receiver: two accepted, one bad signature, one enqueue failure.
     let sqs_client = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs::create_queue(&sqs_client, "metrics").await;
+    let queue = sqs::create_events_queue(&sqs_client, "metrics").await;
     let receiver = |queue_url: &str| receiver::Receiver {
         sources: cache(),
         queue: Arc::new(SqsQueue::new(sqs_client.clone(), queue_url)),
@@ -120,7 +120,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let table = dynamodb::create_table(&ddb, "metrics").await;
     let store = DynamoJobStore::new(ddb.clone(), &table, Duration::from_secs(86_400), Arc::new(SystemClock));
-    let dlq = sqs::create_queue(&sqs_client, "metrics-dlq").await;
+    let dlq = sqs::create_events_dlq(&sqs_client, "metrics-dlq").await;
     let processor = processor::Processor {
         sources: cache(),
         store: Arc::new(store.clone()),

@@ -35,7 +35,7 @@ async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
     let ddb = dynamodb::probed_client(&config, &probe);
     let table = dynamodb::create_table(&ddb, "jobs").await;
     let sqs_client = aws_sdk_sqs::Client::new(&config);
-    let dlq_url = sqs::create_queue(&sqs_client, "dlq").await;
+    let dlq_url = sqs::create_events_dlq(&sqs_client, "dlq").await;
     let store = DynamoJobStore::new(
         ddb.clone(),
         table,

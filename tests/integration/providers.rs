@@ -62,7 +62,7 @@ async fn harness() -> Harness {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let table = dynamodb::create_table(&ddb, "providers").await;
     let sqs_client = aws_sdk_sqs::Client::new(&config);
-    let dlq_url = sqs::create_queue(&sqs_client, "providers-dlq").await;
+    let dlq_url = sqs::create_events_dlq(&sqs_client, "providers-dlq").await;
     let clock = Arc::new(ManualClock::at_unix(T0));
     let store = Arc::new(DynamoJobStore::new(
         ddb,

@@ -32,7 +32,7 @@ async fn harness_with(loader: Arc<dyn SourcesLoader>, queue_url: Option<String>,
     let sqs_client = aws_sdk_sqs::Client::new(&config);
     let queue_url = match queue_url {
         Some(url) => url,
-        None => sqs::create_queue(&sqs_client, "receiver").await,
+        None => sqs::create_events_queue(&sqs_client, "receiver").await,
     };
     let receiver = Receiver {
         sources: SourcesCache::new(loader, Duration::from_secs(300)),

@@ -25,6 +25,12 @@ pub fn fixture_path(relative: &str) -> PathBuf {
     workspace_root().join("events").join(relative)
 }
 
+/// `template.yaml`, read once: the tests' tables and queues are its resources.
+pub fn template() -> &'static jobhook_dev::template::Template {
+    static TEMPLATE: std::sync::OnceLock<jobhook_dev::template::Template> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| jobhook_dev::template::Template::load().expect("template.yaml"))
+}
+
 /// SDK configuration for the moto server. Panics with instructions when the
 /// tests are run without one, rather than hanging on real AWS credentials.
 pub async fn aws() -> SdkConfig {
@@ -61,6 +67,7 @@ pub mod sqs {
     use aws_sdk_sqs::types::Message;
     use aws_sdk_sqs::Client;
 
+    /// A queue of the test's own, not one of the stack's (an application's).
     pub async fn create_queue(client: &Client, prefix: &str) -> String {
         client
             .create_queue()
@@ -70,6 +77,22 @@ pub mod sqs {
             .expect("create queue")
             .queue_url
             .expect("queue url")
+    }
+
+    /// A fresh events queue as the template declares it (its redrive left out).
+    pub async fn create_events_queue(client: &Client, prefix: &str) -> String {
+        super::template()
+            .create_queue(client, "EventsQueue", &super::unique_name(prefix))
+            .await
+            .expect("create the events queue")
+    }
+
+    /// A fresh DLQ as the template declares it.
+    pub async fn create_events_dlq(client: &Client, prefix: &str) -> String {
+        super::template()
+            .create_queue(client, "EventsDlq", &super::unique_name(prefix))
+            .await
+            .expect("create the DLQ")
     }
 
     /// Everything currently on the queue, waiting up to `wait_secs` for the first.
@@ -110,10 +133,11 @@ pub mod dynamodb {
         Client::from_conf(conf)
     }
 
-    /// A fresh table laid out as the template declares it.
+    /// A fresh table as the template declares it.
     pub async fn create_table(client: &Client, prefix: &str) -> String {
         let name = super::unique_name(prefix);
-        jobhook::adapters::dynamodb::create_table(client, &name)
+        super::template()
+            .create_table(client, "JobsTable", &name)
             .await
             .expect("create table");
         name

@@ -35,11 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
@@ -860,67 +856,4 @@ impl JobStore for DynamoJobStore {
             });
         }
     }
-}
-
-/// Creates the table with its open-jobs index and TTL, as `template.yaml`
-/// declares it. Used by tests and the local stack.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError> {
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("name and type are set")
-    };
-    let attr = |name: &str, kind: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .expect("name and type are set")
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        // The stream is the outbox the notifier reads (template.yaml, JobsTable).
-        .stream_specification(
-            aws_sdk_dynamodb::types::StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
-                .build()
-                .expect("enabled is set"),
-        )
-        .attribute_definitions(attr("pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("sk", ScalarAttributeType::S))
-        .attribute_definitions(attr("open_pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("next_poll_at", ScalarAttributeType::N))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(OPEN_JOBS_INDEX)
-                .key_schema(key("open_pk", KeyType::Hash))
-                .key_schema(key("next_poll_at", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .expect("index name and keys are set"),
-        )
-        .send()
-        .await
-        .map_err(|e| sdk_port_error("dynamodb:CreateTable", e))?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .expect("name and flag are set"),
-        )
-        .send()
-        .await
-        .map_err(|e| sdk_port_error("dynamodb:UpdateTimeToLive", e))?;
-    Ok(())
 }
