@@ -55,6 +55,10 @@ TOOL_OUTPUTS = {
 }
 
 
+# Settings of the deployed functions that the CLI reads too.
+SHARED_WITH_TOOLS = ["JOBHOOK_STALE_AFTER_SECS"]
+
+
 class DeployError(Exception):
     pass
 
@@ -376,6 +380,11 @@ def deploy(args):
     for variable, output in TOOL_OUTPUTS.items():
         if output in outputs:
             tools[variable] = outputs[output]
+    # `jobhook track` schedules a job's first poll as the functions do.
+    for function in deployed.values():
+        for variable in SHARED_WITH_TOOLS:
+            if variable in function["environment"]:
+                tools[variable] = function["environment"][variable]
     with open(os.path.join(args.out, "tools.env"), "w") as f:
         f.write(env_lines(tools))
 

@@ -3,8 +3,9 @@
 #  1. With their own sources file (JOBHOOK_SOURCES_FILE) and their own
 #     provider mock on a port of their choosing, the local stack polls the
 #     mock: a tracked job ends completed through the reconciler.
-#  2. A function that cannot start makes `make dev` say why and exit
-#     non-zero at once, instead of waiting out the warm-up.
+#  2. A setting the template refuses makes `make dev` say why and exit
+#     non-zero at once. (A function that cannot start is named too: the
+#     deploy check's mutations show it.)
 # Ports are picked free, so it can run beside a `make dev`.
 set -euo pipefail
 venv=${VENV:-.venv}
@@ -116,15 +117,16 @@ grep -q 'listening on bus' "$run_dir/listen.log" || { cat "$run_dir/listen.log";
   exit 1
 ) || failed "the tracked job was not completed through the user's mock"
 grep -qx '/v1/jobs/job-own' "$run_dir/mock.log" || failed "the mock was never polled for job-own"
-# The operator's credential chain: a credential_process profile, and no
-# credentials in the environment.
-cat >"$run_dir/aws-config" <<'INI'
-[profile jobhook-test]
-region = us-east-1
-credential_process = printf '{"Version":1,"AccessKeyId":"test","SecretAccessKey":"test"}'
-INI
+# The operator's credential chain: a credential_process profile (handing
+# out the stack's admin key: moto enforces IAM), and no credentials in the
+# environment.
 (
   set -a; . "$run_dir/stack/env"; set +a
+  cat >"$run_dir/aws-config" <<INI
+[profile jobhook-test]
+region = us-east-1
+credential_process = printf '{"Version":1,"AccessKeyId":"$AWS_ACCESS_KEY_ID","SecretAccessKey":"$AWS_SECRET_ACCESS_KEY"}'
+INI
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
     AWS_CONFIG_FILE="$run_dir/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=jobhook-test \
     "$target_dir/debug/jobhook" status mine job-own >/dev/null
@@ -142,7 +144,8 @@ wait "$dev_pid" 2>/dev/null || true
 echo "dev-test: the local stack polled the user's own mock on port $mock_port; the CLI used a credential_process profile;"
 echo "dev-test: jobhook listen forwarded the transition signed (verified by the standardwebhooks library) and retried a 500"
 
-# 2. A setting the functions refuse: make dev must say so and stop at once.
+# 2. A setting the template refuses: make dev must say so and stop at once,
+# as CloudFormation refuses the deploy.
 started=$(date +%s)
 set +e
 JOBHOOK_SOURCES_FILE="$run_dir/my-sources.json" JOBHOOK_DEV_PORT=$dev_port JOBHOOK_DEV_DIR=$run_dir/stack \
@@ -151,7 +154,7 @@ status=$?
 set -e
 took=$(( $(date +%s) - started ))
 [ "$status" -ne 0 ] && [ "$status" -ne 124 ] || failed "make dev with a bad setting exited $status"
-grep -q 'cannot start: JOBHOOK_STALE_AFTER_SECS' "$run_dir/dev-bad.log" \
-  || { tail -n 20 "$run_dir/dev-bad.log"; failed "make dev did not name the function's own error"; }
-echo "dev-test: a function that cannot start stopped make dev in $took s, naming its error"
+grep -q "parameter StaleAfterSecs: 'soon' is not a number" "$run_dir/dev-bad.log" \
+  || { tail -n 20 "$run_dir/dev-bad.log"; failed "make dev did not name the refused parameter"; }
+echo "dev-test: a setting the template refuses stopped make dev in $took s, naming the parameter"
 echo "dev-test: 2 passed, 0 failed"

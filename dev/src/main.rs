@@ -59,6 +59,12 @@ enum Command {
         #[arg(long = "log")]
         logs: Vec<PathBuf>,
     },
+    /// Check that the emulator created every resource of the deployed stack
+    /// but the known exceptions; name any other.
+    Exceptions {
+        #[arg(long)]
+        stack: PathBuf,
+    },
     /// Name what broke in a run from the functions' logs: each denied
     /// action, each function that could not start, each error line.
     Diagnose {
@@ -243,6 +249,24 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 _ = tokio::signal::ctrl_c() => {}
             }
             Ok(0)
+        }
+        Command::Exceptions { stack } => {
+            let deployed = jobhook_dev::stack::Deployed::read(&stack)?;
+            let unexpected = deployed.unexpected_exceptions();
+            if unexpected.is_empty() {
+                println!(
+                    "the emulator created every resource but the known exceptions ({})",
+                    jobhook_dev::stack::EMULATOR_EXCEPTIONS.join(", ")
+                );
+                return Ok(0);
+            }
+            for kind in unexpected {
+                println!(
+                    "the emulator did not create {kind} ({}): deploy it on AWS to check it, or add it to EMULATOR_EXCEPTIONS",
+                    deployed.not_created_by_emulator[kind].join(", ")
+                );
+            }
+            Ok(1)
         }
         Command::Diagnose { stack, logs } => {
             let deployed = jobhook_dev::stack::Deployed::read(&stack)?;

@@ -170,6 +170,22 @@ fn every_function_has_the_settings_its_config_loader_requires() {
             function["Metadata"]["BuildMethod"], "rust-cargolambda",
             "{resource_name}"
         );
+        // sam build copies this binary's bootstrap: without it, it cannot
+        // tell the workspace's binaries apart.
+        let binary = resource_name.trim_end_matches("Function").to_lowercase();
+        assert_eq!(
+            function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some(binary.as_str()),
+            "{resource_name}"
+        );
+        assert!(
+            jobhook_tests::workspace_root()
+                .join("functions")
+                .join(&binary)
+                .join("Cargo.toml")
+                .exists(),
+            "{resource_name}: no package functions/{binary}"
+        );
     }
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
@@ -292,4 +308,123 @@ fn the_table_matches_what_the_code_expects() {
         .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
         .count();
     assert!(alarms >= 7, "{alarms} alarms");
+}
+
+/// `template.yaml` deployed into the test moto by `scripts/deploy_local.py`
+/// (the SAM transform, then CloudFormation), read back.
+fn deploy_into_moto(parameters: &[&str]) -> jobhook_dev::stack::Deployed {
+    let root = jobhook_tests::workspace_root();
+    let venv = std::env::var("VENV").unwrap_or_else(|_| ".venv".into());
+    let out = std::env::temp_dir().join(jobhook_tests::unique_name("deployed"));
+    let stack = jobhook_tests::unique_name("stack").replace('_', "-");
+    let mut command = std::process::Command::new(root.join(venv).join("bin/python"));
+    command
+        .current_dir(&root)
+        .arg("scripts/deploy_local.py")
+        .args([
+            "--endpoint",
+            &std::env::var("AWS_ENDPOINT_URL").expect("make test's moto"),
+        ])
+        .args(["--stack", &stack, "--out"])
+        .arg(&out);
+    for parameter in parameters {
+        command.args(["--parameter", parameter]);
+    }
+    let output = command.output().expect("run deploy_local.py");
+    assert!(
+        output.status.success(),
+        "deploy failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    jobhook_dev::stack::Deployed::read(&out.join("stack.json")).expect("stack.json")
+}
+
+#[test]
+fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule() {
+    let t = template();
+    let deployed = deploy_into_moto(&["TableDeletionProtection=false"]);
+    assert_eq!(
+        deployed.unexpected_exceptions(),
+        Vec::<&str>::new(),
+        "resource types the emulator did not create: {:?}",
+        deployed.not_created_by_emulator
+    );
+    for (binary, required) in [
+        ("receiver", ReceiverConfig::REQUIRED_ENV),
+        ("processor", ProcessorConfig::REQUIRED_ENV),
+        ("reconciler", ReconcilerConfig::REQUIRED_ENV),
+        ("notifier", NotifierConfig::REQUIRED_ENV),
+    ] {
+        let function = deployed
+            .functions
+            .get(binary)
+            .unwrap_or_else(|| panic!("{binary} deployed"));
+        for name in required {
+            let value = function.environment.get(*name).map(String::as_str).unwrap_or_default();
+            assert!(!value.is_empty(), "{binary}: {name} is {value:?} once deployed");
+        }
+    }
+    // The table's stream and the queue are the mappings' sources, with the
+    // template's settings as Lambda will apply them.
+    let queue = deployed.mappings_from("sqs").next().expect("the queue's mapping");
+    assert_eq!(queue.function, "processor");
+    assert!(queue.reports_item_failures());
+    let processor_events = &resource(&t, "ProcessorFunction")["Properties"]["Events"]["Queue"]["Properties"];
+    let default_of = |v: &Value| t["Parameters"][ref_name(v).expect("a parameter")]["Default"].as_u64();
+    assert_eq!(
+        queue.batch_size.map(u64::from),
+        default_of(&processor_events["BatchSize"])
+    );
+    assert_eq!(
+        queue
+            .scaling_config
+            .as_ref()
+            .and_then(|c| c.maximum_concurrency)
+            .map(|n| n as u64),
+        default_of(&processor_events["ScalingConfig"]["MaximumConcurrency"])
+    );
+    let stream = deployed.mappings_from("dynamodb").next().expect("the stream's mapping");
+    assert_eq!(stream.function, "notifier");
+    assert!(stream.reports_item_failures());
+    assert!(stream.filter_criteria.is_some(), "the notifier's filter");
+    assert!(
+        stream.destination_config.is_some(),
+        "the notifier's failure destination"
+    );
+    let schedule = deployed.schedules.first().expect("the reconciler's schedule");
+    assert_eq!(schedule.function, "reconciler");
+    assert_eq!(
+        schedule.expression,
+        t["Parameters"]["ReconcileSchedule"]["Default"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn a_parameter_cloudformation_would_refuse_is_refused_before_deploying() {
+    let root = jobhook_tests::workspace_root();
+    let venv = std::env::var("VENV").unwrap_or_else(|_| ".venv".into());
+    for (parameter, named) in [
+        ("StaleAfterSecs=soon", "is not a number"),
+        ("MaxPollsPerRun=0", "below its MinValue"),
+        ("TableDeletionProtection=maybe", "is not one of"),
+        ("NoSuchParameter=1", "no such parameter"),
+    ] {
+        let output = std::process::Command::new(root.join(&venv).join("bin/python"))
+            .current_dir(&root)
+            .args([
+                "scripts/deploy_local.py",
+                "--endpoint",
+                "http://127.0.0.1:9",
+                "--stack",
+                "never",
+            ])
+            .args(["--out", &std::env::temp_dir().join("never").to_string_lossy()])
+            .args(["--parameter", parameter])
+            .output()
+            .expect("run deploy_local.py");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{parameter} was accepted");
+        assert!(stderr.contains(named), "{parameter}: {stderr}");
+    }
 }
