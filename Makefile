@@ -108,7 +108,7 @@ fuzz:
 # sam build: each function's own binary (Metadata.BuildProperties.Binary),
 # arm64 release, through cargo lambda in the workspace's target dir.
 sam-build: sam-venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
+	scripts/sam-build.sh
 
 # First time: make deploy GUIDED=1 (asks for the stack's settings and saves
 # them). DRY_RUN=1 creates the change set and stops (--no-execute-changeset).
