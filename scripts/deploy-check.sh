@@ -64,7 +64,7 @@ echo "deploy-check: $exceptions"
 # 2. Partial failure, redelivery and redrive: a thin event whose job the
 # provider answers 404 for (a job it has not announced yet), so the processor
 # retries it through the queue until the redrive policy dead-letters it.
-"$python" - "$run_dir" "$sim_port" "$dev_port" "${CARGO_TARGET_DIR:-target}" <<'PY' || fail "a message the processor failed was not redelivered until the redrive policy dead-lettered it"
+"$python" - "$run_dir" "$sim_port" "$dev_port" "${CARGO_TARGET_DIR:-target}" <<'PY' || fail "a thin delivery was not accepted, failed, redelivered and dead-lettered as the template declares"
 import json, os, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 import boto3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run by `make test`: proves `make deploy-check` by breaking the template it
 # checks. Each mutation (scripts/mutate_template.py) is deployed on a fresh
-# moto; the check must fail and name the cause this table expects. The
+# moto; the check must fail and name the cause this table expects (the
+# action, the variable, the resource). The
 # unchanged template passing is `make deploy-check` itself, run just before.
 set -uo pipefail
 venv=${VENV:-.venv}
@@ -10,6 +11,7 @@ mkdir -p "$out"
 
 declare -A expected=(
   [processor-without-getitem]="denied dynamodb:GetItem"
+  [receiver-without-sendmessage]="denied sqs:SendMessage"
   [open-jobs-index-key-renamed]="missed key schema element"
   [table-stream-removed]="StreamArn"
   [processor-mapping-without-report-batch-item-failures]="has no ReportBatchItemFailures"

@@ -31,6 +31,10 @@ def processor_without_getitem(template):
     remove_action(template, "ProcessorFunction", "dynamodb:GetItem")
 
 
+def receiver_without_sendmessage(template):
+    remove_action(template, "ReceiverFunction", "sqs:SendMessage")
+
+
 def open_jobs_index_key_renamed(template):
     table = resources(template)["JobsTable"]["Properties"]
     for definition in table["AttributeDefinitions"]:
@@ -57,6 +61,7 @@ def processor_table_variable_renamed(template):
 
 MUTATIONS = {
     "processor-without-getitem": processor_without_getitem,
+    "receiver-without-sendmessage": receiver_without_sendmessage,
     "open-jobs-index-key-renamed": open_jobs_index_key_renamed,
     "table-stream-removed": table_stream_removed,
     "processor-mapping-without-report-batch-item-failures": processor_mapping_without_report_batch_item_failures,

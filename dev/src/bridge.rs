@@ -219,7 +219,9 @@ impl Bridge {
     /// through the mapping's filters, in batches of its size, re-read from a
     /// record the function reports failed (when the mapping lets it report),
     /// and, after the mapping's retries, the batch given up to its failure
-    /// destination as AWS does.
+    /// destination as AWS does. Not emulated: `BisectBatchOnFunctionError`
+    /// (a failed invocation retries the whole batch), the record age limit
+    /// and parallelization.
     pub async fn run_stream(&self, streams: aws_sdk_dynamodbstreams::Client, mapping: Mapping) {
         let function = mapping.function.as_str();
         let stream_arn = mapping.event_source_arn.as_str();

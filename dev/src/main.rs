@@ -201,6 +201,16 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 }
                 match jobhook_dev::stack::arn_service(&mapping.event_source_arn) {
                     "sqs" => {
+                        // Lambda deletes the messages a queue's filter drops; the
+                        // bridge does not emulate that, so it refuses rather than
+                        // pass them all.
+                        if mapping.filter_criteria.as_ref().is_some_and(|c| !c.filters.is_empty()) {
+                            return Err(format!(
+                                "{}: the local bridge does not filter SQS messages (FilterCriteria)",
+                                mapping.function
+                            )
+                            .into());
+                        }
                         let queue_url = seed::queue_url(&sqs, &mapping.event_source_arn).await?;
                         let trigger = bridge::QueueTrigger {
                             mapping: mapping.clone(),

@@ -320,8 +320,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The notifier's pattern in template.yaml.
-    const NOTIFIER_PATTERN: &str = r#"{"dynamodb": {"Keys": {"sk": {"S": ["STATE"]}}, "NewImage": {"transitions": {"N": [{"anything-but": ["0"]}]}}}}"#;
+    /// The notifier's filter pattern, read from template.yaml: the bridge
+    /// applies the deployed one, so the test holds the template's own.
+    fn notifier_pattern() -> String {
+        let text = std::fs::read_to_string(crate::template::path()).expect("template.yaml");
+        let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+        template["Resources"]["NotifierFunction"]["Properties"]["Events"]["Stream"]["Properties"]["FilterCriteria"]
+            ["Filters"][0]["Pattern"]
+            .as_str()
+            .expect("the notifier's filter pattern")
+            .to_owned()
+    }
 
     fn notifier_mapping(pattern: &str) -> Mapping {
         serde_json::from_value(json!({
@@ -343,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_notifier_filter_passes_state_items_that_have_had_a_transition() {
-        let mapping = notifier_mapping(NOTIFIER_PATTERN);
+        let mapping = notifier_mapping(&notifier_pattern());
         assert!(mapping.passes(&record("STATE", Some("2"))).unwrap());
         assert!(
             !mapping.passes(&record("STATE", Some("0"))).unwrap(),
@@ -377,7 +386,7 @@ mod tests {
 
     #[test]
     fn without_report_batch_item_failures_the_whole_batch_counts() {
-        let mut mapping = notifier_mapping(NOTIFIER_PATTERN);
+        let mut mapping = notifier_mapping(&notifier_pattern());
         mapping.function_response_types.clear();
         assert!(!mapping.reports_item_failures());
     }
