@@ -15,7 +15,7 @@ use jobhook::adapters::sqs::delete_entries;
 use serde_json::{json, Map, Value};
 
 use jobhook_dev::seed::Error;
-use jobhook_dev::stack::Mapping;
+use jobhook_dev::stack::{Deployed, Mapping};
 
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -357,6 +357,96 @@ impl Bridge {
             }
         }
     }
+}
+
+/// Runs every enabled event source mapping and schedule of the deployed
+/// stack against the functions' emulators, until Ctrl-C. A mapping or
+/// schedule the bridge cannot run as AWS would is an error at start.
+pub async fn run_deployed(
+    aws: &aws_config::SdkConfig,
+    deployed: &Deployed,
+    emulators: BTreeMap<String, String>,
+    pollers: usize,
+) -> Result<(), Error> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let bridge = Bridge {
+        sqs: sqs.clone(),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+        emulators,
+        region: aws
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into()),
+    };
+    let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> = Vec::new();
+    for mapping in &deployed.event_source_mappings {
+        if mapping.state.as_deref().is_some_and(|s| s != "Enabled") {
+            println!(
+                "bridge: {} -> {} is {:?}, not run",
+                mapping.event_source_arn, mapping.function, mapping.state
+            );
+            continue;
+        }
+        match jobhook_dev::stack::arn_service(&mapping.event_source_arn) {
+            "sqs" => {
+                // Lambda deletes the messages a queue's filter drops; the
+                // bridge does not emulate that, so it refuses rather than
+                // pass them all.
+                if mapping.filter_criteria.as_ref().is_some_and(|c| !c.filters.is_empty()) {
+                    return Err(format!(
+                        "{}: the local bridge does not filter SQS messages (FilterCriteria)",
+                        mapping.function
+                    )
+                    .into());
+                }
+                let queue_url = jobhook_dev::seed::queue_url(&sqs, &mapping.event_source_arn).await?;
+                let trigger = QueueTrigger {
+                    mapping: mapping.clone(),
+                    queue_url,
+                };
+                tasks.push(Box::pin(bridge.run_queue(trigger, pollers)));
+            }
+            "dynamodb" => {
+                if mapping
+                    .starting_position
+                    .as_deref()
+                    .is_some_and(|p| p != "TRIM_HORIZON")
+                {
+                    return Err(format!(
+                        "{}: the local stream reader starts at TRIM_HORIZON only, not {:?}",
+                        mapping.function, mapping.starting_position
+                    )
+                    .into());
+                }
+                tasks.push(Box::pin(
+                    bridge.run_stream(aws_sdk_dynamodbstreams::Client::new(aws), mapping.clone()),
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "no local bridge for {other} event sources ({})",
+                    mapping.event_source_arn
+                )
+                .into())
+            }
+        }
+        println!("bridge: {} -> {}", mapping.event_source_arn, mapping.function);
+    }
+    for schedule in &deployed.schedules {
+        let every = jobhook_dev::stack::schedule_period(&schedule.expression)?;
+        println!(
+            "bridge: {} -> {} every {} s",
+            schedule.expression,
+            schedule.function,
+            every.as_secs()
+        );
+        tasks.push(Box::pin(bridge.run_schedule(schedule.clone(), every)));
+    }
+    tokio::select! {
+        _ = futures::future::join_all(tasks) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }
 
 /// The line that says a function could not start, if the emulator's log has
