@@ -365,6 +365,21 @@ fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule
             assert!(!value.is_empty(), "{binary}: {name} is {value:?} once deployed");
         }
     }
+    // Each function's own loader accepts what was deployed, and reads the
+    // stack's own resources from it.
+    let env_of = |binary: &str| {
+        let variables = deployed.functions[binary].environment.clone();
+        jobhook::config::Env(move |name: &str| variables.get(name).cloned())
+    };
+    let outputs = &deployed.outputs;
+    let receiver = ReceiverConfig::from_env(&env_of("receiver")).expect("the receiver's deployed environment");
+    assert_eq!(receiver.queue_url, outputs["EventsQueueUrl"]);
+    let processor = ProcessorConfig::from_env(&env_of("processor")).expect("the processor's deployed environment");
+    assert_eq!(processor.table_name, outputs["JobsTableName"]);
+    let reconciler = ReconcilerConfig::from_env(&env_of("reconciler")).expect("the reconciler's deployed environment");
+    assert_eq!(reconciler.table_name, outputs["JobsTableName"]);
+    let notifier = NotifierConfig::from_env(&env_of("notifier")).expect("the notifier's deployed environment");
+    assert_eq!(notifier.event_bus, outputs["NotificationsBusName"]);
     // The table's stream and the queue are the mappings' sources, with the
     // template's settings as Lambda will apply them.
     let queue = deployed.mappings_from("sqs").next().expect("the queue's mapping");
