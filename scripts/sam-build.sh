@@ -6,6 +6,16 @@
 set -euo pipefail
 venv=${VENV:-.venv}
 export PATH="$PWD/$venv/bin:$PATH" SAM_CLI_TELEMETRY=0
+# The template deploys arm64: sam build needs the Rust target. Where it cannot
+# be installed, CI (SAM_BUILD_OPTIONAL=1) says so and goes on; a user's
+# make deploy stops.
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+    && ! rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  echo "make sam-build: the template deploys arm64, and the Rust target aarch64-unknown-linux-gnu is not" >&2
+  echo "  installed and cannot be installed here (rustup target add failed); sam build cannot run." >&2
+  [ "${SAM_BUILD_OPTIONAL:-0}" = 1 ] && exit 0
+  exit 1
+fi
 sam build
 target_dir=${CARGO_TARGET_DIR:-target}
 echo "sam build artifacts:"
