@@ -17,6 +17,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
 	@echo "make deploy-check  deploy template.yaml into a fresh local emulator (IAM enforced) and run every function through it"
+	@echo "make sam-build  sam build as make deploy runs it: each function's own arm64 binary"
 	@echo "make deploy sam build && sam deploy (the first time: make deploy GUIDED=1, which asks and saves the answers;"
 	@echo "            DRY_RUN=1: create the change set and stop)"
 	@echo "make fuzz   property-fuzz every parser of outside input, FUZZ_SECS (default 20) per target"
