@@ -3,8 +3,8 @@
 //! paths, auth and answers, and what jobhook must end with for a job. The
 //! formats follow the fixtures in `events/providers/` (each provider's docs).
 
+use jobhook::domain::digest::sha256_hex;
 use jobhook::domain::job::JobStatus;
-use jobhook::domain::signature::sha256_hex;
 use serde_json::{json, Value};
 
 /// A provider the simulator can play, by the source's `provider`.

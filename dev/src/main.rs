@@ -108,7 +108,7 @@ enum Command {
         source: String,
         /// Speak this provider: the first source whose `provider` it is,
         /// instead of `--source`.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(jobhook::domain::sources::KNOWN_PROVIDERS))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(jobhook::domain::provider::names()))]
         provider: Option<String>,
         #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
         secret: String,

@@ -202,7 +202,7 @@ pub mod messages {
             source: source.into(),
             event_id: webhook_id
                 .map(str::to_owned)
-                .unwrap_or_else(|| jobhook::domain::signature::sha256_hex(body.as_bytes())),
+                .unwrap_or_else(|| jobhook::domain::digest::sha256_hex(body.as_bytes())),
             received_at: "2026-05-13T12:00:06.000Z".into(),
             scheme: scheme.into(),
             webhook_id: webhook_id.map(str::to_owned),

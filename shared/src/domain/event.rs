@@ -1,9 +1,9 @@
 //! From a queued delivery to a job event.
 
+use super::digest::sha256_hex;
 use super::envelope::Envelope;
 use super::job::{JobEvent, Origin};
 use super::provider::{PayloadError, ProviderProfile};
-use super::signature::sha256_hex;
 
 /// A delivery understood as a job event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,88 +8,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::{json, Map, Value};
+
+use super::provider;
+use super::signature::Signing;
+pub use super::signature::{Scheme, SigningKey};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
-/// Providers whose wire format jobhook understands (one profile each).
-pub const KNOWN_PROVIDERS: &[&str] = &["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    StandardWebhooks,
-    Stripe,
-    Github,
-    /// OpusClip: `X-Opus-Signature` = hex HMAC-SHA256(key, body ‖ salt).
-    Opusclip,
-    /// A shared secret in a named header (AssemblyAI and similar): no body
-    /// integrity and no replay window, see the README.
-    HeaderToken,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StandardWebhooks => "standard-webhooks",
-            Self::Stripe => "stripe",
-            Self::Github => "github",
-            Self::Opusclip => "opusclip",
-            Self::HeaderToken => "header-token",
-        }
-    }
-}
-
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scheme {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "standard-webhooks" => Ok(Self::StandardWebhooks),
-            "stripe" => Ok(Self::Stripe),
-            "github" => Ok(Self::Github),
-            "opusclip" => Ok(Self::Opusclip),
-            "header-token" => Ok(Self::HeaderToken),
-            _ => Err(()),
-        }
-    }
-}
-
-/// HMAC key bytes. `Debug` never shows them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SigningKey(Vec<u8>);
-
-impl SigningKey {
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// A Standard Webhooks secret: `whsec_` + base64 of 24 to 64 bytes.
-    pub fn from_whsec(secret: &str) -> Result<Self, &'static str> {
-        decode_whsec(secret)
-    }
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey(<redacted>)")
-    }
-}
 
 /// A secret string (an API token). `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
 
 impl SecretString {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -123,6 +55,18 @@ pub struct SourceConfig {
     pub header: Option<String>,
     pub provider: String,
     pub api: Option<ApiConfig>,
+}
+
+impl<'a> From<&'a SourceConfig> for Signing<'a> {
+    fn from(source: &'a SourceConfig) -> Self {
+        Signing {
+            source: &source.name,
+            scheme: source.scheme,
+            keys: &source.keys,
+            tolerance_secs: source.tolerance_secs,
+            header: source.header.as_deref(),
+        }
+    }
 }
 
 /// A validated sources document.
@@ -346,12 +290,12 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
 
     let provider = match fields.get("provider") {
         None => "generic".to_owned(),
-        Some(Value::String(p)) if KNOWN_PROVIDERS.contains(&p.as_str()) => p.clone(),
+        Some(Value::String(p)) if provider::profile(p).is_some() => p.clone(),
         Some(_) => {
             return Err(field_error(
                 name,
                 "provider",
-                format!("must be one of {KNOWN_PROVIDERS:?}"),
+                format!("must be one of {:?}", provider::names()),
             ))
         }
     };
@@ -394,28 +338,17 @@ fn parse_keys(source: &str, scheme: Scheme, value: Option<&Value>) -> Result<Vec
                 return Err(field_error(source, field, "must be a non-empty string"));
             };
             match scheme {
-                Scheme::StandardWebhooks => decode_whsec(secret).map_err(|problem| field_error(source, field, problem)),
-                // Stripe-shaped and GitHub secrets are used as the string's bytes.
-                // The others use the secret string's bytes: Stripe-shaped and
-                // GitHub secrets, OpusClip's API secret key, a header token.
+                Scheme::StandardWebhooks => {
+                    SigningKey::from_whsec(secret).map_err(|problem| field_error(source, field, problem))
+                }
+                // Stripe-shaped and GitHub secrets, OpusClip's API secret key
+                // and a header token are used as the string's bytes.
                 Scheme::Stripe | Scheme::Github | Scheme::Opusclip | Scheme::HeaderToken => {
-                    Ok(SigningKey(secret.as_bytes().to_vec()))
+                    Ok(SigningKey::from_text(secret))
                 }
             }
         })
         .collect()
-}
-
-/// Standard Webhooks secrets are `whsec_` + base64 of 24 to 64 random bytes.
-fn decode_whsec(secret: &str) -> Result<SigningKey, &'static str> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let bytes = BASE64
-        .decode(encoded)
-        .map_err(|_| "must be base64 (optionally prefixed with whsec_)")?;
-    if !(24..=64).contains(&bytes.len()) {
-        return Err("must decode to 24 to 64 bytes");
-    }
-    Ok(SigningKey(bytes))
 }
 
 fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
@@ -428,7 +361,7 @@ fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, S
     {
         return Err(field_error(source, format!("api.{unknown}"), "unknown field"));
     }
-    let defaults = crate::domain::provider::profile(provider).map(|p| p.api_defaults());
+    let defaults = provider::profile(provider).map(|p| p.api_defaults());
     let base_url = match fields.get("base_url") {
         Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
             url.trim_end_matches('/').to_owned()
@@ -473,6 +406,8 @@ fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
 
     #[test]
     fn the_api_document_splits_off_and_merges_back_to_the_same_sources() {
@@ -618,5 +553,20 @@ mod tests {
         let ok = json!({"sources": {"a": {"scheme": "github", "secrets": ["TOPSECRETVALUE"], "api": {"base_url": "http://x", "token": "TOPSECRETVALUE"}}}});
         let sources = Sources::parse(&ok.to_string()).expect("valid");
         assert!(!format!("{sources:?}").contains("TOPSECRETVALUE"));
+    }
+
+    #[test]
+    fn opusclip_and_header_token_refuse_misleading_settings() {
+        let parse =
+            |entry: serde_json::Value| Sources::parse(&serde_json::json!({"sources": {"s": entry}}).to_string());
+        let no_header = parse(serde_json::json!({"scheme": "header-token", "secrets": ["t"]})).unwrap_err();
+        assert!(no_header.to_string().contains("header"), "{no_header}");
+        let tolerance = parse(
+            serde_json::json!({"scheme": "header-token", "header": "x-t", "secrets": ["t"], "tolerance_secs": 60}),
+        );
+        assert!(tolerance.is_err(), "a header token carries no timestamp");
+        let opus_header = parse(serde_json::json!({"scheme": "opusclip", "header": "x-sig", "secrets": ["sk-1"]}));
+        assert!(opus_header.is_err(), "OpusClip's header names are fixed");
+        assert!(parse(serde_json::json!({"scheme": "opusclip", "secrets": ["sk-1"], "tolerance_secs": 600})).is_ok());
     }
 }

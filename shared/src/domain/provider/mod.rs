@@ -19,8 +19,8 @@ pub use openai::OpenAi;
 pub use opusclip::OpusClip;
 pub use replicate::Replicate;
 
+use super::digest::sha256_hex;
 use super::job::{JobEvent, Origin};
-use super::signature::sha256_hex;
 
 use super::job::JobStatus;
 
@@ -160,6 +160,11 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
 /// Every profile, by the name a source's `provider` gives.
 pub const PROFILES: &[&dyn ProviderProfile] = &[&Generic, &OpusClip, &Replicate, &OpenAi, &Mux, &AssemblyAi];
 
+/// The names a source's `provider` may give, in registration order.
+pub fn names() -> Vec<&'static str> {
+    PROFILES.iter().map(|p| p.name()).collect()
+}
+
 /// The profile registered under `name`, if any.
 pub fn profile(name: &str) -> Option<&'static dyn ProviderProfile> {
     PROFILES.iter().copied().find(|p| p.name() == name)
@@ -213,13 +218,16 @@ pub(crate) fn fixture(provider: &str, name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sources::KNOWN_PROVIDERS;
 
     #[test]
-    fn every_known_provider_has_exactly_one_profile() {
-        let names: Vec<&str> = PROFILES.iter().map(|p| p.name()).collect();
-        assert_eq!(names, KNOWN_PROVIDERS);
+    fn each_profile_name_finds_that_profile_and_no_name_is_taken_twice() {
+        let names = names();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
+        assert!(profile("stripe").is_none());
     }
 
     #[test]

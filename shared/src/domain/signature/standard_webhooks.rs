@@ -1,0 +1,60 @@
+//! Standard Webhooks (standardwebhooks.com; Svix sends the same with `svix-`
+//! header names): `webhook-signature` holds space-separated `v1,<base64>`
+//! HMAC-SHA256 tags over `{id}.{timestamp}.{body}`.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::HeaderMap;
+
+use super::{
+    any_key_matches, check_tolerance, header, mac, parse_timestamp, Signing, SigningKey, VerifyError, MAC_LEN,
+};
+
+pub(super) fn verify(
+    source: &Signing<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(String, i64), VerifyError> {
+    let id = match header(headers, &["webhook-id", "svix-id"]) {
+        Some(Ok(id)) if !id.is_empty() => id,
+        Some(_) | None => return Err(VerifyError::MissingWebhookId),
+    };
+    let timestamp = match header(headers, &["webhook-timestamp", "svix-timestamp"]) {
+        Some(Ok(raw)) => parse_timestamp(raw)?,
+        Some(Err(())) => return Err(VerifyError::MalformedTimestamp),
+        None => return Err(VerifyError::MissingTimestamp),
+    };
+    let signatures = match header(headers, &["webhook-signature", "svix-signature"]) {
+        Some(Ok(raw)) => raw,
+        Some(Err(())) => return Err(VerifyError::MalformedSignature),
+        None => return Err(VerifyError::MissingSignature),
+    };
+    check_tolerance(timestamp, now_unix, source.tolerance_secs)?;
+
+    // Space-separated `v1,<base64>` entries; other versions are skipped, and
+    // an entry that does not decode to a full tag is never a candidate.
+    let candidates: Vec<Vec<u8>> = signatures
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| BASE64.decode(b64).ok())
+        .filter(|decoded| decoded.len() == MAC_LEN)
+        .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::MalformedSignature);
+    }
+    let timestamp_text = timestamp.to_string();
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body];
+    if any_key_matches(source.keys, &parts, &candidates) {
+        Ok((id.to_owned(), timestamp))
+    } else {
+        Err(VerifyError::SignatureMismatch)
+    }
+}
+
+/// `webhook-signature` value for a standard-webhooks delivery.
+pub fn sign(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let ts = timestamp.to_string();
+    let tag = mac(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    format!("v1,{}", BASE64.encode(tag))
+}
