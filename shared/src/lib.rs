@@ -10,7 +10,6 @@ pub mod config;
 pub mod domain;
 pub mod outcomes;
 pub mod ports;
-pub mod reconcile;
 pub mod retry;
 pub mod sources_cache;
 pub mod telemetry;

@@ -1,9 +1,8 @@
-//! The single place where outcomes are counted and logged, so that logs and
-//! metrics never disagree. Log lines name the source, job and event, never a
-//! secret or a payload.
+//! Outcomes that more than one function counts and logs together, so that
+//! logs and metrics never disagree. Log lines name the source, job and event,
+//! never a secret or a payload.
 
 use crate::domain::job::{ApplyResult, JobEvent, Origin, Outcome};
-use crate::reconcile::RunSummary;
 use crate::telemetry::{count, count_n, count_with, names};
 
 /// A delivery verified and enqueued by the receiver.
@@ -128,40 +127,6 @@ pub fn record_permanent_failure(source: Option<&str>, event_id: Option<&str>, me
     );
 }
 
-/// What one poll of the provider came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollRecord {
-    /// The answer moved the job; `terminal` when it ended it (a missed webhook).
-    Advanced {
-        terminal: bool,
-    },
-    Unchanged,
-    NotFound,
-    Abandoned,
-    /// The provider failed (timeout, 5xx, network, bad answer).
-    Error,
-    /// DynamoDB failed around the poll: not the provider's fault.
-    StoreError,
-    RateLimited,
-}
-
-pub fn record_poll(source: &str, job_id: &str, record: PollRecord) {
-    count(names::JOBS_POLLED, source);
-    match record {
-        PollRecord::Advanced { terminal: true } => {
-            count(names::MISSED_WEBHOOKS_RECOVERED, source);
-            tracing::warn!(source, job_id, "missed webhook recovered by polling");
-        }
-        PollRecord::Error => count(names::PROVIDER_POLL_ERRORS, source),
-        PollRecord::StoreError => count(names::RECONCILER_STORE_ERRORS, source),
-        PollRecord::RateLimited => count(names::PROVIDER_RATE_LIMITED, source),
-        PollRecord::Advanced { terminal: false }
-        | PollRecord::Unchanged
-        | PollRecord::NotFound
-        | PollRecord::Abandoned => {}
-    }
-}
-
 /// A delivery its provider's profile says is about something other than a
 /// job (acknowledged, not dead-lettered).
 pub fn record_not_a_job_event(source: &str, message_id: &str, reason: &str) {
@@ -194,34 +159,5 @@ pub fn record_notified(n: &crate::domain::notification::Notification) {
         transition_id = n.transition_id.as_str(),
         to = n.to.as_str(),
         "notification published"
-    );
-}
-
-/// A job the reconciler gave up on: no longer polled.
-pub fn record_abandoned(source: &str, job_id: &str, reason: &str) {
-    count(names::JOBS_ABANDONED, source);
-    tracing::warn!(source, job_id, reason, "job abandoned: no longer polled");
-}
-
-/// A reconciler run's summary.
-pub fn record_reconcile_run(summary: &RunSummary) {
-    tracing::info!(
-        candidates = summary.candidates,
-        polled = summary.polled,
-        advanced = summary.advanced,
-        missed_webhooks_recovered = summary.missed_webhooks_recovered(),
-        recovered_completed = summary.recovered_completed,
-        recovered_failed = summary.recovered_failed,
-        recovered_canceled = summary.recovered_canceled,
-        unchanged = summary.unchanged,
-        not_found = summary.not_found,
-        abandoned = summary.abandoned,
-        errors = summary.errors,
-        store_errors = summary.store_errors,
-        skipped_rate_limited = summary.skipped_rate_limited,
-        deferred = summary.deferred,
-        sources_failed = ?summary.sources_failed,
-        rate_limited_sources = ?summary.rate_limited_sources.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
-        "reconciler run finished"
     );
 }

@@ -15,12 +15,12 @@ use jobhook::clock::{FixedClock, ManualClock, SystemClock};
 use jobhook::domain::job::{JobEvent, JobStatus, Origin};
 use jobhook::domain::signature::sign;
 use jobhook::ports::JobStore;
-use jobhook::reconcile::{ReconcileSettings, Reconciler};
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Sources;
 use jobhook_tests::provider::{job, Answer, TestProvider};
 use jobhook_tests::{aws, dynamodb, sqs, temp_file, unique_name};
 use metrics_cloudwatch_embedded::Collector;
+use reconciler::{ReconcileSettings, Reconciler};
 use serde_json::{json, Value};
 
 fn collector() -> &'static Collector {

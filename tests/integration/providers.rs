@@ -14,13 +14,13 @@ use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::ManualClock;
 use jobhook::domain::job::{JobState, JobStatus, Outcome};
 use jobhook::ports::JobStore;
-use jobhook::reconcile::{ReconcileSettings, Reconciler};
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Sources;
 use jobhook_tests::messages::{batch, queued};
 use jobhook_tests::provider::{Answer, TestProvider};
 use jobhook_tests::{aws, deadline, dynamodb, fixture, job_event, sqs, temp_file, TEST_BACKOFF};
 use processor::Processor;
+use reconciler::{ReconcileSettings, Reconciler};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "provider-api-token";

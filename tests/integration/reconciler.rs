@@ -7,10 +7,10 @@ use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::{Clock, ManualClock};
 use jobhook::domain::job::{JobStatus, Origin, Outcome, TimelineEntry};
 use jobhook::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
-use jobhook::reconcile::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use jobhook::Sources;
 use jobhook_tests::provider::{job, Answer, TestProvider};
 use jobhook_tests::{aws, dynamodb, job_event};
+use reconciler::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use serde_json::json;
 
 const TOKEN: &str = "test-api-token";

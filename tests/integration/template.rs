@@ -2,7 +2,8 @@
 //! production: queue timing, least privilege, configuration, triggers.
 
 use jobhook::adapters::dynamodb::{OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
-use jobhook::config::{NotifierConfig, ProcessorConfig, ReceiverConfig, ReconcilerConfig};
+use jobhook::config::{NotifierConfig, ProcessorConfig, ReceiverConfig};
+use reconciler::ReconcilerConfig;
 use serde_yaml_ng::Value;
 
 fn template() -> Value {
@@ -209,7 +210,7 @@ fn a_reconciler_run_at_its_poll_budget_fits_the_function_timeout() {
         ref_name(&function["Environment"]["Variables"]["JOBHOOK_MAX_POLLS_PER_RUN"]),
         Some("MaxPollsPerRun")
     );
-    let at_once = jobhook::reconcile::ReconcileSettings::default().poll_concurrency as u64;
+    let at_once = reconciler::ReconcileSettings::default().poll_concurrency as u64;
     // Every poll timing out, in rounds of `at_once`, plus the writes.
     let worst = polls.div_ceil(at_once) * reconciler::POLL_TIMEOUT.as_secs();
     assert!(

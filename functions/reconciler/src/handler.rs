@@ -1,6 +1,6 @@
 //! One scheduled run: the current sources, then a reconciliation pass.
 
-use jobhook::reconcile::{Reconciler, RunSummary};
+use crate::reconcile::{Reconciler, RunSummary};
 use jobhook::sources_cache::SourcesCache;
 
 /// The function's timeout, as `template.yaml` sets it (a test holds the two

@@ -4,11 +4,11 @@ use std::time::Duration;
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::SystemClock;
-use jobhook::config::{Env, ReconcilerConfig};
-use jobhook::reconcile::Reconciler;
+use jobhook::config::Env;
 use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use reconciler::ScheduledRun;
+use reconciler::{ReconcileSettings, Reconciler, ReconcilerConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -43,7 +43,7 @@ async fn start() -> Result<(), Error> {
             index: store,
             poller: Arc::new(HttpJobPoller::new(reconciler::POLL_TIMEOUT)),
             clock,
-            settings: jobhook::reconcile::ReconcileSettings {
+            settings: ReconcileSettings {
                 // One poll's timeout and the writes after it.
                 reserve: reconciler::POLL_TIMEOUT + Duration::from_secs(2),
                 ..config.settings

@@ -232,10 +232,6 @@ pub struct DynamoJobStore {
     stale_after: Duration,
 }
 
-/// How long after its last applied event an open job is first due for a
-/// poll, unless set otherwise (`JOBHOOK_STALE_AFTER_SECS`).
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
-
 impl DynamoJobStore {
     pub fn new(client: Client, table: impl Into<String>, event_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -243,7 +239,7 @@ impl DynamoJobStore {
             table: table.into(),
             event_ttl,
             clock,
-            stale_after: DEFAULT_STALE_AFTER,
+            stale_after: crate::domain::schedule::DEFAULT_STALE_AFTER,
         }
     }
 

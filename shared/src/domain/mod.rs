@@ -6,6 +6,7 @@ pub mod event;
 pub mod job;
 pub mod notification;
 pub mod provider;
+pub mod schedule;
 pub mod signature;
 pub mod sources;
 

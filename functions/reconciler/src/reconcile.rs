@@ -18,12 +18,13 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::clock::{unix_ms, Clock};
-use crate::domain::job::{JobStatus, Outcome};
-use crate::domain::provider::job_event_from_poll;
-use crate::domain::sources::{SourceConfig, Sources};
-use crate::outcomes::{self, PollRecord};
-use crate::ports::{ErrorKind, JobPoller, JobStore, OpenJob, OpenJobIndex, PollOutcome, PortError};
+use jobhook::clock::{unix_ms, Clock};
+use jobhook::domain::job::{JobStatus, Outcome};
+use jobhook::domain::provider::job_event_from_poll;
+use jobhook::domain::sources::{SourceConfig, Sources};
+use jobhook::outcomes;
+use jobhook::ports::{ErrorKind, JobPoller, JobStore, OpenJob, OpenJobIndex, PollOutcome, PortError};
+use jobhook::telemetry::{count, names};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileSettings {
@@ -202,8 +203,8 @@ impl Reconciler {
                     } else {
                         self.reconcile_one(source, job, limited).await
                     };
-                    if let Some(record) = poll_record(result) {
-                        outcomes::record_poll(&source.name, &job.job_id, record);
+                    {
+                        result.record(&source.name, &job.job_id);
                     }
                     result
                 }
@@ -248,7 +249,7 @@ impl Reconciler {
                 "the run's deadline came first; the rest waits for the next run"
             );
         }
-        outcomes::record_reconcile_run(&summary);
+        summary.record();
         Ok(summary)
     }
 
@@ -338,7 +339,7 @@ impl Reconciler {
     async fn abandon(&self, job: &OpenJob, reason: &str) -> JobResult {
         match self.index.abandon(job, reason).await {
             Ok(true) => {
-                outcomes::record_abandoned(&job.source, &job.job_id, reason);
+                record_abandoned(&job.source, &job.job_id, reason);
                 JobResult::Abandoned
             }
             // An event moved it meanwhile: not abandoned, and already rescheduled.
@@ -380,19 +381,55 @@ impl Reconciler {
     }
 }
 
-fn poll_record(result: JobResult) -> Option<PollRecord> {
-    Some(match result {
-        JobResult::Advanced(status) => PollRecord::Advanced {
-            terminal: status.is_terminal(),
-        },
-        JobResult::Unchanged => PollRecord::Unchanged,
-        JobResult::NotFound => PollRecord::NotFound,
-        JobResult::Abandoned => PollRecord::Abandoned,
-        JobResult::ProviderError => PollRecord::Error,
-        JobResult::StoreError => PollRecord::StoreError,
-        JobResult::RateLimited => PollRecord::RateLimited,
-        JobResult::Skipped | JobResult::Deferred => return None,
-    })
+impl JobResult {
+    /// Counts one candidate's poll; a skipped or deferred one was not polled.
+    fn record(self, source: &str, job_id: &str) {
+        if matches!(self, Self::Skipped | Self::Deferred) {
+            return;
+        }
+        count(names::JOBS_POLLED, source);
+        match self {
+            Self::Advanced(status) if status.is_terminal() => {
+                count(names::MISSED_WEBHOOKS_RECOVERED, source);
+                tracing::warn!(source, job_id, "missed webhook recovered by polling");
+            }
+            Self::ProviderError => count(names::PROVIDER_POLL_ERRORS, source),
+            Self::StoreError => count(names::RECONCILER_STORE_ERRORS, source),
+            Self::RateLimited => count(names::PROVIDER_RATE_LIMITED, source),
+            _ => {}
+        }
+    }
+}
+
+/// A job the reconciler gave up on: no longer polled.
+fn record_abandoned(source: &str, job_id: &str, reason: &str) {
+    count(names::JOBS_ABANDONED, source);
+    tracing::warn!(source, job_id, reason, "job abandoned: no longer polled");
+}
+
+impl RunSummary {
+    /// Logs the run's summary line.
+    fn record(&self) {
+        tracing::info!(
+            candidates = self.candidates,
+            polled = self.polled,
+            advanced = self.advanced,
+            missed_webhooks_recovered = self.missed_webhooks_recovered(),
+            recovered_completed = self.recovered_completed,
+            recovered_failed = self.recovered_failed,
+            recovered_canceled = self.recovered_canceled,
+            unchanged = self.unchanged,
+            not_found = self.not_found,
+            abandoned = self.abandoned,
+            errors = self.errors,
+            store_errors = self.store_errors,
+            skipped_rate_limited = self.skipped_rate_limited,
+            deferred = self.deferred,
+            sources_failed = ?self.sources_failed,
+            rate_limited_sources = ?self.rate_limited_sources.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
+            "reconciler run finished"
+        );
+    }
 }
 
 #[cfg(test)]
