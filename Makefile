@@ -103,7 +103,7 @@ figures: venv
 # Each target runs for FUZZ_SECS with fresh seeds and prints its case count.
 FUZZ_SECS ?= 20
 fuzz:
-	set -o pipefail; JOBHOOK_FUZZ_SECS=$(FUZZ_SECS) cargo test -p jobhook --lib domain::fuzz -- --nocapture 2>&1 \
+	set -o pipefail; JOBHOOK_FUZZ_SECS=$(FUZZ_SECS) cargo test -p jobhook-core --lib domain::fuzz -- --nocapture 2>&1 \
 	  | grep -E '^fuzz |panicked|test result'
 
 # sam build: each function's own binary (Metadata.BuildProperties.Binary),

@@ -1,15 +1,18 @@
-//! jobhook's library.
+//! jobhook's library on top of the core.
 //!
-//! - [`domain`]: pure logic (signatures, sources, envelope). No AWS types.
-//! - [`ports`]: one small trait per outside capability.
-//! - [`adapters`]: those traits on SQS, Secrets Manager and files.
+//! - [`domain`], [`ports`] and the clocks are `jobhook_core`'s, re-exported:
+//!   pure logic, and one small trait per outside capability.
+//! - [`adapters`]: those traits on SQS, DynamoDB, EventBridge, Secrets
+//!   Manager, files and the providers' HTTP APIs.
+//! - [`config`], [`telemetry`], [`retry`], [`outcomes`], [`sources_cache`]:
+//!   what the four functions share.
+
+pub use jobhook_core::{domain, ports};
 
 pub mod adapters;
 pub mod clock;
 pub mod config;
-pub mod domain;
 pub mod outcomes;
-pub mod ports;
 pub mod retry;
 pub mod sources_cache;
 pub mod telemetry;

@@ -214,12 +214,13 @@ struct RefusingQueue(jobhook::ports::ErrorKind);
 
 #[async_trait::async_trait]
 impl jobhook::ports::EventQueue for RefusingQueue {
-    async fn enqueue(&self, _: &Envelope) -> Result<(), jobhook::ports::PortError> {
+    async fn enqueue(&self, _: &Envelope) -> Result<(), jobhook::ports::EnqueueError> {
         Err(jobhook::ports::PortError {
             operation: "sqs:SendMessage",
             message: "refused".into(),
             kind: self.0,
-        })
+        }
+        .into())
     }
 }
 

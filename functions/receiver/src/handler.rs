@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jobhook::clock::{rfc3339, Clock};
-use jobhook::ports::{ErrorKind, EventQueue};
+use jobhook::ports::{EnqueueError, ErrorKind, EventQueue};
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{outcomes, verify, Envelope};
 use lambda_http::http::{header, Method, StatusCode};
@@ -91,24 +91,27 @@ impl Receiver {
         };
 
         let envelope = Envelope::from_verified(&verified, req.headers(), rfc3339(now));
-        if let Err(error) = envelope.fits_sqs() {
-            // No retry can make it fit: say so rather than ask for retries.
-            outcomes::record_unqueueable(&source.name, &envelope.event_id, &error);
-            return rejected(StatusCode::PAYLOAD_TOO_LARGE, "envelope_too_large");
-        }
-        if let Err(error) = self.queue.enqueue(&envelope).await {
-            outcomes::record_enqueue_failure(&source.name, &envelope.event_id, &error);
-            return match error.kind {
-                // SQS down, throttled, or a deployment being fixed: the
-                // provider's retry will get through.
-                ErrorKind::Transient | ErrorKind::Systemic => reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "unavailable", "reason": "enqueue_failed"}),
-                ),
-                // SQS refused this message for what it is: a retry would be
-                // refused the same way.
-                ErrorKind::Permanent => rejected(StatusCode::UNPROCESSABLE_ENTITY, "enqueue_rejected"),
-            };
+        match self.queue.enqueue(&envelope).await {
+            Ok(()) => {}
+            Err(EnqueueError::Unqueueable(why)) => {
+                // No retry can make it fit: say so rather than ask for retries.
+                outcomes::record_unqueueable(&source.name, &envelope.event_id, &why);
+                return rejected(StatusCode::PAYLOAD_TOO_LARGE, "envelope_too_large");
+            }
+            Err(EnqueueError::Failed(error)) => {
+                outcomes::record_enqueue_failure(&source.name, &envelope.event_id, &error);
+                return match error.kind {
+                    // SQS down, throttled, or a deployment being fixed: the
+                    // provider's retry will get through.
+                    ErrorKind::Transient | ErrorKind::Systemic => reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"status": "unavailable", "reason": "enqueue_failed"}),
+                    ),
+                    // SQS refused this message for what it is: a retry would be
+                    // refused the same way.
+                    ErrorKind::Permanent => rejected(StatusCode::UNPROCESSABLE_ENTITY, "enqueue_rejected"),
+                };
+            }
         }
         outcomes::record_accepted(&source.name, &envelope.event_id);
         reply(

@@ -3,8 +3,50 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageAttribu
 use aws_sdk_sqs::Client;
 
 use super::sdk_port_error;
-use crate::domain::envelope::{Envelope, ATTRIBUTE_TYPE};
-use crate::ports::{DeadLetters, EventQueue, PortError};
+use crate::domain::envelope::{text_safe, Envelope};
+use crate::ports::{DeadLetters, EnqueueError, EventQueue, PortError};
+
+/// The most an SQS message may hold, body and attributes together
+/// (SendMessage API reference: 1 MiB).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1_048_576;
+
+/// The attribute type the envelope's attributes are sent with.
+pub const ATTRIBUTE_TYPE: &str = "String";
+
+/// Why an envelope cannot be sent as one SQS message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqsFitError {
+    #[error("envelope takes {bytes} bytes as an SQS message, over the {SQS_MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge { bytes: usize },
+    #[error("envelope attribute {0} holds a character SQS refuses")]
+    RefusedCharacter(&'static str),
+}
+
+/// The envelope's size as SQS counts it: the body plus each attribute's
+/// name, type and value.
+pub fn sqs_size(envelope: &Envelope) -> usize {
+    let attributes: usize = envelope
+        .attributes()
+        .iter()
+        .map(|(name, value)| name.len() + ATTRIBUTE_TYPE.len() + value.len())
+        .sum();
+    envelope.to_json().len() + attributes
+}
+
+/// Checks the envelope can be sent as it is: within the size limit, and with
+/// no character SQS refuses (the envelope's JSON never has one; attribute
+/// values are checked here).
+pub fn fits_sqs(envelope: &Envelope) -> Result<(), SqsFitError> {
+    for (name, value) in envelope.attributes() {
+        if !value.chars().all(text_safe) {
+            return Err(SqsFitError::RefusedCharacter(name));
+        }
+    }
+    match sqs_size(envelope) {
+        bytes if bytes > SQS_MAX_MESSAGE_BYTES => Err(SqsFitError::TooLarge { bytes }),
+        _ => Ok(()),
+    }
+}
 
 /// Sends envelopes to one SQS queue.
 #[derive(Debug, Clone)]
@@ -19,10 +61,6 @@ impl SqsQueue {
             client,
             queue_url: queue_url.into(),
         }
-    }
-
-    pub fn queue_url(&self) -> &str {
-        &self.queue_url
     }
 
     /// A cheap call that opens the TLS connection during init and checks the
@@ -64,7 +102,8 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 
 #[async_trait]
 impl EventQueue for SqsQueue {
-    async fn enqueue(&self, envelope: &Envelope) -> Result<(), PortError> {
+    async fn enqueue(&self, envelope: &Envelope) -> Result<(), EnqueueError> {
+        fits_sqs(envelope).map_err(|e| EnqueueError::Unqueueable(e.to_string()))?;
         let mut send = self
             .client
             .send_message()
@@ -76,7 +115,7 @@ impl EventQueue for SqsQueue {
         send.send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+            .map_err(|e| sdk_port_error("sqs:SendMessage", e).into())
     }
 }
 
@@ -96,5 +135,41 @@ impl DeadLetters for SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_accepted_body_of_any_content_fits_one_message() {
+        // The receiver's upper bound on JOBHOOK_MAX_BODY_BYTES.
+        let n = crate::config::MAX_BODY_BYTES_LIMIT as usize;
+        for byte in [b'a', b'"', 0x01, 0xff] {
+            let envelope = Envelope::for_test("acme", "msg_1", &vec![byte; n]);
+            assert_eq!(fits_sqs(&envelope), Ok(()), "a body of {n} bytes 0x{byte:02x}");
+        }
+    }
+
+    #[test]
+    fn a_body_of_control_characters_costs_base64_not_six_times_its_size() {
+        let envelope = Envelope::for_test("acme", "msg_1", &vec![0x01u8; 240_000]);
+        assert!(sqs_size(&envelope) < 330_000, "{}", sqs_size(&envelope));
+    }
+
+    /// A regression pin: `{}` from source `acme` as `msg_1` is this many bytes
+    /// of JSON, plus `source`/`String`/`acme` and `event_id`/`String`/`msg_1`
+    /// as SendMessage counts attributes (name, data type and value).
+    #[test]
+    fn the_size_counts_body_and_attributes_and_the_limit_is_enforced() {
+        let mut envelope = Envelope::for_test("acme", "msg_1", b"{}");
+        let json = envelope.to_json().len();
+        assert_eq!(json, 181, "{}", envelope.to_json());
+        assert_eq!(sqs_size(&envelope), 181 + 16 + 19);
+        envelope.event_id = "x".repeat(SQS_MAX_MESSAGE_BYTES);
+        assert!(matches!(fits_sqs(&envelope), Err(SqsFitError::TooLarge { .. })));
+        envelope.event_id = "id\u{FFFF}".into();
+        assert_eq!(fits_sqs(&envelope), Err(SqsFitError::RefusedCharacter("event_id")));
     }
 }

@@ -1,5 +1,5 @@
 //! Ports: one small trait per capability the functions need from the outside
-//! world. Adapters in `crate::adapters` implement them.
+//! world. `jobhook::adapters` implements them.
 
 use async_trait::async_trait;
 
@@ -52,10 +52,21 @@ impl PortError {
     }
 }
 
+/// Why an envelope was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The queue cannot take this envelope as it is (too large, or a
+    /// character it refuses): no retry can make it fit.
+    #[error("the envelope cannot be queued: {0}")]
+    Unqueueable(String),
+    #[error(transparent)]
+    Failed(#[from] PortError),
+}
+
 /// Where verified deliveries go for later processing.
 #[async_trait]
 pub trait EventQueue: Send + Sync + std::fmt::Debug {
-    async fn enqueue(&self, envelope: &Envelope) -> Result<(), PortError>;
+    async fn enqueue(&self, envelope: &Envelope) -> Result<(), EnqueueError>;
 }
 
 /// Where the sources document is read from (a file, Secrets Manager).

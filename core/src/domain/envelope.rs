@@ -11,18 +11,12 @@ use super::signature::VerifiedWebhook;
 
 pub const ENVELOPE_VERSION: u32 = 1;
 
-/// The most an SQS message may hold, body and attributes together
-/// (SendMessage API reference: 1 MiB).
-pub const SQS_MAX_MESSAGE_BYTES: usize = 1_048_576;
-
-/// The attribute type the envelope's attributes are sent with.
-pub const ATTRIBUTE_TYPE: &str = "String";
-
-/// Whether SQS accepts `c` in a message body or attribute value
-/// (SendMessage API reference: `#x9 | #xA | #xD | #x20 to #xD7FF |
-/// #xE000 to #xFFFD | #x10000 to #x10FFFF`). Rust strings hold no
-/// surrogates, so only control characters and U+FFFE/U+FFFF are refused.
-pub fn sqs_allows(c: char) -> bool {
+/// Whether `c` is an XML 1.0 character (`#x9 | #xA | #xD | #x20 to #xD7FF |
+/// #xE000 to #xFFFD | #x10000 to #x10FFFF`), the set queues such as SQS take
+/// in a message (SendMessage API reference). The envelope's JSON holds only
+/// these, so any queue can carry it. Rust strings hold no surrogates, so only
+/// control characters and U+FFFE/U+FFFF are refused.
+pub fn text_safe(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
@@ -39,7 +33,7 @@ fn json_escaped_len(text: &str) -> usize {
 }
 
 /// How the raw body goes into the envelope: as text when it is UTF-8, holds
-/// nothing SQS refuses once JSON-escaped, and escapes no larger than base64
+/// nothing but text-safe characters once JSON-escaped, and escapes no larger than base64
 /// would be; otherwise base64. So a body of control characters (six bytes
 /// each when escaped) costs 4/3 of its size, never 6×.
 fn body_field(body: &[u8]) -> (String, bool) {
@@ -47,7 +41,7 @@ fn body_field(body: &[u8]) -> (String, bool) {
     match std::str::from_utf8(body) {
         // Control characters are escaped, so only what escaping leaves
         // (U+FFFE, U+FFFF) can be refused.
-        Ok(text) if json_escaped_len(text) <= base64_len && text.chars().all(|c| c < ' ' || sqs_allows(c)) => {
+        Ok(text) if json_escaped_len(text) <= base64_len && text.chars().all(|c| c < ' ' || text_safe(c)) => {
             (text.to_owned(), false)
         }
         _ => (BASE64.encode(body), true),
@@ -93,15 +87,6 @@ pub enum EnvelopeError {
     Body,
 }
 
-/// Why an envelope cannot be sent as one SQS message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SqsFitError {
-    #[error("envelope takes {bytes} bytes as an SQS message, over the {SQS_MAX_MESSAGE_BYTES}-byte limit")]
-    TooLarge { bytes: usize },
-    #[error("envelope attribute {0} holds a character SQS refuses")]
-    RefusedCharacter(&'static str),
-}
-
 impl Envelope {
     pub fn from_verified(webhook: &VerifiedWebhook, headers: &HeaderMap, received_at: String) -> Self {
         let kept = KEPT_HEADERS
@@ -126,35 +111,28 @@ impl Envelope {
         }
     }
 
-    /// The SQS message attributes sent with the envelope, so a message can
+    /// The attributes a queue carries beside the envelope, so a message can
     /// be attributed to its source even when its body cannot be read.
     pub fn attributes(&self) -> [(&'static str, &str); 2] {
         [("source", &self.source), ("event_id", &self.event_id)]
     }
 
-    /// The envelope's size as SQS counts it: the body plus each attribute's
-    /// name, type and value.
-    pub fn sqs_size(&self) -> usize {
-        let attributes: usize = self
-            .attributes()
-            .iter()
-            .map(|(name, value)| name.len() + ATTRIBUTE_TYPE.len() + value.len())
-            .sum();
-        self.to_json().len() + attributes
-    }
-
-    /// Checks the envelope can be sent as it is: within the size limit, and
-    /// with no character SQS refuses (the body field never has one, see
-    /// [`Envelope::from_verified`]; attribute values are checked here).
-    pub fn fits_sqs(&self) -> Result<(), SqsFitError> {
-        for (name, value) in self.attributes() {
-            if !value.chars().all(sqs_allows) {
-                return Err(SqsFitError::RefusedCharacter(name));
-            }
-        }
-        match self.sqs_size() {
-            bytes if bytes > SQS_MAX_MESSAGE_BYTES => Err(SqsFitError::TooLarge { bytes }),
-            _ => Ok(()),
+    /// An envelope of `body` from `source`, as the receiver would make one;
+    /// for tests of what consumes envelopes.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn for_test(source: &str, event_id: &str, body: &[u8]) -> Self {
+        let (body, body_base64) = body_field(body);
+        Self {
+            v: ENVELOPE_VERSION,
+            source: source.into(),
+            event_id: event_id.into(),
+            received_at: "2026-05-13T12:00:05.123Z".into(),
+            scheme: "github".into(),
+            webhook_id: None,
+            signed_at: None,
+            headers: BTreeMap::new(),
+            body,
+            body_base64,
         }
     }
 
@@ -191,19 +169,7 @@ mod tests {
     use super::*;
 
     fn envelope_of(body: &[u8]) -> Envelope {
-        let (body, body_base64) = body_field(body);
-        Envelope {
-            v: ENVELOPE_VERSION,
-            source: "acme".into(),
-            event_id: "msg_1".into(),
-            received_at: "2026-05-13T12:00:05.123Z".into(),
-            scheme: "github".into(),
-            webhook_id: None,
-            signed_at: None,
-            headers: BTreeMap::new(),
-            body,
-            body_base64,
-        }
+        Envelope::for_test("acme", "msg_1", body)
     }
 
     fn round_trips(body: &[u8]) -> Envelope {
@@ -224,45 +190,20 @@ mod tests {
         let body = vec![0x01u8; 240_000];
         let envelope = round_trips(&body);
         assert!(envelope.body_base64);
-        assert!(envelope.sqs_size() < 330_000, "{}", envelope.sqs_size());
-        assert_eq!(envelope.fits_sqs(), Ok(()));
+        assert!(envelope.to_json().len() < 330_000, "{}", envelope.to_json().len());
     }
 
     #[test]
-    fn characters_sqs_refuses_go_base64() {
+    fn characters_queues_refuse_go_base64() {
         for text in ["ok \u{FFFE}", "ok \u{FFFF}"] {
             let envelope = round_trips(text.as_bytes());
             assert!(envelope.body_base64, "{text:?}");
-            assert!(envelope.to_json().chars().all(sqs_allows));
+            assert!(envelope.to_json().chars().all(text_safe));
         }
     }
 
     #[test]
     fn non_utf8_goes_base64() {
         assert!(round_trips(&[0xff, 0xfe, 0x00, 0x41]).body_base64);
-    }
-
-    #[test]
-    fn the_largest_accepted_body_of_any_content_fits_one_message() {
-        // The receiver's upper bound on JOBHOOK_MAX_BODY_BYTES.
-        let n = crate::config::MAX_BODY_BYTES_LIMIT as usize;
-        for byte in [b'a', b'"', 0x01, 0xff] {
-            let envelope = envelope_of(&vec![byte; n]);
-            assert_eq!(envelope.fits_sqs(), Ok(()), "a body of {n} bytes 0x{byte:02x}");
-        }
-    }
-
-    #[test]
-    fn the_size_counts_body_and_attributes_and_the_limit_is_enforced() {
-        let mut envelope = envelope_of(b"{}");
-        let json = envelope.to_json().len();
-        assert_eq!(
-            envelope.sqs_size(),
-            json + ("source".len() + 6 + 4) + ("event_id".len() + 6 + 5)
-        );
-        envelope.event_id = "x".repeat(SQS_MAX_MESSAGE_BYTES);
-        assert!(matches!(envelope.fits_sqs(), Err(SqsFitError::TooLarge { .. })));
-        envelope.event_id = "id\u{FFFF}".into();
-        assert_eq!(envelope.fits_sqs(), Err(SqsFitError::RefusedCharacter("event_id")));
     }
 }
