@@ -165,8 +165,8 @@ mod tests {
     fn the_size_counts_body_and_attributes_and_the_limit_is_enforced() {
         let mut envelope = Envelope::for_test("acme", "msg_1", b"{}");
         let json = envelope.to_json().len();
-        assert_eq!(json, 181, "{}", envelope.to_json());
-        assert_eq!(sqs_size(&envelope), 181 + 16 + 19);
+        assert_eq!(json, 146, "{}", envelope.to_json());
+        assert_eq!(sqs_size(&envelope), 146 + 16 + 19);
         envelope.event_id = "x".repeat(SQS_MAX_MESSAGE_BYTES);
         assert!(matches!(fits_sqs(&envelope), Err(SqsFitError::TooLarge { .. })));
         envelope.event_id = "id\u{FFFF}".into();

@@ -219,6 +219,73 @@ pub(crate) fn fixture(provider: &str, name: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Every string in `value`, one at a time, with a control character
+    /// appended: each a copy of the whole document.
+    fn with_each_string_tainted(value: &Value) -> Vec<Value> {
+        match value {
+            Value::String(s) => vec![Value::String(format!("{s}\u{7}"))],
+            Value::Array(items) => (0..items.len())
+                .flat_map(|i| {
+                    with_each_string_tainted(&items[i])
+                        .into_iter()
+                        .map(move |tainted| (i, tainted))
+                })
+                .map(|(i, tainted)| {
+                    let mut copy = items.clone();
+                    copy[i] = tainted;
+                    Value::Array(copy)
+                })
+                .collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .flat_map(|(k, v)| with_each_string_tainted(v).into_iter().map(move |tainted| (k, tainted)))
+                .map(|(k, tainted)| {
+                    let mut copy = fields.clone();
+                    copy.insert(k.clone(), tainted);
+                    Value::Object(copy)
+                })
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Ids become storage keys and log fields: no profile may let a control
+    /// character through in an event id or a job id, whichever field of its
+    /// documented webhooks carries it.
+    #[test]
+    fn no_profile_takes_an_id_with_a_control_character() {
+        let root = format!("{}/../events/providers", env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for profile in PROFILES {
+            let Ok(dir) = std::fs::read_dir(format!("{root}/{}", profile.name())) else {
+                continue;
+            };
+            for entry in dir {
+                let path = entry.expect("entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                if !name.starts_with("webhook-") {
+                    continue;
+                }
+                let body: Value = serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+                if profile.parse_webhook(body.to_string().as_bytes()).is_err() {
+                    continue;
+                }
+                for tainted in with_each_string_tainted(&body) {
+                    if let Ok(payload) = profile.parse_webhook(tainted.to_string().as_bytes()) {
+                        let ids = [payload.id.as_deref().unwrap_or_default(), payload.job_id.as_str()];
+                        assert!(
+                            ids.iter().all(|id| !id.chars().any(char::is_control)),
+                            "{} {name}: an id with a control character was accepted",
+                            profile.name()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "only {checked} tainted documents parsed");
+    }
+
     #[test]
     fn each_profile_name_finds_that_profile_and_no_name_is_taken_twice() {
         let names = names();

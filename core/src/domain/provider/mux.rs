@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::generic::parse_time;
+use super::generic::{id_string, parse_time};
 use super::{bounded_result, ApiDefaults, ApiRequest, PayloadError, PollAnswer, ProviderProfile, WebhookPayload};
 use crate::domain::job::JobStatus;
 
@@ -140,10 +140,9 @@ impl ProviderProfile for Mux {
         if !ASSET_EVENTS.contains(&kind.as_str()) {
             return Err(err("field \"type\" must be video.asset.created, ready or errored"));
         }
-        let event_id = match root.get("id") {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
-            _ => return Err(err("field \"id\" (the event id) must be a non-empty string")),
-        };
+        // The same id rule as every profile's: the id becomes a sort key and a log field.
+        let event_id =
+            id_string(root.get("id"), "id")?.ok_or_else(|| err("field \"id\" (the event id) is required"))?;
         let data = object(root.get("data").unwrap_or(&Value::Null), "field \"data\"")?;
         let asset = asset(&data)?;
         Ok(WebhookPayload {
