@@ -286,11 +286,11 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
             .await
             .expect("apply");
     }
-    // Refuses every call that holds transition 2, the first time round.
+    // Refuses every call that holds transition 2 until the bus recovers.
     #[derive(Debug)]
     struct RefuseSecond {
         inner: EventBridgeBus,
-        refused: Mutex<bool>,
+        recovered: Mutex<bool>,
     }
     #[async_trait::async_trait]
     impl NotificationBus for RefuseSecond {
@@ -298,7 +298,7 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
             1
         }
         async fn publish(&self, batch: &[Notification]) -> Result<Vec<Option<PortError>>, PortError> {
-            if batch[0].transition == 2 && !*self.refused.lock().expect("lock") {
+            if batch[0].transition == 2 && !*self.recovered.lock().expect("lock") {
                 return Err(PortError::transient(
                     "events:PutEvents",
                     "ThrottlingException: injected",
@@ -309,7 +309,7 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
     }
     let bus = Arc::new(RefuseSecond {
         inner: d.bus.clone(),
-        refused: Mutex::new(false),
+        recovered: Mutex::new(false),
     });
     let notifier = Notifier {
         bus: bus.clone(),
@@ -350,4 +350,26 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
         .and_then(|v| v.as_n().ok())
         .cloned();
     assert_eq!(transitions.as_deref(), Some("2"), "reported at transition 2");
+
+    // The bus recovers, and the stream hands the batch over again from the
+    // reported record, as Lambda does: 2 and 3 follow 1, in order.
+    *bus.recovered.lock().expect("lock") = true;
+    let from_reported: Vec<_> = records
+        .iter()
+        .skip_while(|r| r.dynamodb().and_then(|c| c.sequence_number()) != Some(reported.as_str()))
+        .map(|r| lambda_record(r, &d.stream_arn, "us-east-1"))
+        .collect();
+    assert!(
+        from_reported.len() < records.len(),
+        "the retry starts at the reported record"
+    );
+    let retry: Event = serde_json::from_value(json!({ "Records": from_reported })).expect("event");
+    let response = notifier.handle(retry, deadline()).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    let (ids, _) = distinct(&d.received().await);
+    assert_eq!(ids, ["acme:job-r:2", "acme:job-r:3"], "the rest, in order");
 }

@@ -114,9 +114,9 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
     let body = proptest::collection::vec(any::<u8>(), 0..256);
     fuzz(
         "signature headers",
-        (0..3usize, headers, body, any::<i64>()),
+        (0..5usize, headers, body, any::<i64>()),
         |(s, headers, body, now)| {
-            let source = sources.get(["sw", "st", "gh"][s]).expect("source");
+            let source = sources.get(["sw", "st", "gh", "op", "ht"][s]).expect("source");
             let mut map = HeaderMap::new();
             for (i, value) in headers {
                 if let Ok(value) = HeaderValue::from_bytes(&value) {
@@ -137,14 +137,15 @@ fn fuzz_any_change_to_a_signed_delivery_is_rejected() {
     fuzz(
         "signed delivery, one byte changed",
         (
-            0..3usize,
+            // Every scheme that signs the body; a header token does not, by design.
+            0..4usize,
             body,
             any::<prop::sample::Index>(),
             1u8..=255,
             1_600_000_000i64..1_900_000_000,
         ),
         |(s, body, at, flip, now)| {
-            let source = sources.get(["sw", "st", "gh"][s]).expect("source");
+            let source = sources.get(["sw", "st", "gh", "op"][s]).expect("source");
             let signed = sign::headers_for(source, "msg_fuzz", now, &body);
             let map: HeaderMap = signed
                 .iter()
@@ -372,6 +373,8 @@ fn sources_like() -> impl Strategy<Value = String> {
         Just(json!("standard-webhooks")),
         Just(json!("stripe")),
         Just(json!("github")),
+        Just(json!("opusclip")),
+        Just(json!("header-token")),
         json_value()
     ];
     let secret = prop_oneof![
