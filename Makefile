@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
+.PHONY: layers help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -68,10 +68,18 @@ test: venv
 	  END { printf "%d passed, %d failed\n", passed, failed }' target/test.log target/e2e.log target/dev-test.log \
 	  target/deploy-check.log target/deploy-mutations.log
 
-lint: sam-venv
+lint: sam-venv layers
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(SAM_OFFLINE) validate --lint --template template.yaml
+
+# The layers hold: no module import cycle (scripts/import_graph.py), and the
+# core crate builds on no AWS SDK, async runtime, HTTP stack or metrics crate.
+layers:
+	python3 scripts/import_graph.py
+	@if cargo tree -p jobhook-core -e normal --prefix none | grep -E '^(aws-|tokio|reqwest|hyper|metrics)'; then \
+	  echo "layers: jobhook-core depends on the crates above"; exit 1; fi
+	@echo "layers: jobhook-core has no aws-*, tokio, reqwest, hyper or metrics dependency"
 
 fmt:
 	cargo fmt --all

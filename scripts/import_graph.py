@@ -79,8 +79,25 @@ def referenced_paths(text):
         yield m.group(1)
 
 
-def resolve(path, here, modules, crate_names):
+REEXPORT = re.compile(r"^pub use ([a-z_]+)::\{?([a-z_, ]+)\}?;", re.M)
+
+
+def reexports(crate_roots):
+    """`(crate, module)` -> the module path it re-exports (`pub use other::{m}`)."""
+    aliases = {}
+    for crate, root in crate_roots:
+        for m in REEXPORT.finditer(root.read_text()):
+            for name in m.group(2).split(","):
+                name = name.strip()
+                if name:
+                    aliases[(crate, name)] = (m.group(1), name)
+    return aliases
+
+
+def resolve(path, here, modules, crate_names, aliases):
     parts = path.split("::")
+    if len(parts) > 1 and (parts[0], parts[1]) in aliases:
+        parts = list(aliases[(parts[0], parts[1])]) + parts[2:]
     if parts[0] == "crate":
         base = [here[0]] + parts[1:]
     elif parts[0] == "super":
@@ -104,17 +121,22 @@ def resolve(path, here, modules, crate_names):
 
 def graph():
     files = {}
+    roots = []
     for crate, _, src in crates():
+        for root in ("lib.rs", "main.rs"):
+            if (src / root).exists():
+                roots.append((crate, src / root))
         for path in sorted(src.rglob("*.rs")):
             if "fuzz" in path.stem or "/benches/" in str(path):
                 continue
             files[module_of(crate, src, path)] = path
     crate_names = {m[0] for m in files}
+    aliases = reexports(roots)
     edges = {m: set() for m in files}
     for module, path in files.items():
         text = strip_comments(strip_tests(path.read_text()))
         for ref in referenced_paths(text):
-            target = resolve(ref, module, files, crate_names)
+            target = resolve(ref, module, files, crate_names, aliases)
             if target is None or target == module:
                 continue
             if target[: len(module)] == module or module[: len(target)] == target:
