@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: layers help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
+.PHONY: layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -72,6 +72,17 @@ lint: sam-venv layers
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(SAM_OFFLINE) validate --lint --template template.yaml
+
+# cargo-mutants on the core crate (the domain, the provider profiles, the
+# ports): each mutant is built and the core's tests run against it; the
+# caught/missed counts are printed. Slow, so not part of make test.
+mutants:
+	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+	cargo mutants -p jobhook-core --no-shuffle --output target/mutants; \
+	  rc=$$?; cat target/mutants/mutants.out/outcomes.json >/dev/null 2>&1; \
+	  for k in caught missed unviable timeout; do \
+	    printf '%s: %s\n' $$k "$$(wc -l < target/mutants/mutants.out/$$k.txt 2>/dev/null || echo 0)"; done; \
+	  exit $$rc
 
 # The layers hold: no module import cycle (scripts/import_graph.py), and the
 # core crate builds on no AWS SDK, async runtime, HTTP stack or metrics crate.

@@ -8,7 +8,7 @@ use jobhook::clock::{Clock, ManualClock};
 use jobhook::domain::job::{JobStatus, Origin, Outcome, TimelineEntry};
 use jobhook::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
 use jobhook::Sources;
-use jobhook_tests::provider::{job, Answer, TestProvider};
+use jobhook_tests::provider::{job, Answer, Request, TestProvider};
 use jobhook_tests::{aws, dynamodb, job_event};
 use reconciler::{RateLimitedSource, ReconcileSettings, Reconciler, RunSummary};
 use serde_json::json;
@@ -679,7 +679,14 @@ async fn a_replicate_prediction_whose_webhook_was_lost_is_recovered_by_polling_i
     h.advance(601);
     let summary = h.run().await;
     assert_eq!(summary.recovered_completed, 1, "{summary:?}");
-    assert_eq!(h.provider.calls(), [id], "GET /v1/predictions/{{id}}");
+    assert_eq!(
+        h.provider.requests(),
+        [Request {
+            target: format!("/v1/predictions/{id}"),
+            authorization: Some(format!("Bearer {TOKEN}")),
+        }],
+        "Replicate is polled with its Bearer token at GET /v1/predictions/{{id}}"
+    );
     let state = h.store.get("rep", id).await.expect("get").expect("job");
     assert_eq!(state.fields.status, JobStatus::Completed);
     assert_eq!(
@@ -705,6 +712,18 @@ async fn a_mux_asset_is_polled_with_http_basic_at_its_assets_path() {
     h.advance(601);
     let summary = h.run().await;
     assert_eq!((summary.recovered_completed, summary.errors), (1, 0), "{summary:?}");
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(TOKEN)
+    };
+    assert_eq!(
+        h.provider.requests(),
+        [Request {
+            target: format!("/v1/video/v1/assets/{asset}"),
+            authorization: Some(format!("Basic {basic}")),
+        }],
+        "Mux is polled with HTTP Basic at GET /video/v1/assets/{{id}}"
+    );
     let state = h.store.get("muxv", asset).await.expect("get").expect("job");
     assert_eq!(
         state.fields.output_url.as_deref(),

@@ -34,9 +34,20 @@ struct ProviderState {
     token: String,
     answers: Mutex<HashMap<String, Answer>>,
     calls: Mutex<Vec<String>>,
+    requests: Mutex<Vec<Request>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     delay: Mutex<Duration>,
+}
+
+/// One request as it arrived: what a test asserts when it claims a
+/// profile's exact path, query and authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The path and query, as sent.
+    pub target: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +100,16 @@ async fn get_job(State(state): State<Arc<ProviderState>>, uri: Uri, headers: Hea
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     state.calls.lock().expect("lock").push(id.clone());
+    state.requests.lock().expect("lock").push(Request {
+        target: uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_default(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
     let delay = *state.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
     // Bearer, HTTP Basic with the token as `id:secret` (Mux), or the raw
@@ -140,6 +161,13 @@ impl TestProvider {
     /// Every request waits this long before it is answered.
     pub fn set_delay(&self, delay: Duration) {
         *self.state.delay.lock().expect("lock") = delay;
+    }
+
+    /// Every request in full; `calls` gives only the scripted answers' keys,
+    /// and the server accepts any profile's auth, so a claim about a
+    /// profile's path or auth must be asserted on these.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.requests.lock().expect("lock").clone()
     }
 
     pub fn calls(&self) -> Vec<String> {
