@@ -14,13 +14,15 @@ help:
 	@echo "            (PROVIDER=opusclip|replicate|openai|mux|assemblyai: in that provider's formats)"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server"
-	@echo "make lint   cargo fmt --check, clippy -D warnings, sam validate --lint"
+	@echo "make lint   make layers, cargo fmt --check, clippy -D warnings, sam validate --lint"
+	@echo "make layers no module import cycle, and no AWS/runtime/HTTP crate under jobhook-core"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
 	@echo "make deploy-check  deploy template.yaml into a fresh local emulator (IAM enforced) and run every function through it"
 	@echo "make sam-build  sam build as make deploy runs it: each function's own arm64 binary"
 	@echo "make deploy sam build && sam deploy (the first time: make deploy GUIDED=1, which asks and saves the answers;"
 	@echo "            DRY_RUN=1: create the change set and stop)"
 	@echo "make fuzz   property-fuzz every parser of outside input, FUZZ_SECS (default 20) per target"
+	@echo "make mutants cargo-mutants on jobhook-core: caught/missed counts (slow; not in make test)"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 	@echo "make bench  jobhook's functions beside Python/Powertools ones under one Runtime API emulator: medians and ratios"
 
@@ -78,8 +80,7 @@ lint: sam-venv layers
 # caught/missed counts are printed. Slow, so not part of make test.
 mutants:
 	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
-	cargo mutants -p jobhook-core --no-shuffle --output target/mutants; \
-	  rc=$$?; cat target/mutants/mutants.out/outcomes.json >/dev/null 2>&1; \
+	cargo mutants -p jobhook-core --no-shuffle --output target/mutants; rc=$$?; \
 	  for k in caught missed unviable timeout; do \
 	    printf '%s: %s\n' $$k "$$(wc -l < target/mutants/mutants.out/$$k.txt 2>/dev/null || echo 0)"; done; \
 	  exit $$rc
