@@ -110,8 +110,6 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    pub const REQUIRED_ENV: &'static [&'static str] = &[QUEUE_URL, SOURCES_SECRET];
-
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             queue_url: env.required(QUEUE_URL)?,
@@ -140,8 +138,6 @@ pub struct ProcessorConfig {
 }
 
 impl ProcessorConfig {
-    pub const REQUIRED_ENV: &'static [&'static str] = &[TABLE_NAME, DLQ_URL, SOURCES_SECRET];
-
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: env.required(TABLE_NAME)?,
@@ -164,8 +160,6 @@ pub struct NotifierConfig {
 }
 
 impl NotifierConfig {
-    pub const REQUIRED_ENV: &'static [&'static str] = &[EVENT_BUS];
-
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus: env.required(EVENT_BUS)?,

@@ -104,3 +104,54 @@ pub fn exit_code<E: std::fmt::Display>(function: &str, result: Result<(), E>) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+    /// Counters by their name and labels, for one test's thread only.
+    #[derive(Default)]
+    struct Counted(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
+
+    impl Counted {
+        fn value(&self, key: &str) -> Option<u64> {
+            self.0.lock().unwrap().get(key).map(|c| c.load(Ordering::Relaxed))
+        }
+    }
+
+    impl Recorder for Counted {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(self.0.lock().unwrap().entry(name).or_default().clone())
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn a_count_is_kept_per_source_and_in_the_unlabelled_total_for_alarms() {
+        let counted = Counted::default();
+        metrics::with_local_recorder(&counted, || {
+            super::count(super::names::WEBHOOKS_ACCEPTED, "acme");
+            super::count_n(super::names::WEBHOOKS_ACCEPTED, "beta", 2);
+            super::count_with(super::names::SIGNATURE_FAILURES, "acme", "reason", "stale");
+        });
+        assert_eq!(counted.value("WebhooksAccepted{source=acme}"), Some(1));
+        assert_eq!(counted.value("WebhooksAccepted{source=beta}"), Some(2));
+        assert_eq!(counted.value("WebhooksAccepted{}"), Some(3));
+        assert_eq!(counted.value("SignatureFailures{source=acme,reason=stale}"), Some(1));
+        assert_eq!(counted.value("SignatureFailures{}"), Some(1));
+    }
+}

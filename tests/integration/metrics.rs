@@ -284,7 +284,8 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         .find(|d| d.get("SignatureFailures").is_some())
         .expect("signature failure document");
     assert_eq!(failure["reason"], "malformed_signature");
-    // The per-source counts are also summed without the source, for alarms.
+    // The unlabelled totals the alarms read are exact in telemetry's unit
+    // test; here they are process-wide, so only their presence is checked.
     assert!(docs
         .iter()
         .any(|d| d.get("source").is_none() && d.get("WebhooksAccepted").is_some()));

@@ -225,7 +225,7 @@ impl jobhook::ports::EventQueue for RefusingQueue {
 }
 
 #[tokio::test]
-async fn only_a_temporary_enqueue_failure_is_answered_503() {
+async fn an_enqueue_failure_is_answered_503_unless_sqs_refused_the_message() {
     use jobhook::ports::ErrorKind;
     let mut h = harness().await;
     let cases = [
@@ -322,7 +322,6 @@ async fn rejected_deliveries_enqueue_nothing() {
 
 #[tokio::test]
 async fn an_sqs_failure_answers_503_so_the_provider_retries() {
-    let config = aws().await;
     let missing = format!(
         "{}/123456789012/{}",
         std::env::var("AWS_ENDPOINT_URL").expect("endpoint"),
@@ -330,7 +329,6 @@ async fn an_sqs_failure_answers_503_so_the_provider_retries() {
     );
     let loader = Arc::new(FileSources::new(fixture_path("sources.fixtures.json")));
     let h = harness_with(loader, Some(missing), FIXTURE_TS + 5).await;
-    drop(config);
     let response = h.receiver.handle(load_event("http-api-v2.json")).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(

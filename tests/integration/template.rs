@@ -151,22 +151,83 @@ fn the_receiver_cannot_write_to_dynamodb() {
     assert!(actions.contains(&"sqs:SendMessage".to_owned()));
 }
 
+/// A function's `Environment.Variables` as the deploy would resolve them with
+/// the parameters' defaults: `!Ref` to a parameter is its default, `!Ref` or
+/// `!GetAtt` to a resource a placeholder naming it, `!If` its first non-empty
+/// branch (the defaults create the stack's own resources).
+fn template_env(t: &Value, function: &Value) -> std::collections::HashMap<String, String> {
+    fn resolve(t: &Value, v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Tagged(tagged) => match tagged.tag.to_string().trim_start_matches('!') {
+                "Ref" => {
+                    let name = tagged.value.as_str().expect("a !Ref names something");
+                    match &t["Parameters"][name]["Default"] {
+                        Value::Null => format!("resource:{name}"),
+                        default => resolve(t, default),
+                    }
+                }
+                "If" => {
+                    let branches = tagged.value.as_sequence().expect("!If [condition, then, else]");
+                    let then = resolve(t, &branches[1]);
+                    if then.is_empty() {
+                        resolve(t, &branches[2])
+                    } else {
+                        then
+                    }
+                }
+                other => format!("{other}:{:?}", tagged.value),
+            },
+            other => panic!("unexpected variable value {other:?}"),
+        }
+    }
+    function["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .expect("variables")
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("name").to_owned(), resolve(t, v)))
+        .collect()
+}
+
 #[test]
-fn every_function_has_the_settings_its_config_loader_requires() {
+fn every_function_s_config_loader_accepts_its_template_environment() {
     let t = template();
-    for (resource_name, required) in [
-        ("ReceiverFunction", ReceiverConfig::REQUIRED_ENV),
-        ("ProcessorFunction", ProcessorConfig::REQUIRED_ENV),
-        ("ReconcilerFunction", ReconcilerConfig::REQUIRED_ENV),
-        ("NotifierFunction", NotifierConfig::REQUIRED_ENV),
+    let env_of = |name: &str| {
+        let variables = template_env(&t, resource(&t, name));
+        jobhook::config::Env(move |k: &str| variables.get(k).cloned())
+    };
+    let receiver = ReceiverConfig::from_env(&env_of("ReceiverFunction")).expect("the receiver's variables");
+    assert_eq!(receiver.queue_url, "resource:EventsQueue");
+    let processor = ProcessorConfig::from_env(&env_of("ProcessorFunction")).expect("the processor's variables");
+    assert_eq!(processor.table_name, "resource:JobsTable");
+    assert_eq!(processor.dlq_url, "resource:EventsDlq");
+    let reconciler = ReconcilerConfig::from_env(&env_of("ReconcilerFunction")).expect("the reconciler's variables");
+    assert_eq!(reconciler.table_name, "resource:JobsTable");
+    let notifier = NotifierConfig::from_env(&env_of("NotifierFunction")).expect("the notifier's variables");
+    assert_eq!(notifier.event_bus, "resource:NotificationsBus");
+    // The notifier verifies nothing, so it is not given the signing secrets.
+    assert_eq!(env_of("NotifierFunction").0("JOBHOOK_SOURCES_SECRET"), None);
+    for name in ["ReceiverFunction", "ProcessorFunction", "ReconcilerFunction"] {
+        assert_eq!(
+            env_of(name).0("JOBHOOK_SOURCES_SECRET").as_deref(),
+            Some("resource:SourcesSecret"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_function_is_built_from_its_own_package() {
+    let t = template();
+    for resource_name in [
+        "ReceiverFunction",
+        "ProcessorFunction",
+        "ReconcilerFunction",
+        "NotifierFunction",
     ] {
         let function = resource(&t, resource_name);
-        let variables = function["Properties"]["Environment"]["Variables"]
-            .as_mapping()
-            .expect("variables");
-        for name in required {
-            assert!(variables.contains_key(*name), "{resource_name} lacks {name}");
-        }
         assert_eq!(
             function["Metadata"]["BuildMethod"], "rust-cargolambda",
             "{resource_name}"
@@ -302,13 +363,63 @@ fn the_table_matches_what_the_code_expects() {
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
     );
-    let alarms = t["Resources"]
+}
+
+#[test]
+fn each_alarm_watches_the_metric_it_is_named_for() {
+    use jobhook::telemetry::{names, NAMESPACE};
+    let t = template();
+    // The metrics each alarm reads, as (namespace, metric name).
+    let metrics_of = |alarm: &Value| -> Vec<(String, String)> {
+        let p = &alarm["Properties"];
+        let single = (!p["MetricName"].is_null()).then(|| {
+            (
+                p["Namespace"].as_str().unwrap().to_owned(),
+                p["MetricName"].as_str().unwrap().to_owned(),
+            )
+        });
+        let math = p["Metrics"].as_sequence().into_iter().flatten().filter_map(|m| {
+            let metric = &m["MetricStat"]["Metric"];
+            Some((
+                metric["Namespace"].as_str()?.to_owned(),
+                metric["MetricName"].as_str()?.to_owned(),
+            ))
+        });
+        single.into_iter().chain(math).collect()
+    };
+    let expected: &[(&str, &[(&str, &str)])] = &[
+        ("DlqNotEmptyAlarm", &[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]),
+        ("ReceiverErrorsAlarm", &[("AWS/Lambda", "Errors")]),
+        ("Receiver5xxAlarm", &[("AWS/ApiGateway", "5xx")]),
+        ("SignatureFailuresAlarm", &[(NAMESPACE, names::SIGNATURE_FAILURES)]),
+        (
+            "ProcessorErrorsAlarm",
+            &[("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")],
+        ),
+        ("ReconcilerErrorsAlarm", &[("AWS/Lambda", "Errors")]),
+        ("MissedWebhooksAlarm", &[(NAMESPACE, names::MISSED_WEBHOOKS_RECOVERED)]),
+        ("JobsAbandonedAlarm", &[(NAMESPACE, names::JOBS_ABANDONED)]),
+        ("NotifierIteratorAgeAlarm", &[("AWS/Lambda", "IteratorAge")]),
+        (
+            "NotifierFailuresAlarm",
+            &[("AWS/SQS", "ApproximateNumberOfMessagesVisible")],
+        ),
+    ];
+    let mut alarms: Vec<&str> = t["Resources"]
         .as_mapping()
         .expect("resources")
-        .values()
-        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
-        .count();
-    assert!(alarms >= 7, "{alarms} alarms");
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(name, _)| name.as_str().expect("name"))
+        .collect();
+    alarms.sort_unstable();
+    let mut named: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+    named.sort_unstable();
+    assert_eq!(alarms, named, "the template's alarms");
+    for (name, metrics) in expected {
+        let want: Vec<(String, String)> = metrics.iter().map(|(n, m)| (n.to_string(), m.to_string())).collect();
+        assert_eq!(metrics_of(resource(&t, name)), want, "{name}");
+    }
 }
 
 /// `template.yaml` deployed into the test moto by `scripts/deploy_local.py`
@@ -351,20 +462,8 @@ fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule
         "resource types the emulator did not create: {:?}",
         deployed.not_created_by_emulator
     );
-    for (binary, required) in [
-        ("receiver", ReceiverConfig::REQUIRED_ENV),
-        ("processor", ProcessorConfig::REQUIRED_ENV),
-        ("reconciler", ReconcilerConfig::REQUIRED_ENV),
-        ("notifier", NotifierConfig::REQUIRED_ENV),
-    ] {
-        let function = deployed
-            .functions
-            .get(binary)
-            .unwrap_or_else(|| panic!("{binary} deployed"));
-        for name in required {
-            let value = function.environment.get(*name).map(String::as_str).unwrap_or_default();
-            assert!(!value.is_empty(), "{binary}: {name} is {value:?} once deployed");
-        }
+    for binary in ["receiver", "processor", "reconciler", "notifier"] {
+        assert!(deployed.functions.contains_key(binary), "{binary} deployed");
     }
     // Each function's own loader accepts what was deployed, and reads the
     // stack's own resources from it.

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use jobhook::config::{
-    stale_after, ConfigError, Env, SourcesSettings, API_SECRET, EVENT_TTL_DAYS, SOURCES_SECRET, TABLE_NAME,
-};
+use jobhook::config::{stale_after, ConfigError, Env, SourcesSettings, API_SECRET, EVENT_TTL_DAYS, TABLE_NAME};
 
 use crate::reconcile::ReconcileSettings;
 
@@ -28,8 +26,6 @@ pub struct ReconcilerConfig {
 }
 
 impl ReconcilerConfig {
-    pub const REQUIRED_ENV: &'static [&'static str] = &[TABLE_NAME, SOURCES_SECRET];
-
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: env.required(TABLE_NAME)?,
