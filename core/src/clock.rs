@@ -109,4 +109,23 @@ mod tests {
             1_778_673_605
         );
     }
+
+    #[test]
+    fn a_clock_s_unix_seconds_and_milliseconds_are_its_instant_s() {
+        let clock = FixedClock::at_unix(1_778_673_605);
+        assert_eq!(clock.now_unix(), 1_778_673_605);
+        let at = clock.now() + time::Duration::milliseconds(987);
+        assert_eq!(unix_ms(at), 1_778_673_605_987);
+        let before_epoch = OffsetDateTime::from_unix_timestamp(-2).expect("in range");
+        assert_eq!(unix_ms(before_epoch), -2_000);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced() {
+        let clock = ManualClock::at_unix(100);
+        assert_eq!(clock.now_unix(), 100);
+        clock.advance(std::time::Duration::from_millis(1_500));
+        assert_eq!(unix_ms(clock.now()), 101_500);
+        assert_eq!(clock.now_unix(), 101);
+    }
 }

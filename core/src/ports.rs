@@ -166,3 +166,22 @@ pub enum PollError {
 pub trait JobPoller: Send + Sync + std::fmt::Debug {
     async fn poll(&self, source: &SourceConfig, job_id: &str) -> Result<PollOutcome, PollError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_transient_failure_is_worth_retrying() {
+        let transient = PortError::transient("dynamodb:put", "throttled");
+        let permanent = PortError::permanent("sqs:send", "too large");
+        let systemic = PortError {
+            kind: ErrorKind::Systemic,
+            ..PortError::transient("dynamodb:put", "no such table")
+        };
+        assert_eq!((transient.kind, transient.is_retryable()), (ErrorKind::Transient, true));
+        assert_eq!((permanent.kind, permanent.is_retryable()), (ErrorKind::Permanent, false));
+        assert!(!systemic.is_retryable());
+        assert_eq!(transient.to_string(), "dynamodb:put failed: throttled");
+    }
+}

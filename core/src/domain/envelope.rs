@@ -206,4 +206,29 @@ mod tests {
     fn non_utf8_goes_base64() {
         assert!(round_trips(&[0xff, 0xfe, 0x00, 0x41]).body_base64);
     }
+
+    /// The size rule counts what serde_json writes, character by character.
+    #[test]
+    fn the_escaped_length_is_the_length_serde_json_writes() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for text in [every_ascii.as_str(), "", "plain", "é\u{2028}\"\\", "\u{7f}\u{1f}\u{0}"] {
+            let written = serde_json::to_string(text).expect("json").len() - 2;
+            assert_eq!(json_escaped_len(text), written, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_whose_escapes_cost_exactly_what_base64_would_stays_text() {
+        // Three bytes, one escaped: four either way.
+        let envelope = envelope_of(b"a\"b");
+        assert_eq!((envelope.body.as_str(), envelope.body_base64), ("a\"b", false));
+        // One more escape tips it over.
+        assert!(envelope_of(b"a\"\"").body_base64);
+    }
+
+    #[test]
+    fn an_envelope_names_its_source_and_event_for_the_queue() {
+        let envelope = Envelope::for_test("acme", "evt_1", b"{}");
+        assert_eq!(envelope.attributes(), [("source", "acme"), ("event_id", "evt_1")]);
+    }
 }

@@ -526,4 +526,45 @@ mod tests {
             }
         }
     }
+
+    /// The names are stored in the table and sent on the bus: each one parses
+    /// back to its value and is the name serde writes.
+    #[test]
+    fn status_outcome_and_origin_names_round_trip_and_match_serde() {
+        use JobStatus::*;
+        for status in [Submitted, Processing, Completed, Failed, Canceled] {
+            assert_eq!(status.as_str().parse::<JobStatus>(), Ok(status));
+            assert_eq!(status.to_string(), status.as_str());
+            assert_eq!(serde_json::to_value(status).expect("json"), status.as_str());
+        }
+        for outcome in [
+            Outcome::Applied,
+            Outcome::Stale,
+            Outcome::Duplicate,
+            Outcome::Conflict,
+            Outcome::NotFound,
+            Outcome::Abandoned,
+        ] {
+            assert_eq!(outcome.as_str().parse::<Outcome>(), Ok(outcome));
+            assert_eq!(serde_json::to_value(outcome).expect("json"), outcome.as_str());
+        }
+        for origin in [Origin::Webhook, Origin::Poll] {
+            assert_eq!(serde_json::to_value(origin).expect("json"), origin.as_str());
+        }
+        assert_eq!("Completed".parse::<JobStatus>(), Err(()));
+        assert_eq!("".parse::<Outcome>(), Err(()));
+    }
+
+    #[test]
+    fn only_ended_statuses_are_terminal_and_a_decision_names_its_outcome() {
+        use JobStatus::*;
+        let terminal: Vec<JobStatus> = [Submitted, Processing, Completed, Failed, Canceled]
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal, [Completed, Failed, Canceled]);
+        assert_eq!(Outcome::from(Decision::Apply), Outcome::Applied);
+        assert_eq!(Outcome::from(Decision::Stale), Outcome::Stale);
+        assert_eq!(Outcome::from(Decision::Conflict), Outcome::Conflict);
+    }
 }

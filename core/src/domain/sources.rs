@@ -569,4 +569,44 @@ mod tests {
         assert!(opus_header.is_err(), "OpusClip's header names are fixed");
         assert!(parse(serde_json::json!({"scheme": "opusclip", "secrets": ["sk-1"], "tolerance_secs": 600})).is_ok());
     }
+
+    #[test]
+    fn each_bounded_setting_is_accepted_at_its_bounds_and_refused_beyond() {
+        let github = |name: &str| json!({"sources": {name: {"scheme": "github", "secrets": ["s"]}}});
+        assert!(Sources::parse(&github(&"a".repeat(64)).to_string()).is_ok());
+        assert!(Sources::parse(&github(&"a".repeat(65)).to_string()).is_err());
+        assert!(Sources::parse(&github("").to_string()).is_err());
+        assert!(Sources::parse(&github("a.b").to_string()).is_err());
+
+        let tolerance = |secs: u64| {
+            Sources::parse(&json!({"sources": {"s": {"scheme": "stripe", "secrets": ["k"], "tolerance_secs": secs}}}).to_string())
+                .map(|s| s.get("s").expect("s").tolerance_secs)
+        };
+        assert_eq!(tolerance(1).ok(), Some(1));
+        assert_eq!(tolerance(86_400).ok(), Some(86_400));
+        assert!(tolerance(0).is_err() && tolerance(86_401).is_err());
+
+        let polls = |n: u64| {
+            Sources::parse(&json!({"sources": {"s": {"scheme": "github", "secrets": ["k"], "provider": "generic",
+                "api": {"base_url": "https://api.example.com/v1/", "token": "t", "max_polls_per_run": n}}}}).to_string())
+                .map(|s| s.get("s").expect("s").api.clone().expect("api"))
+        };
+        assert_eq!(polls(1).expect("1").max_polls_per_run, Some(1));
+        assert_eq!(polls(10_000).expect("10000").max_polls_per_run, Some(10_000));
+        assert!(polls(0).is_err() && polls(10_001).is_err());
+        assert_eq!(polls(5).expect("5").base_url, "https://api.example.com/v1", "a trailing slash is dropped");
+    }
+
+    #[test]
+    fn a_document_counts_its_sources() {
+        let empty = Sources::parse(r#"{"sources": {}}"#).expect("empty");
+        assert_eq!((empty.len(), empty.is_empty()), (0, true));
+        let two = Sources::parse(
+            &json!({"sources": {"a": {"scheme": "github", "secrets": ["k"]}, "b": {"scheme": "github", "secrets": ["k"]}}})
+                .to_string(),
+        )
+        .expect("two");
+        assert_eq!((two.len(), two.is_empty()), (2, false));
+        assert_eq!(two.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    }
 }

@@ -195,4 +195,20 @@ mod tests {
     fn the_key_is_sent_raw() {
         assert_eq!(AssemblyAi.authorization("abc123"), "abc123");
     }
+
+    /// AssemblyAI's transcript statuses: queued, processing, completed, error.
+    #[test]
+    fn each_documented_transcript_status_maps_to_its_job_status() {
+        for (status, expected) in [
+            ("queued", JobStatus::Submitted),
+            ("processing", JobStatus::Processing),
+            ("completed", JobStatus::Completed),
+            ("error", JobStatus::Failed),
+        ] {
+            let body = format!(r#"{{"id":"t1","status":"{status}"}}"#);
+            let answer = AssemblyAi.parse_poll(body.as_bytes()).expect(status);
+            assert_eq!(answer.status, expected, "{status}");
+        }
+        assert!(AssemblyAi.parse_poll(br#"{"id":"t1","status":"Processing"}"#).is_err());
+    }
 }

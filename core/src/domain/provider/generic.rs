@@ -300,4 +300,20 @@ mod tests {
         assert_eq!(a.origin, crate::domain::job::Origin::Poll);
         assert_eq!(a.kind, "poll.processing");
     }
+
+    #[test]
+    fn each_generic_poll_status_maps_to_its_job_status() {
+        for (status, expected) in [
+            ("queued", JobStatus::Submitted),
+            ("processing", JobStatus::Processing),
+            ("completed", JobStatus::Completed),
+            ("failed", JobStatus::Failed),
+            ("canceled", JobStatus::Canceled),
+        ] {
+            let body = format!(r#"{{"id":"job_1","status":"{status}"}}"#);
+            let answer = Generic.parse_poll(body.as_bytes()).expect(status);
+            assert_eq!(answer.status, expected, "{status}");
+        }
+        assert!(Generic.parse_poll(br#"{"id":"job_1","status":"cancelled"}"#).is_err());
+    }
 }

@@ -341,4 +341,60 @@ mod tests {
         let failed = thin_event_with_state(&event, &answer(JobStatus::Failed)).expect("ended");
         assert_eq!(failed.status, JobStatus::Failed);
     }
+
+    fn answer(status: JobStatus, progress: Option<u8>) -> PollAnswer {
+        PollAnswer {
+            status,
+            progress,
+            output_url: None,
+            error: None,
+            result: None,
+            updated_at: None,
+        }
+    }
+
+    /// The poll's event id is its dedupe key: the same state polled twice is
+    /// one event, a change in status or progress a new one.
+    #[test]
+    fn a_poll_event_s_id_is_fixed_by_source_job_status_and_progress() {
+        let id = |source, job, status, progress| job_event_from_poll(source, job, &answer(status, progress)).event_id;
+        let first = id("s", "j", JobStatus::Processing, Some(40));
+        assert_eq!(first, id("s", "j", JobStatus::Processing, Some(40)));
+        assert!(first.starts_with("poll-") && first.len() == "poll-".len() + 32, "{first}");
+        for other in [
+            id("s", "j", JobStatus::Processing, Some(41)),
+            id("s", "j", JobStatus::Processing, None),
+            id("s", "j", JobStatus::Completed, Some(40)),
+            id("s", "k", JobStatus::Processing, Some(40)),
+            id("t", "j", JobStatus::Processing, Some(40)),
+        ] {
+            assert_ne!(first, other);
+        }
+        let event = job_event_from_poll("s", "j", &answer(JobStatus::Completed, None));
+        assert_eq!((event.kind.as_str(), event.origin), ("poll.completed", Origin::Poll));
+    }
+
+    #[test]
+    fn a_result_exactly_at_the_bound_is_kept_whole() {
+        let overhead = r#"{"k":""}"#.len();
+        let mut fields = Map::new();
+        fields.insert("k".into(), Value::from("x".repeat(MAX_RESULT_BYTES - overhead)));
+        let text = bounded_result(fields).expect("result");
+        assert_eq!(text.len(), MAX_RESULT_BYTES);
+        assert!(!text.contains("omitted"));
+    }
+
+    /// What a profile gets when it does not say otherwise (Generic says nothing).
+    #[test]
+    fn a_profile_s_defaults_are_bearer_auth_no_follow_up_and_a_one_mib_answer() {
+        let generic = profile("generic").expect("generic");
+        assert_eq!(generic.authorization("tok"), "Bearer tok");
+        assert_eq!(generic.not_a_job_event(b"{}"), None);
+        let defaults = generic.api_defaults();
+        assert_eq!(defaults.max_answer_bytes, 1 << 20);
+        assert_eq!((defaults.base_url, defaults.max_polls_per_run), (None, None));
+        let done = answer(JobStatus::Completed, None);
+        assert_eq!(generic.follow_up("j", &done), None);
+        assert_eq!(generic.parse_follow_up("j", done.clone(), b"ignored"), Ok(done));
+    }
 }

@@ -513,3 +513,74 @@ fn custom_tolerance_is_honoured() {
         VerifyError::TimestampOutOfTolerance
     );
 }
+
+#[test]
+fn a_timestamp_is_one_to_twelve_ascii_digits() {
+    for (raw, expected) in [
+        ("0", Ok(0)),
+        ("1649367553", Ok(1_649_367_553)),
+        ("999999999999", Ok(999_999_999_999)),
+        ("1000000000000", Err(VerifyError::MalformedTimestamp)),
+        ("", Err(VerifyError::MalformedTimestamp)),
+        ("+1649367553", Err(VerifyError::MalformedTimestamp)),
+        ("-1", Err(VerifyError::MalformedTimestamp)),
+        ("16493675.3", Err(VerifyError::MalformedTimestamp)),
+        ("１２", Err(VerifyError::MalformedTimestamp)),
+    ] {
+        assert_eq!(parse_timestamp(raw), expected, "{raw:?}");
+    }
+}
+
+#[test]
+fn a_timestamp_at_the_tolerance_is_accepted_and_one_second_beyond_is_not() {
+    assert_eq!(check_tolerance(1_000, 1_300, 300), Ok(()));
+    assert_eq!(check_tolerance(1_600, 1_300, 300), Ok(()));
+    assert_eq!(check_tolerance(999, 1_300, 300), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(check_tolerance(1_601, 1_300, 300), Err(VerifyError::TimestampOutOfTolerance));
+}
+
+/// The codes are the receiver's answer body and a metric label: a contract.
+#[test]
+fn each_rejection_has_its_own_documented_code() {
+    use VerifyError::*;
+    let codes: Vec<&str> = [
+        MissingSignature,
+        MissingWebhookId,
+        MissingTimestamp,
+        MalformedTimestamp,
+        TimestampOutOfTolerance,
+        MalformedSignature,
+        SignatureMismatch,
+    ]
+    .into_iter()
+    .map(VerifyError::code)
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "missing_signature",
+            "missing_webhook_id",
+            "missing_timestamp",
+            "malformed_timestamp",
+            "timestamp_out_of_tolerance",
+            "malformed_signature",
+            "signature_mismatch",
+        ]
+    );
+}
+
+#[test]
+fn each_scheme_s_name_parses_back_to_it() {
+    for scheme in [
+        Scheme::StandardWebhooks,
+        Scheme::Stripe,
+        Scheme::Github,
+        Scheme::Opusclip,
+        Scheme::HeaderToken,
+    ] {
+        assert_eq!(scheme.as_str().parse::<Scheme>(), Ok(scheme));
+        assert_eq!(scheme.to_string(), scheme.as_str());
+    }
+    assert_eq!("Stripe".parse::<Scheme>(), Err(()));
+    assert_eq!("".parse::<Scheme>(), Err(()));
+}
