@@ -79,7 +79,7 @@ lint: sam-venv layers
 # ports): each mutant is built and the core's tests run against it; the
 # caught/missed counts are printed. Slow, so not part of make test.
 mutants:
-	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+	@command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants@27.1.0
 	PROPTEST_CASES=64 cargo mutants -p jobhook-core --no-shuffle --output target/mutants; rc=$$?; \
 	  for k in caught missed unviable timeout; do \
 	    printf '%s: %s\n' $$k "$$(wc -l < target/mutants/mutants.out/$$k.txt 2>/dev/null || echo 0)"; done; \

@@ -256,15 +256,9 @@ enum MoveTaskError {
 }
 
 async fn queue_arn(sqs: &Client, url: &str) -> Result<String, CliError> {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
+    jobhook::adapters::sqs::queue_arn(sqs, url)
         .await
-        .map_err(|e| sdk_failed(url, e))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| failed(url, "SQS reported no QueueArn"))
+        .map_err(|e| failed(url, crate::port_message(&e)))
 }
 
 /// `StartMessageMoveTask`, then `ListMessageMoveTasks` until it ends.
@@ -281,7 +275,8 @@ async fn move_task(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, MoveTask
         Ok(out) => out.task_handle().unwrap_or_default().to_owned(),
         Err(error) => {
             use aws_sdk_sqs::error::ProvideErrorMetadata;
-            let denied = error.code().is_some_and(|c| c.contains("AccessDenied"));
+            let denied =
+                error.code().and_then(jobhook::adapters::setup_fault) == Some(jobhook::adapters::SetupFault::Denied);
             let message = crate::sdk_message(&error);
             return Err(if denied {
                 MoveTaskError::Failed(failed(

@@ -43,16 +43,7 @@ where
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("error");
             let message = ctx.err().message().unwrap_or("no message");
-            let hint = match code {
-                c if c.contains("AccessDenied") => " (check the credentials' permissions)",
-                c if c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist") => " (check the queue URL)",
-                "ResourceNotFoundException" => " (check the table name and region)",
-                "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidClientTokenId" => {
-                    " (check the credentials: AWS_PROFILE, `aws sso login`)"
-                }
-                _ => "",
-            };
-            format!("{code}: {message}{hint}")
+            format!("{code}: {message}{}", setup_hint(Some(code)))
         }
         SdkError::DispatchFailure(_) => {
             "could not reach the AWS endpoint (check the network, the region and AWS_ENDPOINT_URL)".into()
@@ -66,6 +57,24 @@ where
     } else {
         line
     }
+}
+
+/// What to check for an error code that says the setup is wrong; the
+/// functions class the same codes as systemic (`jobhook::adapters::setup_fault`).
+fn setup_hint(code: Option<&str>) -> &'static str {
+    use jobhook::adapters::SetupFault;
+    match code.and_then(jobhook::adapters::setup_fault) {
+        Some(SetupFault::Denied) => " (check the credentials' permissions)",
+        Some(SetupFault::NoQueue) => " (check the queue URL)",
+        Some(SetupFault::NoResource) => " (check the table name and region)",
+        Some(SetupFault::Credentials) => " (check the credentials: AWS_PROFILE, `aws sso login`)",
+        None => "",
+    }
+}
+
+/// An adapter's error as one readable line, with what to check.
+pub fn port_message(error: &jobhook::ports::PortError) -> String {
+    format!("{}{}", error.message, setup_hint(error.code.as_deref()))
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use clap::Args;
@@ -14,7 +14,7 @@ use jobhook::domain::notification::Notification;
 use jobhook::domain::signature::sign;
 use jobhook::domain::sources::SigningKey;
 use rand::RngExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::{printable, sdk_message, write, CliError};
 
@@ -82,76 +82,20 @@ impl Subscription {
     }
 
     async fn subscribe(&mut self, source: Option<&str>) -> Result<(), CliError> {
-        let failed = |what: &str, e: String| CliError::Failed(format!("{what} {}: {e}", self.name));
-        let queue_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| failed("queue", sdk_message(&e)))?
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
-        let mut pattern = json!({"source": ["jobhook"], "detail-type": ["jobhook.transition"]});
-        if let Some(source) = source {
-            pattern["detail"] = json!({ "source": [source] });
-        }
-        let rule_arn = self
-            .events
-            .put_rule()
-            .name(&self.name)
-            .event_bus_name(&self.bus)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .map_err(|e| failed("rule", sdk_message(&e)))?
-            .rule_arn
-            .unwrap_or_default();
-        // EventBridge may send to the queue only for this rule.
-        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]});
-        self.sqs
-            .set_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attributes(QueueAttributeName::Policy, policy.to_string())
-            .send()
-            .await
-            .map_err(|e| failed("queue", sdk_message(&e)))?;
-        let target = aws_sdk_eventbridge::types::Target::builder()
-            .id("listen")
-            .arn(queue_arn)
-            .build()
-            .map_err(|e| failed("target", e.to_string()))?;
-        self.events
-            .put_targets()
-            .rule(&self.name)
-            .event_bus_name(&self.bus)
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| failed("rule", sdk_message(&e)))?;
-        Ok(())
+        jobhook::adapters::eventbridge::route_to_queue(
+            &self.events,
+            &self.sqs,
+            &self.bus,
+            &self.name,
+            &self.queue_url,
+            source,
+        )
+        .await
+        .map_err(|e| CliError::Failed(format!("subscription {}: {}", self.name, crate::port_message(&e))))
     }
 
     async fn remove(&self) {
-        let _ = self
-            .events
-            .remove_targets()
-            .rule(&self.name)
-            .event_bus_name(&self.bus)
-            .ids("listen")
-            .send()
-            .await;
-        let _ = self
-            .events
-            .delete_rule()
-            .name(&self.name)
-            .event_bus_name(&self.bus)
-            .send()
-            .await;
+        let _ = jobhook::adapters::eventbridge::unroute(&self.events, &self.bus, &self.name).await;
         let _ = self.sqs.delete_queue().queue_url(&self.queue_url).send().await;
     }
 }

@@ -30,6 +30,9 @@ pub struct PortError {
     pub operation: &'static str,
     pub message: String,
     pub kind: ErrorKind,
+    /// The service's error code when it answered one (`AccessDeniedException`),
+    /// for callers that explain a failure rather than retry it.
+    pub code: Option<String>,
 }
 
 impl PortError {
@@ -38,6 +41,7 @@ impl PortError {
             operation,
             message: message.into(),
             kind: ErrorKind::Transient,
+            code: None,
         }
     }
     pub fn permanent(operation: &'static str, message: impl Into<String>) -> Self {
@@ -45,6 +49,7 @@ impl PortError {
             operation,
             message: message.into(),
             kind: ErrorKind::Permanent,
+            code: None,
         }
     }
     pub fn is_retryable(&self) -> bool {
@@ -180,7 +185,10 @@ mod tests {
             ..PortError::transient("dynamodb:put", "no such table")
         };
         assert_eq!((transient.kind, transient.is_retryable()), (ErrorKind::Transient, true));
-        assert_eq!((permanent.kind, permanent.is_retryable()), (ErrorKind::Permanent, false));
+        assert_eq!(
+            (permanent.kind, permanent.is_retryable()),
+            (ErrorKind::Permanent, false)
+        );
         assert!(!systemic.is_retryable());
         assert_eq!(transient.to_string(), "dynamodb:put failed: throttled");
     }

@@ -151,7 +151,7 @@ fn function_url(text: &str) -> Result<(String, String), String> {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let aws = jobhook::adapters::aws_config().await;
+    let aws = jobhook::bootstrap::aws_config().await;
     match run(cli, &aws).await {
         Ok(code) => std::process::exit(code),
         Err(error) => {

@@ -1,21 +1,9 @@
 //! What a template cannot hold: the secret *values* a user puts into the
 //! deployed stack's secrets (`scripts/deploy_local.py` deploys the rest).
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 pub use crate::Error;
-
-pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| format!("queue {url} has no ARN").into())
-}
 
 /// The host that marks a source's `api.base_url` as "the provider
 /// simulator": a reserved name that never resolves (RFC 2606), so the

@@ -374,27 +374,8 @@ impl Consumer {
             .await?
             .queue_url
             .ok_or("no consumer queue url")?;
-        let arn = jobhook_dev::seed::queue_arn(&sqs, &queue_url).await?;
         let events = aws_sdk_eventbridge::Client::new(aws);
-        events
-            .put_rule()
-            .name(&name)
-            .event_bus_name(bus)
-            .event_pattern(r#"{"source": ["jobhook"], "detail-type": ["jobhook.transition"]}"#)
-            .send()
-            .await?;
-        events
-            .put_targets()
-            .rule(&name)
-            .event_bus_name(bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("consumer")
-                    .arn(arn)
-                    .build()?,
-            )
-            .send()
-            .await?;
+        jobhook::adapters::eventbridge::route_to_queue(&events, &sqs, bus, &name, &queue_url, None).await?;
         Ok(Self { sqs, queue_url })
     }
 

@@ -4,12 +4,15 @@
 //!   pure logic, and one small trait per outside capability.
 //! - [`adapters`]: those traits on SQS, DynamoDB, EventBridge, Secrets
 //!   Manager, files and the providers' HTTP APIs.
+//! - [`bootstrap`]: the composition root, where clients and adapters are
+//!   built for the functions, the CLI and the dev tools.
 //! - [`config`], [`telemetry`], [`retry`], [`outcomes`], [`sources_cache`]:
 //!   what the four functions share.
 
 pub use jobhook_core::{domain, ports};
 
 pub mod adapters;
+pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod outcomes;

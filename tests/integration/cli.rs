@@ -345,7 +345,7 @@ async fn move_task_sqs(outcome: &'static str) -> (String, Arc<std::sync::Mutex<V
 async fn cli_against(endpoint: &str, args: &[&str]) -> (Result<(), CliError>, String) {
     aws().await;
     cli_with(
-        &jobhook::adapters::aws_config_loader()
+        &jobhook::bootstrap::aws_config_loader()
             .endpoint_url(endpoint)
             .load()
             .await,

@@ -45,7 +45,7 @@ async fn behind_proxy() -> Faulty {
     let (url, proxy, task) = faults::start(&moto, FaultPlan::contention_only(), 1)
         .await
         .expect("fault proxy");
-    let config = jobhook::adapters::aws_config_loader().endpoint_url(url).load().await;
+    let config = jobhook::bootstrap::aws_config_loader().endpoint_url(url).load().await;
     Faulty {
         proxy,
         config,

@@ -53,32 +53,16 @@ async fn downstream() -> Downstream {
     events.create_event_bus().name(&bus_name).send().await.expect("bus");
     let sqs_client = aws_sdk_sqs::Client::new(&config);
     let queue_url = sqs::create_queue(&sqs_client, "app").await;
-    let queue_arn = jobhook_dev::seed::queue_arn(&sqs_client, &queue_url)
-        .await
-        .expect("arn");
-    let rule = unique_name("rule");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus_name)
-        .event_pattern(json!({"source": ["jobhook"], "detail-type": ["jobhook.transition"]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus_name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("app")
-                .arn(queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("targets");
+    jobhook::adapters::eventbridge::route_to_queue(
+        &events,
+        &sqs_client,
+        &bus_name,
+        &unique_name("rule"),
+        &queue_url,
+        None,
+    )
+    .await
+    .expect("the application's queue subscribed");
     Downstream {
         store: DynamoJobStore::new(ddb, table, Duration::from_secs(86_400), Arc::new(SystemClock)),
         probe,

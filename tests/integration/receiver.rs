@@ -219,6 +219,7 @@ impl jobhook::ports::EventQueue for RefusingQueue {
             operation: "sqs:SendMessage",
             message: "refused".into(),
             kind: self.0,
+            code: None,
         }
         .into())
     }

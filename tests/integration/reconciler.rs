@@ -616,7 +616,7 @@ async fn the_reconciler_polls_with_the_token_from_the_api_secret() {
             .await
             .expect("secret");
     }
-    let loader = jobhook::adapters::sources_with_api_loader(
+    let loader = jobhook::bootstrap::sources_with_api_loader(
         &jobhook::config::SourcesLocation::Secret(signing_name.clone()),
         Some(&api_name),
         &config,
@@ -639,7 +639,7 @@ async fn the_reconciler_polls_with_the_token_from_the_api_secret() {
     );
 
     // The signing secret alone, as the receiver loads it, has no api at all.
-    let alone = jobhook::adapters::sources_loader(&jobhook::config::SourcesLocation::Secret(signing_name), &config);
+    let alone = jobhook::bootstrap::sources_loader(&jobhook::config::SourcesLocation::Secret(signing_name), &config);
     let text = alone.load().await.expect("load");
     assert!(Sources::parse(&text)
         .expect("parses")

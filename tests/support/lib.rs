@@ -39,7 +39,7 @@ pub async fn aws() -> SdkConfig {
         "integration tests need a local moto server: run them with `make test` \
          (or scripts/with-moto.sh cargo test --workspace)"
     );
-    jobhook::adapters::aws_config().await
+    jobhook::bootstrap::aws_config().await
 }
 
 /// A name no other test (or earlier run against the same server) uses.

@@ -579,22 +579,31 @@ mod tests {
         assert!(Sources::parse(&github("a.b").to_string()).is_err());
 
         let tolerance = |secs: u64| {
-            Sources::parse(&json!({"sources": {"s": {"scheme": "stripe", "secrets": ["k"], "tolerance_secs": secs}}}).to_string())
-                .map(|s| s.get("s").expect("s").tolerance_secs)
+            Sources::parse(
+                &json!({"sources": {"s": {"scheme": "stripe", "secrets": ["k"], "tolerance_secs": secs}}}).to_string(),
+            )
+            .map(|s| s.get("s").expect("s").tolerance_secs)
         };
         assert_eq!(tolerance(1).ok(), Some(1));
         assert_eq!(tolerance(86_400).ok(), Some(86_400));
         assert!(tolerance(0).is_err() && tolerance(86_401).is_err());
 
         let polls = |n: u64| {
-            Sources::parse(&json!({"sources": {"s": {"scheme": "github", "secrets": ["k"], "provider": "generic",
-                "api": {"base_url": "https://api.example.com/v1/", "token": "t", "max_polls_per_run": n}}}}).to_string())
-                .map(|s| s.get("s").expect("s").api.clone().expect("api"))
+            Sources::parse(
+                &json!({"sources": {"s": {"scheme": "github", "secrets": ["k"], "provider": "generic",
+                "api": {"base_url": "https://api.example.com/v1/", "token": "t", "max_polls_per_run": n}}}})
+                .to_string(),
+            )
+            .map(|s| s.get("s").expect("s").api.clone().expect("api"))
         };
         assert_eq!(polls(1).expect("1").max_polls_per_run, Some(1));
         assert_eq!(polls(10_000).expect("10000").max_polls_per_run, Some(10_000));
         assert!(polls(0).is_err() && polls(10_001).is_err());
-        assert_eq!(polls(5).expect("5").base_url, "https://api.example.com/v1", "a trailing slash is dropped");
+        assert_eq!(
+            polls(5).expect("5").base_url,
+            "https://api.example.com/v1",
+            "a trailing slash is dropped"
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
-use jobhook::adapters::eventbridge::EventBridgeBus;
 use jobhook::config::{Env, NotifierConfig};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use notifier::Notifier;
@@ -12,18 +11,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    jobhook::telemetry::init_logging();
-    let metrics = jobhook::telemetry::init("notifier")?;
+    let started = jobhook::bootstrap::start("notifier")?;
     let config = NotifierConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
     let notifier = Notifier {
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&aws),
-            &config.event_bus,
-        )),
+        bus: Arc::new(started.bus(&config.event_bus)),
         backoff: jobhook::retry::Backoff::WRITES,
     };
-    let notifier = &notifier;
+    let (notifier, metrics) = (&notifier, started.metrics);
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, notifier::TIMEOUT);
         let response = notifier.handle(event.payload, deadline).await;

@@ -1,12 +1,9 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
-use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
 use jobhook::config::{Env, ProcessorConfig};
-use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use processor::Processor;
 
@@ -16,33 +13,25 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    jobhook::telemetry::init_logging();
-    let metrics = jobhook::telemetry::init("processor")?;
+    let started = jobhook::bootstrap::start("processor")?;
     let config = ProcessorConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
-
-    // The api document too: thin events' state is read from the provider.
-    let loader =
-        jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);
-    let sources = SourcesCache::new(loader, config.sources.ttl);
-    sources.get().await?;
-
-    let store = DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        &config.table_name,
-        config.event_ttl,
-        Arc::new(SystemClock),
-    )
-    .with_stale_after(config.stale_after);
     let processor = Processor {
-        sources,
-        store: Arc::new(store),
-        dead_letters: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url)),
+        // The api document too: thin events' state is read from the provider.
+        sources: started
+            .loaded_sources(&config.sources, config.api_secret.as_deref())
+            .await?,
+        store: Arc::new(started.job_store(
+            &config.table_name,
+            config.event_ttl,
+            config.stale_after,
+            Arc::new(SystemClock),
+        )),
+        dead_letters: Arc::new(started.queue(&config.dlq_url)),
         poller: Arc::new(HttpJobPoller::new(processor::FETCH_TIMEOUT)),
         concurrency: config.concurrency,
         backoff: jobhook::retry::Backoff::WRITES,
     };
-    let processor = &processor;
+    let (processor, metrics) = (&processor, started.metrics);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, processor::TIMEOUT);
         tracing::debug!(

@@ -1,14 +1,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::SystemClock;
 use jobhook::config::Env;
-use jobhook::sources_cache::SourcesCache;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use reconciler::ScheduledRun;
-use reconciler::{ReconcileSettings, Reconciler, ReconcilerConfig};
+use reconciler::{ReconcileSettings, Reconciler, ReconcilerConfig, ScheduledRun};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -16,28 +13,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> Result<(), Error> {
-    jobhook::telemetry::init_logging();
-    let metrics = jobhook::telemetry::init("reconciler")?;
+    let started = jobhook::bootstrap::start("reconciler")?;
     let config = ReconcilerConfig::from_env(&Env::process())?;
-    let aws = jobhook::adapters::function_aws_config(&Env::process())?;
-
-    let loader =
-        jobhook::adapters::sources_with_api_loader(&config.sources.location, config.api_secret.as_deref(), &aws);
-    let sources = SourcesCache::new(loader, config.sources.ttl);
-    sources.get().await?;
-
     let clock = Arc::new(SystemClock);
-    let store = Arc::new(
-        DynamoJobStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            &config.table_name,
-            config.event_ttl,
-            clock.clone(),
-        )
-        .with_stale_after(config.stale_after),
-    );
+    let store = Arc::new(started.job_store(&config.table_name, config.event_ttl, config.stale_after, clock.clone()));
     let run_state = ScheduledRun {
-        sources,
+        sources: started
+            .loaded_sources(&config.sources, config.api_secret.as_deref())
+            .await?,
         reconciler: Reconciler {
             store: store.clone(),
             index: store,
@@ -50,7 +33,7 @@ async fn start() -> Result<(), Error> {
             },
         },
     };
-    let run_state = &run_state;
+    let (run_state, metrics) = (&run_state, started.metrics);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, reconciler::TIMEOUT);
         let summary = run_state.handle(deadline).await;

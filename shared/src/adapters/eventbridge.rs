@@ -78,10 +78,85 @@ impl NotificationBus for EventBridgeBus {
                     operation: "events:PutEvents",
                     message,
                     kind: entry_error_kind(code),
+                    code: Some(code.to_owned()),
                 })
             })
             .collect())
     }
+}
+
+/// The id of the target [`route_to_queue`] puts on its rule.
+const QUEUE_TARGET_ID: &str = "queue";
+
+/// Routes the bus's notifications (of one source, or all) to a queue: a rule
+/// named `rule`, a queue policy that lets only that rule send, and the queue
+/// as the rule's target. [`unroute`] takes the rule away again.
+pub async fn route_to_queue(
+    events: &Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    rule: &str,
+    queue_url: &str,
+    source: Option<&str>,
+) -> Result<(), PortError> {
+    let queue_arn = super::sqs::queue_arn(sqs, queue_url).await?;
+    let mut pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE]});
+    if let Some(source) = source {
+        pattern["detail"] = serde_json::json!({ "source": [source] });
+    }
+    let rule_arn = events
+        .put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("events:PutRule", e))?
+        .rule_arn
+        .unwrap_or_default();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]});
+    sqs.set_queue_attributes()
+        .queue_url(queue_url)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("sqs:SetQueueAttributes", e))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id(QUEUE_TARGET_ID)
+        .arn(queue_arn)
+        .build()
+        .map_err(|e| PortError::permanent("events:PutTargets", e.to_string()))?;
+    events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("events:PutTargets", e))?;
+    Ok(())
+}
+
+/// Removes a rule [`route_to_queue`] made, with its target.
+pub async fn unroute(events: &Client, bus: &str, rule: &str) -> Result<(), PortError> {
+    events
+        .remove_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .ids(QUEUE_TARGET_ID)
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("events:RemoveTargets", e))?;
+    events
+        .delete_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .send()
+        .await
+        .map_err(|e| sdk_port_error("events:DeleteRule", e))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -66,15 +66,24 @@ impl SqsQueue {
     /// A cheap call that opens the TLS connection during init and checks the
     /// queue exists, so the first delivery does not pay for the handshake.
     pub async fn warm_up(&self) -> Result<(), PortError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| sdk_port_error("sqs:GetQueueAttributes", e))
+        queue_arn(&self.client, &self.queue_url).await.map(|_| ())
     }
+}
+
+/// The ARN of the queue at `url`: what policies, rules and move tasks name.
+pub async fn queue_arn(client: &Client, url: &str) -> Result<String, PortError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    const OPERATION: &str = "sqs:GetQueueAttributes";
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sdk_port_error(OPERATION, e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| PortError::permanent(OPERATION, format!("queue {url} reported no QueueArn")))
 }
 
 /// `DeleteMessageBatch` entries for `messages`; ids are their positions.

@@ -360,7 +360,10 @@ mod tests {
         let id = |source, job, status, progress| job_event_from_poll(source, job, &answer(status, progress)).event_id;
         let first = id("s", "j", JobStatus::Processing, Some(40));
         assert_eq!(first, id("s", "j", JobStatus::Processing, Some(40)));
-        assert!(first.starts_with("poll-") && first.len() == "poll-".len() + 32, "{first}");
+        assert!(
+            first.starts_with("poll-") && first.len() == "poll-".len() + 32,
+            "{first}"
+        );
         for other in [
             id("s", "j", JobStatus::Processing, Some(41)),
             id("s", "j", JobStatus::Processing, None),

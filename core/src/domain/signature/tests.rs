@@ -535,8 +535,14 @@ fn a_timestamp_is_one_to_twelve_ascii_digits() {
 fn a_timestamp_at_the_tolerance_is_accepted_and_one_second_beyond_is_not() {
     assert_eq!(check_tolerance(1_000, 1_300, 300), Ok(()));
     assert_eq!(check_tolerance(1_600, 1_300, 300), Ok(()));
-    assert_eq!(check_tolerance(999, 1_300, 300), Err(VerifyError::TimestampOutOfTolerance));
-    assert_eq!(check_tolerance(1_601, 1_300, 300), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(
+        check_tolerance(999, 1_300, 300),
+        Err(VerifyError::TimestampOutOfTolerance)
+    );
+    assert_eq!(
+        check_tolerance(1_601, 1_300, 300),
+        Err(VerifyError::TimestampOutOfTolerance)
+    );
 }
 
 /// The codes are the receiver's answer body and a metric label: a contract.
