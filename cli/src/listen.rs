@@ -109,7 +109,8 @@ fn generated_secret() -> String {
 /// The wait before SQS hands a notification back after a failed forward:
 /// 1 s doubling per attempt, at most a minute.
 fn retry_delay(receive_count: u32) -> i32 {
-    (1i32 << receive_count.saturating_sub(1).min(6)).min(60)
+    let wait = jobhook::domain::schedule::doubling(Duration::from_secs(1), Duration::from_secs(60), receive_count);
+    wait.as_secs() as i32
 }
 
 pub async fn run(args: ListenArgs, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> Result<(), CliError> {

@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobStatus, Origin, Outcome};
+use jobhook::domain::schedule::doubling;
 use jobhook::domain::signature::sign;
 use jobhook::SourceConfig;
 use rand::rngs::StdRng;
@@ -767,8 +768,9 @@ async fn deliver(
     let event = &job.events[delivery.event];
     let body = job.body(delivery.event);
     let first_attempt = Instant::now();
-    let mut backoff = Duration::from_millis(250);
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         let permit = gate.acquire().await.expect("semaphore open");
         let in_outage = outage.contains(started.elapsed());
         // Signed at send time, as providers re-sign each retry.
@@ -806,12 +808,12 @@ async fn deliver(
                 return;
             }
         }
+        let backoff = doubling(Duration::from_millis(250), Duration::from_secs(8), attempt);
         if first_attempt.elapsed().as_secs_f64() + backoff.as_secs_f64() > retry_window_secs {
             log.lock().expect("log").gave_up += 1;
             return;
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(8));
     }
 }
 

@@ -40,8 +40,7 @@ impl Backoff {
 
     /// The most the wait before attempt `attempt + 1` may be (attempt ≥ 1).
     pub fn cap(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << (attempt.saturating_sub(1)).min(16);
-        self.first.saturating_mul(factor).min(self.max)
+        crate::domain::schedule::doubling(self.first, self.max, attempt)
     }
 
     /// Runs `op` until it succeeds, fails for good, runs out of attempts or

@@ -63,8 +63,7 @@ impl ReconcileSettings {
     /// The wait before the next poll of a job after `misses` polls in a row
     /// that changed nothing (at least 1).
     pub fn backoff(&self, misses: u32) -> Duration {
-        let factor = 1u32 << misses.saturating_sub(1).min(20);
-        self.poll_interval.saturating_mul(factor).min(self.max_poll_interval)
+        jobhook::domain::schedule::doubling(self.poll_interval, self.max_poll_interval, misses)
     }
 }
 
