@@ -36,8 +36,9 @@ impl fmt::Debug for SecretString {
 /// The provider's polling API for a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
-    /// Without a trailing slash; the provider's public API when not given.
-    pub base_url: String,
+    /// An http(s) base with a host and no credentials, query or fragment;
+    /// the provider's public API when not given. Requests add path segments.
+    pub base_url: url::Url,
     pub token: SecretString,
     /// Polls of this source per reconciler run, at most; the profile's
     /// default for a rate-limited API when not given.
@@ -351,6 +352,22 @@ fn parse_keys(source: &str, scheme: Scheme, value: Option<&Value>) -> Result<Vec
         .collect()
 }
 
+/// A base URL a request can be built on. The problem never quotes the URL,
+/// which may carry a secret.
+fn base_url(text: &str) -> Result<url::Url, &'static str> {
+    let url = url::Url::parse(text.trim_end_matches('/')).map_err(|_| "must be an http(s) URL")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("must be an http(s) URL with a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials (the token goes in api.token)");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment");
+    }
+    Ok(url)
+}
+
 fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, SourcesError> {
     let Value::Object(fields) = value else {
         return Err(field_error(source, "api", "must be an object with base_url and token"));
@@ -363,12 +380,10 @@ fn parse_api(source: &str, provider: &str, value: &Value) -> Result<ApiConfig, S
     }
     let defaults = provider::profile(provider).map(|p| p.api_defaults());
     let base_url = match fields.get("base_url") {
-        Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
-            url.trim_end_matches('/').to_owned()
-        }
+        Some(Value::String(text)) => base_url(text).map_err(|problem| field_error(source, "api.base_url", problem))?,
         Some(_) => return Err(field_error(source, "api.base_url", "must be an http(s) URL")),
         None => match defaults.as_ref().and_then(|d| d.base_url) {
-            Some(url) => url.to_owned(),
+            Some(url) => base_url(url).expect("each profile's default base URL is valid"),
             None => {
                 return Err(field_error(
                     source,
@@ -481,7 +496,7 @@ mod tests {
         assert_eq!(acme.keys.len(), 2);
         assert_eq!(acme.keys[0].bytes().len(), 24);
         let api = acme.api.as_ref().expect("api");
-        assert_eq!(api.base_url, "https://api.example.com/v1");
+        assert_eq!(api.base_url.as_str(), "https://api.example.com/v1");
         assert_eq!(api.token.expose(), "tok");
         let mux = sources.get("mux").expect("mux");
         assert_eq!(mux.header.as_deref(), Some("mux-signature"));
@@ -600,7 +615,7 @@ mod tests {
         assert_eq!(polls(10_000).expect("10000").max_polls_per_run, Some(10_000));
         assert!(polls(0).is_err() && polls(10_001).is_err());
         assert_eq!(
-            polls(5).expect("5").base_url,
+            polls(5).expect("5").base_url.as_str(),
             "https://api.example.com/v1",
             "a trailing slash is dropped"
         );
@@ -617,5 +632,44 @@ mod tests {
         .expect("two");
         assert_eq!((two.len(), two.is_empty()), (2, false));
         assert_eq!(two.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    /// A base URL that cannot take a request is refused when the sources
+    /// load, not at the first poll as a network error.
+    #[test]
+    fn a_base_url_needs_an_http_scheme_and_a_host_and_no_credentials_query_or_fragment() {
+        let base = |url: &str| {
+            Sources::parse(
+                &json!({"sources": {"s": {"scheme": "github", "secrets": ["k"],
+                "api": {"base_url": url, "token": "t"}}}})
+                .to_string(),
+            )
+            .map(|s| s.get("s").expect("s").api.clone().expect("api").base_url.to_string())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            base("http://127.0.0.1:9000/v1/").as_deref(),
+            Ok("http://127.0.0.1:9000/v1")
+        );
+        assert_eq!(
+            base("https://api.example.com").as_deref(),
+            Ok("https://api.example.com/")
+        );
+        for (url, problem) in [
+            ("https://", "http(s) URL"),
+            ("mailto:ops@example.com", "http(s) URL with a host"),
+            ("ftp://files.example.com", "http(s) URL with a host"),
+            ("https://user:hunter2@api.example.com", "credentials"),
+            ("https://apikey@api.example.com", "credentials"),
+            ("https://api.example.com/v1?key=1", "query or fragment"),
+            ("https://api.example.com/v1#top", "query or fragment"),
+        ] {
+            let error = base(url).expect_err(url);
+            assert!(
+                error.contains("api.base_url") && error.contains(problem),
+                "{url}: {error}"
+            );
+            assert!(!error.contains("hunter2") && !error.contains("apikey"), "{error}");
+        }
     }
 }

@@ -1,12 +1,10 @@
 //! The provider's job API over HTTP(S), with one client per container.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
-use reqwest::{Client, StatusCode, Url};
-use time::format_description::well_known::Rfc2822;
-use time::OffsetDateTime;
+use reqwest::{Client, StatusCode};
 
 use crate::domain::provider::{self, ApiRequest, PayloadError, ProviderProfile};
 use crate::domain::sources::{ApiConfig, SourceConfig};
@@ -30,14 +28,14 @@ impl HttpJobPoller {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(value: Option<&HeaderValue>, now: OffsetDateTime) -> Option<Duration> {
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(value: Option<&HeaderValue>, now: SystemTime) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = OffsetDateTime::parse(text, &Rfc2822).ok()?;
-    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn classify(error: reqwest::Error) -> PollError {
@@ -58,9 +56,9 @@ impl HttpJobPoller {
         request: &ApiRequest,
         max_bytes: usize,
     ) -> Result<Answer, PollError> {
-        let mut url = Url::parse(&api.base_url).map_err(|e| PollError::Network(format!("api.base_url: {e}")))?;
+        let mut url = api.base_url.clone();
         url.path_segments_mut()
-            .map_err(|()| PollError::Network("api.base_url cannot have a path".into()))?
+            .map_err(|()| PollError::BadAnswer("api.base_url cannot have a path".into()))?
             .pop_if_empty()
             .extend(&request.path);
         if !request.query.is_empty() {
@@ -84,7 +82,7 @@ impl HttpJobPoller {
             StatusCode::TOO_MANY_REQUESTS => {
                 return Ok(Answer::RateLimited(retry_after(
                     response.headers().get(RETRY_AFTER),
-                    OffsetDateTime::now_utc(),
+                    SystemTime::now(),
                 )))
             }
             s if s.is_server_error() => return Err(PollError::Server(s.as_u16())),
@@ -143,7 +141,8 @@ mod tests {
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
-        let now = OffsetDateTime::from_unix_timestamp(784_111_777).expect("time"); // Sun, 06 Nov 1994 08:49:37 GMT
+        // Sun, 06 Nov 1994 08:49:37 GMT, the date RFC 9110's examples use.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(
             retry_after(Some(&HeaderValue::from_static("120")), now),
             Some(Duration::from_secs(120))
@@ -151,6 +150,19 @@ mod tests {
         assert_eq!(
             retry_after(Some(&HeaderValue::from_static("Sun, 06 Nov 1994 08:50:37 GMT")), now),
             Some(Duration::from_secs(60))
+        );
+        // The obsolete forms a recipient must still accept.
+        for obsolete in ["Sunday, 06-Nov-94 08:50:37 GMT", "Sun Nov  6 08:50:37 1994"] {
+            assert_eq!(
+                retry_after(Some(&HeaderValue::from_static(obsolete)), now),
+                Some(Duration::from_secs(60)),
+                "{obsolete}"
+            );
+        }
+        assert_eq!(
+            retry_after(Some(&HeaderValue::from_static("Sun, 06 Nov 1994 08:48:37 GMT")), now),
+            Some(Duration::ZERO),
+            "a date already past means now"
         );
         assert_eq!(retry_after(Some(&HeaderValue::from_static("soon")), now), None);
         assert_eq!(retry_after(None, now), None);
