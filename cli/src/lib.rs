@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand};
 pub mod dlq;
 pub mod listen;
 pub mod sign;
-use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobState, TimelineEntry};
 use jobhook::domain::sources::is_valid_source_name;
+use jobhook::ports::{JobQuery, JobStore, PortError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -161,22 +161,26 @@ fn check(job: &JobRef) -> Result<(), CliError> {
     Ok(())
 }
 
-fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<DynamoJobStore, CliError> {
+fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<impl JobStore + JobQuery, CliError> {
     // A tracked job is first due for a poll as the functions would have it.
     let stale_after =
         jobhook::config::stale_after(&jobhook::config::Env::process()).map_err(|e| CliError::Usage(e.to_string()))?;
     // The timeline TTL only matters to the processor's writes.
-    Ok(DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(aws),
+    Ok(jobhook::bootstrap::job_store(
+        aws,
         &table.name,
         Duration::from_secs(30 * 86_400),
+        stale_after,
         Arc::new(SystemClock),
-    )
-    .with_stale_after(stale_after))
+    ))
 }
 
 fn failed(table: &str, error: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("table {table}: {error}"))
+}
+
+fn store_failed(table: &str, error: &PortError) -> CliError {
+    failed(table, port_message(error))
 }
 
 pub(crate) fn write(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
@@ -263,7 +267,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
             let created = store(aws, &table)?
                 .track(&job.source, &job.job_id)
                 .await
-                .map_err(|e| failed(&table.name, e))?;
+                .map_err(|e| store_failed(&table.name, &e))?;
             let verb = if created { "tracking" } else { "already known:" };
             write(out, &format!("{verb} {}/{}", job.source, job.job_id))
         }
@@ -272,7 +276,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
             let state = store(aws, &table)?
                 .get(&job.source, &job.job_id)
                 .await
-                .map_err(|e| failed(&table.name, e))?
+                .map_err(|e| store_failed(&table.name, &e))?
                 .ok_or_else(|| failed(&table.name, format!("no job {}/{}", job.source, job.job_id)))?;
             if json {
                 write(out, &serde_json::to_string_pretty(&state).expect("state serializes"))
@@ -288,7 +292,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
             let entries = store(aws, &table)?
                 .timeline(&job.source, &job.job_id)
                 .await
-                .map_err(|e| failed(&table.name, e))?;
+                .map_err(|e| store_failed(&table.name, &e))?;
             if json {
                 write(
                     out,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::domain::envelope::Envelope;
 use std::time::Duration;
 
-use crate::domain::job::{ApplyResult, JobEvent, JobStatus};
+use crate::domain::job::{ApplyResult, JobEvent, JobState, JobStatus, TimelineEntry};
 use crate::domain::notification::Notification;
 use crate::domain::provider::PollAnswer;
 use crate::domain::sources::SourceConfig;
@@ -91,6 +91,20 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Whether an event with this id was already recorded for the job: a
     /// redelivered thin event need not cost a call to the provider.
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError>;
+    /// Records a job the application has just submitted to the provider, so
+    /// the reconciler polls it even if no webhook ever arrives. False if the
+    /// job was already known (nothing is changed then).
+    async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError>;
+}
+
+/// What a job looks like and what became of each of its events: the reads
+/// behind `jobhook status` and `jobhook timeline`, and the dev tools' checks.
+#[async_trait]
+pub trait JobQuery: Send + Sync + std::fmt::Debug {
+    /// The job's state, as of every write acknowledged before the call.
+    async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError>;
+    /// Every distinct event received for the job, oldest first.
+    async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
 }
 
 /// Where the application hears of each applied transition.

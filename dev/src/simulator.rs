@@ -7,6 +7,7 @@
 //! a webhook. It keeps the truth and, at the end, checks the pipeline
 //! against it.
 
+use jobhook::ports::{JobQuery as _, JobStore as _};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -821,11 +822,11 @@ async fn deliver(
 /// as an application would, with the functions' `JOBHOOK_STALE_AFTER_SECS`.
 pub fn store(aws: &aws_config::SdkConfig, table: &str) -> Result<DynamoJobStore, Error> {
     let stale_after = jobhook::config::stale_after(&jobhook::config::Env::process())?;
-    Ok(DynamoJobStore::new(
-        aws_sdk_dynamodb::Client::new(aws),
+    Ok(jobhook::bootstrap::job_store(
+        aws,
         table,
         Duration::from_secs(86_400),
+        stale_after,
         Arc::new(SystemClock),
-    )
-    .with_stale_after(stale_after))
+    ))
 }

@@ -72,8 +72,7 @@ impl Started {
         stale_after: Duration,
         clock: Arc<dyn Clock>,
     ) -> DynamoJobStore {
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&self.aws), table, event_ttl, clock)
-            .with_stale_after(stale_after)
+        job_store(&self.aws, table, event_ttl, stale_after, clock)
     }
 
     /// A queue to send to: the events queue or the dead-letter queue.
@@ -84,6 +83,18 @@ impl Started {
     pub fn bus(&self, name: &str) -> EventBridgeBus {
         EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&self.aws), name)
     }
+}
+
+/// The job table: `event_ttl` keeps timeline entries that long, and a job
+/// is first due for a poll `stale_after` its last activity.
+pub fn job_store(
+    aws: &aws_config::SdkConfig,
+    table: &str,
+    event_ttl: Duration,
+    stale_after: Duration,
+    clock: Arc<dyn Clock>,
+) -> DynamoJobStore {
+    DynamoJobStore::new(aws_sdk_dynamodb::Client::new(aws), table, event_ttl, clock).with_stale_after(stale_after)
 }
 
 /// The one HTTPS client every AWS call goes through: hyper on rustls with

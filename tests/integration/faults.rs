@@ -3,6 +3,7 @@
 //! failure, and what jobhook makes of each. Faults are scripted, so each test
 //! meets exactly the failure it names.
 
+use jobhook::ports::JobQuery as _;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,3 +1,4 @@
+use jobhook::ports::JobQuery as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! duplicated, thin events fetched, cancels, and polling by each profile's
 //! path, auth and budget.
 
+use jobhook::ports::JobQuery as _;
 use std::sync::Arc;
 use std::time::Duration;
 

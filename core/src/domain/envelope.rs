@@ -41,7 +41,9 @@ fn body_field(body: &[u8]) -> (String, bool) {
     match std::str::from_utf8(body) {
         // Control characters are escaped, so only what escaping leaves
         // (U+FFFE, U+FFFF) can be refused.
-        Ok(text) if json_escaped_len(text) <= base64_len && text.chars().all(|c| c < ' ' || text_safe(c)) => {
+        Ok(text)
+            if json_escaped_len(text) <= base64_len && text.chars().all(|c| c.is_ascii_control() || text_safe(c)) =>
+        {
             (text.to_owned(), false)
         }
         _ => (BASE64.encode(body), true),
@@ -230,5 +232,28 @@ mod tests {
     fn an_envelope_names_its_source_and_event_for_the_queue() {
         let envelope = Envelope::for_test("acme", "evt_1", b"{}");
         assert_eq!(envelope.attributes(), [("source", "acme"), ("event_id", "evt_1")]);
+    }
+
+    #[test]
+    fn a_few_control_characters_in_a_long_body_are_escaped_not_base64() {
+        let body = b"{\"note\":\"bell \x07 here, and a long enough line around it\"}";
+        let envelope = round_trips(body);
+        assert!(!envelope.body_base64, "{}", envelope.body);
+        assert!(envelope.to_json().contains("\\u0007"));
+    }
+
+    #[test]
+    fn an_envelope_of_another_version_is_refused_by_its_version() {
+        let mut doc: serde_json::Value = serde_json::from_str(&envelope_of(b"{}").to_json()).expect("json");
+        doc["v"] = serde_json::json!(2);
+        assert!(matches!(
+            Envelope::from_json(&doc.to_string()),
+            Err(EnvelopeError::Version(2))
+        ));
+        doc["v"] = serde_json::json!("1");
+        assert!(matches!(
+            Envelope::from_json(&doc.to_string()),
+            Err(EnvelopeError::Shape(_))
+        ));
     }
 }

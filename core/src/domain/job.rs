@@ -567,4 +567,25 @@ mod tests {
         assert_eq!(Outcome::from(Decision::Stale), Outcome::Stale);
         assert_eq!(Outcome::from(Decision::Conflict), Outcome::Conflict);
     }
+
+    /// `result` is JSON text inside, a JSON object outside (the CLI's
+    /// `--json`, the notification's detail).
+    #[test]
+    fn a_result_is_written_and_read_as_the_object_it_holds() {
+        let fields = JobFields {
+            status: JobStatus::Completed,
+            progress: Some(100),
+            output_url: None,
+            error: None,
+            result: Some(r#"{"id":"p1","n":2}"#.into()),
+        };
+        let written = serde_json::to_value(&fields).expect("json");
+        assert_eq!(written["result"], serde_json::json!({"id": "p1", "n": 2}));
+        let read: JobFields = serde_json::from_value(written).expect("reads back");
+        assert_eq!(read, fields);
+        let without: JobFields =
+            serde_json::from_str(r#"{"status":"submitted","progress":null,"output_url":null,"error":null}"#)
+                .expect("no result");
+        assert_eq!(without.result, None);
+    }
 }

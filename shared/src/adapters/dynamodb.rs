@@ -46,7 +46,7 @@ use crate::domain::job::{
     TimelineEntry,
 };
 use crate::domain::notification::StateImage;
-use crate::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
+use crate::ports::{JobQuery, JobStore, OpenJob, OpenJobIndex, PortError};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
@@ -307,47 +307,12 @@ impl DynamoJobStore {
             Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
         }
     }
+}
 
-    /// Records a job the application has just submitted to the provider, so
-    /// the reconciler polls it even if no webhook ever arrives. Returns false
-    /// if the job was already known (nothing is changed then).
-    pub async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
-        let now = self.clock.now();
-        let now_text = rfc3339(now);
-        let item: Item = [
-            ("pk", s(job_pk(source, job_id))),
-            ("sk", s(STATE_SK)),
-            ("source", s(source)),
-            ("job_id", s(job_id)),
-            ("status", s(JobStatus::Submitted.as_str())),
-            ("rank", n(JobStatus::Submitted.rank())),
-            ("first_seen", s(&now_text)),
-            ("updated_at", s(&now_text)),
-            ("transitions", n(0)),
-            ("open_pk", s(open_pk(source))),
-            ("last_activity", n(unix_ms(now))),
-            ("next_poll_at", n(self.due_after_activity(now))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
-        }
-    }
-
+#[async_trait]
+impl JobQuery for DynamoJobStore {
     /// The job's state (a strongly consistent read).
-    pub async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError> {
+    async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError> {
         let out = self
             .client
             .get_item()
@@ -362,7 +327,7 @@ impl DynamoJobStore {
     }
 
     /// Every distinct event received for the job, oldest first.
-    pub async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
+    async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
         let mut entries = Vec::new();
         let mut start_key = None;
         loop {
@@ -787,6 +752,41 @@ impl DynamoJobStore {
 
 #[async_trait]
 impl JobStore for DynamoJobStore {
+    async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let item: Item = [
+            ("pk", s(job_pk(source, job_id))),
+            ("sk", s(STATE_SK)),
+            ("source", s(source)),
+            ("job_id", s(job_id)),
+            ("status", s(JobStatus::Submitted.as_str())),
+            ("rank", n(JobStatus::Submitted.rank())),
+            ("first_seen", s(&now_text)),
+            ("updated_at", s(&now_text)),
+            ("transitions", n(0)),
+            ("open_pk", s(open_pk(source))),
+            ("last_activity", n(unix_ms(now))),
+            ("next_poll_at", n(self.due_after_activity(now))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
+        }
+    }
+
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
         let out = self
             .client
