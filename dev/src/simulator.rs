@@ -7,7 +7,6 @@
 //! a webhook. It keeps the truth and, at the end, checks the pipeline
 //! against it.
 
-use jobhook::ports::{JobQuery as _, JobStore as _};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobStatus, Origin, Outcome};
 use jobhook::domain::schedule::doubling;
 use jobhook::domain::signature::sign;
+use jobhook::ports::{JobQuery as _, JobStore as _};
 use jobhook::SourceConfig;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -3,7 +3,6 @@
 //! failure, and what jobhook makes of each. Faults are scripted, so each test
 //! meets exactly the failure it names.
 
-use jobhook::ports::JobQuery as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::{FixedClock, SystemClock};
 use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
 use jobhook::domain::signature::sign;
-use jobhook::ports::JobStore;
+use jobhook::ports::{JobQuery as _, JobStore};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{Envelope, Sources};

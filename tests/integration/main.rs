@@ -9,4 +9,5 @@ mod processor;
 mod providers;
 mod receiver;
 mod reconciler;
+mod stores;
 mod template;

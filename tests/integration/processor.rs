@@ -1,4 +1,3 @@
-use jobhook::ports::JobQuery as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use jobhook::adapters::file::FileSources;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobState, JobStatus, Outcome, TimelineEntry};
-use jobhook::ports::JobStore;
+use jobhook::ports::{JobQuery as _, JobStore};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook_tests::messages::{batch, message, queued, webhook};

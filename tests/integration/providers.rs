@@ -3,7 +3,6 @@
 //! duplicated, thin events fetched, cancels, and polling by each profile's
 //! path, auth and budget.
 
-use jobhook::ports::JobQuery as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::ManualClock;
 use jobhook::domain::job::{JobState, JobStatus, Outcome};
-use jobhook::ports::JobStore;
+use jobhook::ports::{JobQuery as _, JobStore};
 use jobhook::sources_cache::SourcesCache;
 use jobhook::Sources;
 use jobhook_tests::messages::{batch, queued};

@@ -1,4 +1,3 @@
-use jobhook::ports::JobQuery as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +6,7 @@ use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::provider_http::HttpJobPoller;
 use jobhook::clock::{Clock, ManualClock};
 use jobhook::domain::job::{JobStatus, Origin, Outcome, TimelineEntry};
-use jobhook::ports::{JobStore, OpenJob, OpenJobIndex, PortError};
+use jobhook::ports::{JobQuery as _, JobStore, OpenJob, OpenJobIndex, PortError};
 use jobhook::Sources;
 use jobhook_tests::provider::{job, Answer, Request, TestProvider};
 use jobhook_tests::{aws, dynamodb, job_event};

@@ -9,6 +9,7 @@ pub mod provider;
 pub mod schedule;
 pub mod signature;
 pub mod sources;
+pub mod stored;
 
 #[cfg(test)]
 mod fuzz;

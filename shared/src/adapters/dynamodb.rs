@@ -46,14 +46,14 @@ use crate::domain::job::{
     TimelineEntry,
 };
 use crate::domain::notification::StateImage;
+use crate::domain::stored::{Transition, ABANDONED_KIND, NOT_FOUND_KIND};
+use crate::domain::stored::{ABANDONED_EVENT_ID, NOT_FOUND_EVENT_ID};
 use crate::ports::{JobQuery, JobStore, OpenJob, OpenJobIndex, PortError};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
 pub const EVENT_SK_PREFIX: &str = "EVT#";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
-/// The timeline entry that counts the provider's 404 answers for a job.
-pub const NOT_FOUND_EVENT_ID: &str = "poll-not-found";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -95,8 +95,15 @@ struct StateUpdate {
     values: Item,
 }
 
-fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms: i64, due_ms: i64) -> StateUpdate {
-    let fields = JobFields::from_event(event);
+/// `transition` as one conditional update, from the `expected` status.
+fn state_update(
+    event: &JobEvent,
+    transition: &Transition,
+    expected: Option<JobStatus>,
+    now: &str,
+    now_ms: i64,
+) -> StateUpdate {
+    let fields = transition.fields.clone();
     let mut names: HashMap<String, String> = [
         "pk",
         "status",
@@ -165,24 +172,27 @@ fn state_update(event: &JobEvent, expected: Option<JobStatus>, now: &str, now_ms
             None => remove.push(format!("#{attr}")),
         }
     }
-    // A later event reopens a job the reconciler had abandoned.
+    // An applied event reopens a job the reconciler had abandoned.
     remove.extend(["#poll_misses".to_owned(), "#abandoned_at".to_owned()]);
     // What brought the transition, for the notification the stream carries.
-    values.insert(":origin".into(), s(event.origin.as_str()));
+    values.insert(":origin".into(), s(transition.origin.as_str()));
     set.push("#last_origin = :origin");
-    if fields.status.is_terminal() {
-        remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned));
-        // Whoever applies the terminal transition got there first.
-        set.push("#terminal_origin = :origin");
-    } else {
-        values.insert(":open_pk".into(), s(open_pk(&event.source)));
-        values.insert(":now_ms".into(), n(now_ms));
-        values.insert(":due".into(), n(due_ms));
-        set.extend([
-            "#open_pk = :open_pk",
-            "#last_activity = :now_ms",
-            "#next_poll_at = :due",
-        ]);
+    if let Some(origin) = transition.terminal_origin {
+        values.insert(":terminal_origin".into(), s(origin.as_str()));
+        set.push("#terminal_origin = :terminal_origin");
+    }
+    match transition.next_poll_at_ms {
+        None => remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned)),
+        Some(due_ms) => {
+            values.insert(":open_pk".into(), s(open_pk(&event.source)));
+            values.insert(":now_ms".into(), n(now_ms));
+            values.insert(":due".into(), n(due_ms));
+            set.extend([
+                "#open_pk = :open_pk",
+                "#last_activity = :now_ms",
+                "#next_poll_at = :due",
+            ]);
+        }
     }
     let mut update = format!(
         "SET {}",
@@ -250,7 +260,7 @@ impl DynamoJobStore {
     }
 
     fn due_after_activity(&self, now: OffsetDateTime) -> i64 {
-        unix_ms(now) + self.stale_after.as_millis() as i64
+        crate::domain::stored::due_after_activity(unix_ms(now), self.stale_after)
     }
 
     pub fn table(&self) -> &str {
@@ -438,8 +448,6 @@ const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 const PERMANENT_CANCELLATION_CODES: &[&str] = &["ValidationError", "ItemCollectionSizeLimitExceeded"];
 
 pub const RATE_LIMIT_SK: &str = "RATE_LIMIT";
-/// The timeline entry that records the reconciler giving up on a job.
-pub const ABANDONED_EVENT_ID: &str = "poll-abandoned";
 
 pub fn source_pk(source: &str) -> String {
     format!("SOURCE#{source}")
@@ -553,7 +561,7 @@ impl OpenJobIndex for DynamoJobStore {
             ))
             .expression_attribute_values(":id", s(NOT_FOUND_EVENT_ID))
             .expression_attribute_values(":outcome", s(Outcome::NotFound.as_str()))
-            .expression_attribute_values(":kind", s("poll.not_found"))
+            .expression_attribute_values(":kind", s(NOT_FOUND_KIND))
             .expression_attribute_values(":origin", s(Origin::Poll.as_str()))
             .expression_attribute_values(":now", s(rfc3339(now)))
             .expression_attribute_values(":expires", n(expires))
@@ -590,7 +598,7 @@ impl OpenJobIndex for DynamoJobStore {
             ("sk", s(format!("{EVENT_SK_PREFIX}{ABANDONED_EVENT_ID}"))),
             ("event_id", s(ABANDONED_EVENT_ID)),
             ("outcome", s(Outcome::Abandoned.as_str())),
-            ("kind", s("poll.abandoned")),
+            ("kind", s(ABANDONED_KIND)),
             ("origin", s(Origin::Poll.as_str())),
             ("status", s(job.status.as_str())),
             ("received_at", s(&now_text)),
@@ -693,7 +701,13 @@ impl DynamoJobStore {
             condition,
             names,
             values,
-        } = state_update(event, expected, &now_text, unix_ms(now), self.due_after_activity(now));
+        } = state_update(
+            event,
+            &Transition::of(event, unix_ms(now), self.stale_after),
+            expected,
+            &now_text,
+            unix_ms(now),
+        );
         let state = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(&event.source, &event.job_id)))

@@ -3,6 +3,7 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod file;
+pub mod memory;
 pub mod provider_http;
 pub mod secrets_manager;
 pub mod sqs;

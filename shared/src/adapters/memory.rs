@@ -1,0 +1,341 @@
+//! The job table in memory, built on the domain's rules alone: the fake
+//! beside [`super::dynamodb`], for fast tests of the processor's and the
+//! reconciler's logic. A differential test runs it beside the DynamoDB store
+//! on the same operations and checks that every answer and read agree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::{rfc3339, unix_ms, Clock};
+use crate::domain::job::{
+    decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
+};
+use crate::domain::schedule::DEFAULT_STALE_AFTER;
+use crate::domain::stored::{
+    due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
+};
+use crate::ports::{JobQuery, JobStore, OpenJob, OpenJobIndex, PortError};
+
+type JobKey = (String, String);
+
+#[derive(Debug)]
+struct Stored {
+    state: JobState,
+    /// In the open-jobs index while set: (due at, polls in a row that changed nothing).
+    open: Option<(i64, u32)>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    jobs: BTreeMap<JobKey, Stored>,
+    /// Per job, entries by event id.
+    timelines: BTreeMap<JobKey, BTreeMap<String, TimelineEntry>>,
+    rate_limits: HashMap<String, i64>,
+}
+
+/// [`JobStore`], [`JobQuery`] and [`OpenJobIndex`] in memory.
+#[derive(Debug)]
+pub struct InMemoryJobStore {
+    clock: Arc<dyn Clock>,
+    stale_after: Duration,
+    tables: Mutex<Tables>,
+}
+
+fn key(source: &str, job_id: &str) -> JobKey {
+    (source.to_owned(), job_id.to_owned())
+}
+
+impl InMemoryJobStore {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            stale_after: DEFAULT_STALE_AFTER,
+            tables: Mutex::default(),
+        }
+    }
+
+    /// An open job is due for a poll this long after its last applied event.
+    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
+        self.stale_after = stale_after;
+        self
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // A test that panicked holding the lock has failed already.
+        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every job in the open-jobs index, of any source, and when it is due.
+    pub fn open_jobs(&self) -> Vec<(JobKey, i64)> {
+        self.tables()
+            .jobs
+            .iter()
+            .filter_map(|(k, stored)| stored.open.map(|(due, _)| (k.clone(), due)))
+            .collect()
+    }
+}
+
+fn timeline_entry(event: &JobEvent, outcome: Outcome, now: &str) -> TimelineEntry {
+    TimelineEntry {
+        event_id: event.event_id.clone(),
+        outcome,
+        kind: event.kind.clone(),
+        origin: event.origin,
+        status: Some(event.status),
+        progress: event.progress,
+        received_at: now.to_owned(),
+        provider_time: event.provider_time.map(rfc3339),
+        repeats: None,
+        last_received_at: None,
+    }
+}
+
+#[async_trait]
+impl JobStore for InMemoryJobStore {
+    async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let mut tables = self.tables();
+        let job = key(&event.source, &event.job_id);
+        let current = tables
+            .jobs
+            .get(&job)
+            .map(|s| (s.state.fields.status, s.state.fields.progress));
+        let from = current.map(|(status, _)| status);
+        if tables
+            .timelines
+            .get(&job)
+            .is_some_and(|t| t.contains_key(&event.event_id))
+        {
+            return Ok(ApplyResult {
+                outcome: Outcome::Duplicate,
+                from,
+                to: from,
+                write_requests: 1,
+            });
+        }
+        let decision = decide(current, event);
+        let outcome = Outcome::from(decision);
+        tables
+            .timelines
+            .entry(job.clone())
+            .or_default()
+            .insert(event.event_id.clone(), timeline_entry(event, outcome, &now_text));
+        if decision != Decision::Apply {
+            return Ok(ApplyResult {
+                outcome,
+                from,
+                to: from,
+                write_requests: 2,
+            });
+        }
+        let transition = Transition::of(event, unix_ms(now), self.stale_after);
+        let previous = tables.jobs.remove(&job).map(|s| s.state);
+        let state = JobState {
+            source: event.source.clone(),
+            job_id: event.job_id.clone(),
+            fields: transition.fields,
+            first_seen: previous
+                .as_ref()
+                .map_or_else(|| now_text.clone(), |p| p.first_seen.clone()),
+            updated_at: now_text,
+            provider_time: event.provider_time.map(rfc3339),
+            transitions: previous.as_ref().map_or(0, |p| p.transitions) + 1,
+            last_event_id: Some(event.event_id.clone()),
+            terminal_origin: transition
+                .terminal_origin
+                .or_else(|| previous.as_ref().and_then(|p| p.terminal_origin)),
+            abandoned_at: None,
+        };
+        let open = transition.next_poll_at_ms.map(|due| (due, 0));
+        tables.jobs.insert(job, Stored { state, open });
+        Ok(ApplyResult {
+            outcome,
+            from,
+            to: Some(event.status),
+            write_requests: 1,
+        })
+    }
+
+    async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
+        Ok(self
+            .tables()
+            .timelines
+            .get(&key(source, job_id))
+            .is_some_and(|t| t.contains_key(event_id)))
+    }
+
+    async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let mut tables = self.tables();
+        let job = key(source, job_id);
+        if tables.jobs.contains_key(&job) {
+            return Ok(false);
+        }
+        let state = JobState {
+            source: source.to_owned(),
+            job_id: job_id.to_owned(),
+            fields: JobFields {
+                status: JobStatus::Submitted,
+                progress: None,
+                output_url: None,
+                error: None,
+                result: None,
+            },
+            first_seen: now_text.clone(),
+            updated_at: now_text,
+            provider_time: None,
+            transitions: 0,
+            last_event_id: None,
+            terminal_origin: None,
+            abandoned_at: None,
+        };
+        let due = due_after_activity(unix_ms(now), self.stale_after);
+        tables.jobs.insert(
+            job,
+            Stored {
+                state,
+                open: Some((due, 0)),
+            },
+        );
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl JobQuery for InMemoryJobStore {
+    async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError> {
+        Ok(self.tables().jobs.get(&key(source, job_id)).map(|s| s.state.clone()))
+    }
+
+    async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
+        let mut entries: Vec<TimelineEntry> = self
+            .tables()
+            .timelines
+            .get(&key(source, job_id))
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default();
+        entries.sort_by(|a, b| {
+            a.received_at
+                .cmp(&b.received_at)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        Ok(entries)
+    }
+}
+
+#[async_trait]
+impl OpenJobIndex for InMemoryJobStore {
+    async fn due_open_jobs(&self, source: &str, now_ms: i64, limit: usize) -> Result<Vec<OpenJob>, PortError> {
+        let tables = self.tables();
+        let mut due: Vec<OpenJob> = tables
+            .jobs
+            .iter()
+            .filter(|((s, _), _)| s == source)
+            .filter_map(|(_, stored)| {
+                let (next_poll_at_ms, poll_misses) = stored.open?;
+                (next_poll_at_ms <= now_ms).then(|| OpenJob {
+                    source: stored.state.source.clone(),
+                    job_id: stored.state.job_id.clone(),
+                    status: stored.state.fields.status,
+                    next_poll_at_ms,
+                    poll_misses,
+                    first_seen_ms: time::OffsetDateTime::parse(
+                        &stored.state.first_seen,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                    .map(unix_ms),
+                })
+            })
+            .collect();
+        // Soonest due first, as the index sorts; ties in job order.
+        due.sort_by(|a, b| {
+            a.next_poll_at_ms
+                .cmp(&b.next_poll_at_ms)
+                .then_with(|| a.job_id.cmp(&b.job_id))
+        });
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn reschedule(&self, job: &OpenJob, next_poll_at_ms: i64, misses: u32) -> Result<(), PortError> {
+        let mut tables = self.tables();
+        if let Some(stored) = tables.jobs.get_mut(&key(&job.source, &job.job_id)) {
+            // Only if no event moved the job (and its due time) meanwhile.
+            if matches!(stored.open, Some((due, _)) if due == job.next_poll_at_ms) {
+                stored.open = Some((next_poll_at_ms, misses));
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_not_found(&self, source: &str, job_id: &str) -> Result<u32, PortError> {
+        let now = rfc3339(self.clock.now());
+        let mut tables = self.tables();
+        let entry = tables
+            .timelines
+            .entry(key(source, job_id))
+            .or_default()
+            .entry(NOT_FOUND_EVENT_ID.to_owned())
+            .or_insert_with(|| TimelineEntry {
+                event_id: NOT_FOUND_EVENT_ID.to_owned(),
+                outcome: Outcome::NotFound,
+                kind: NOT_FOUND_KIND.to_owned(),
+                origin: Origin::Poll,
+                status: None,
+                progress: None,
+                received_at: now.clone(),
+                provider_time: None,
+                repeats: Some(0),
+                last_received_at: None,
+            });
+        let repeats = entry.repeats.unwrap_or(0) + 1;
+        entry.repeats = Some(repeats);
+        entry.last_received_at = Some(now);
+        Ok(repeats)
+    }
+
+    async fn abandon(&self, job: &OpenJob, _reason: &str) -> Result<bool, PortError> {
+        let now = rfc3339(self.clock.now());
+        let mut tables = self.tables();
+        let job_key = key(&job.source, &job.job_id);
+        let Some(stored) = tables.jobs.get_mut(&job_key) else {
+            return Ok(false);
+        };
+        if !matches!(stored.open, Some((due, _)) if due == job.next_poll_at_ms) {
+            return Ok(false);
+        }
+        stored.open = None;
+        stored.state.abandoned_at = Some(now.clone());
+        tables.timelines.entry(job_key).or_default().insert(
+            ABANDONED_EVENT_ID.to_owned(),
+            TimelineEntry {
+                event_id: ABANDONED_EVENT_ID.to_owned(),
+                outcome: Outcome::Abandoned,
+                kind: ABANDONED_KIND.to_owned(),
+                origin: Origin::Poll,
+                status: Some(job.status),
+                progress: None,
+                received_at: now,
+                provider_time: None,
+                repeats: None,
+                last_received_at: None,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn rate_limited_until(&self, source: &str) -> Result<Option<i64>, PortError> {
+        Ok(self.tables().rate_limits.get(source).copied())
+    }
+
+    async fn record_rate_limit(&self, source: &str, until_ms: i64) -> Result<(), PortError> {
+        self.tables().rate_limits.insert(source.to_owned(), until_ms);
+        Ok(())
+    }
+}
