@@ -672,4 +672,31 @@ mod tests {
             assert!(!error.contains("hunter2") && !error.contains("apikey"), "{error}");
         }
     }
+
+    #[test]
+    fn names_take_dashes_and_underscores_and_a_header_must_be_a_header_name() {
+        let doc = |name: &str, header: &str| {
+            json!({"sources": {name: {"scheme": "stripe", "secrets": ["k"], "header": header}}}).to_string()
+        };
+        let parsed = Sources::parse(&doc("my-source_1", "X-Sig")).expect("valid");
+        assert_eq!(parsed.get("my-source_1").expect("source").header.as_deref(), Some("x-sig"));
+        for bad in ["x sig", "x:sig", ""] {
+            assert!(Sources::parse(&doc("s", bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_show_as_redacted_in_debug_output() {
+        assert_eq!(format!("{:?}", SecretString("tok-1".into())), "<redacted>");
+        assert_eq!(format!("{:?}", SigningKey::from_text("k")), "SigningKey(<redacted>)");
+    }
+
+    #[test]
+    fn an_api_document_with_anything_beside_sources_is_refused() {
+        let signing = json!({"sources": {"a": {"scheme": "github", "secrets": ["k"]}}}).to_string();
+        let extra = json!({"sources": {}, "other": 1}).to_string();
+        let error = merge_api_document(&signing, &extra).expect_err("extra top-level field");
+        assert!(error.to_string().contains("nothing else"), "{error}");
+        assert!(merge_api_document(&extra, &json!({"sources": {}}).to_string()).is_err());
+    }
 }

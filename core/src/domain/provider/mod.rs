@@ -293,6 +293,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(names, ["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"]);
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
         assert!(profile("stripe").is_none());
     }
@@ -325,17 +326,22 @@ mod tests {
             result: None,
             provider_time: None,
         };
+        let updated = time::OffsetDateTime::from_unix_timestamp(1_778_673_605).expect("in range");
         let answer = |status| PollAnswer {
             status,
-            progress: None,
-            output_url: None,
-            error: None,
+            progress: Some(100),
+            output_url: Some("https://cdn.example/out".into()),
+            error: Some("partial".into()),
             result: Some(r#"{"output_file_id":"file-1"}"#.into()),
-            updated_at: None,
+            updated_at: Some(updated),
         };
         let applied = thin_event_with_state(&event, &answer(JobStatus::Completed)).expect("caught up");
         assert_eq!((applied.event_id.as_str(), applied.origin), ("wh_1", Origin::Webhook));
         assert_eq!(applied.result.as_deref(), Some(r#"{"output_file_id":"file-1"}"#));
+        assert_eq!(applied.progress, Some(100));
+        assert_eq!(applied.output_url.as_deref(), Some("https://cdn.example/out"));
+        assert_eq!(applied.error.as_deref(), Some("partial"));
+        assert_eq!(applied.provider_time, Some(updated));
         assert_eq!(thin_event_with_state(&event, &answer(JobStatus::Processing)), None);
         // The API is the truth when it has ended the job otherwise.
         let failed = thin_event_with_state(&event, &answer(JobStatus::Failed)).expect("ended");
@@ -378,12 +384,12 @@ mod tests {
     }
 
     #[test]
-    fn a_result_exactly_at_the_bound_is_kept_whole() {
+    fn a_result_of_exactly_8_kib_is_kept_whole() {
         let overhead = r#"{"k":""}"#.len();
         let mut fields = Map::new();
-        fields.insert("k".into(), Value::from("x".repeat(MAX_RESULT_BYTES - overhead)));
+        fields.insert("k".into(), Value::from("x".repeat(8 * 1024 - overhead)));
         let text = bounded_result(fields).expect("result");
-        assert_eq!(text.len(), MAX_RESULT_BYTES);
+        assert_eq!(text.len(), 8 * 1024);
         assert!(!text.contains("omitted"));
     }
 
