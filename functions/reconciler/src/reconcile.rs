@@ -463,4 +463,200 @@ mod tests {
         assert_eq!(sources, ["big", "small", "big", "small", "big"]);
         assert_eq!(round_robin(vec![vec![], vec![]], 5), vec![]);
     }
+
+    /// The reconciler over the in-memory store and a scripted provider: its
+    /// schedule, abandon and fairness rules without a table or a network.
+    mod on_the_in_memory_store {
+        use super::*;
+        use jobhook::adapters::memory::{InMemoryJobStore, ScriptedPoller};
+        use jobhook::clock::ManualClock;
+        use jobhook::domain::provider::PollAnswer;
+        use jobhook::ports::JobQuery;
+
+        const T0: i64 = 1_778_673_600;
+
+        struct Rig {
+            store: Arc<InMemoryJobStore>,
+            poller: Arc<ScriptedPoller>,
+            clock: Arc<ManualClock>,
+            reconciler: Reconciler,
+        }
+
+        fn rig(settings: ReconcileSettings) -> Rig {
+            let clock = Arc::new(ManualClock::at_unix(T0));
+            let store = Arc::new(InMemoryJobStore::new(clock.clone()).with_stale_after(Duration::from_secs(600)));
+            let poller = Arc::new(ScriptedPoller::default());
+            let reconciler = Reconciler {
+                store: store.clone(),
+                index: store.clone(),
+                poller: poller.clone(),
+                clock: clock.clone(),
+                settings: ReconcileSettings {
+                    reserve: Duration::ZERO,
+                    ..settings
+                },
+            };
+            Rig {
+                store,
+                poller,
+                clock,
+                reconciler,
+            }
+        }
+
+        fn sources(names: &[&str]) -> Sources {
+            let entries: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .map(|name| {
+                    let source = serde_json::json!({"scheme": "github", "secrets": ["k"],
+                        "api": {"base_url": "https://api.example.com", "token": "t"}});
+                    ((*name).to_owned(), source)
+                })
+                .collect();
+            Sources::parse(&serde_json::json!({ "sources": entries }).to_string()).expect("sources")
+        }
+
+        fn answer(status: JobStatus, progress: Option<u8>) -> PollAnswer {
+            PollAnswer {
+                status,
+                progress,
+                output_url: None,
+                error: None,
+                result: None,
+                updated_at: None,
+            }
+        }
+
+        fn found(status: JobStatus) -> Result<PollOutcome, jobhook::ports::PollError> {
+            Ok(PollOutcome::Found(answer(status, None)))
+        }
+
+        impl Rig {
+            async fn run(&self, sources: &Sources) -> RunSummary {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                self.reconciler.run(sources, deadline).await.expect("run")
+            }
+
+            /// When the job is next due, in seconds from T0; None once it left the index.
+            fn due_in(&self, job_id: &str) -> Option<i64> {
+                self.store
+                    .open_jobs()
+                    .into_iter()
+                    .find(|((_, id), _)| id == job_id)
+                    .map(|(_, due)| due / 1000 - T0)
+            }
+
+            fn advance_to(&self, secs_from_t0: i64) {
+                let now = jobhook::clock::Clock::now_unix(&*self.clock);
+                self.clock.advance(Duration::from_secs((T0 + secs_from_t0 - now) as u64));
+            }
+        }
+
+        #[tokio::test]
+        async fn a_job_whose_polls_change_nothing_is_polled_less_and_less_often() {
+            let rig = rig(ReconcileSettings::default());
+            let sources = sources(&["acme"]);
+            rig.store.track("acme", "job-1").await.expect("track");
+            rig.poller.answer("job-1", [found(JobStatus::Processing)]);
+            assert_eq!(rig.due_in("job-1"), Some(600), "first due stale_after its tracking");
+
+            // The first poll moves it to processing: due stale_after again.
+            rig.advance_to(600);
+            assert_eq!(rig.run(&sources).await.advanced, 1);
+            assert_eq!(rig.due_in("job-1"), Some(1_200));
+            // Then each poll that changes nothing doubles the wait, to the cap.
+            let mut gaps = Vec::new();
+            for _ in 0..6 {
+                let due = rig.due_in("job-1").expect("open");
+                rig.advance_to(due);
+                assert_eq!(rig.run(&sources).await.unchanged, 1);
+                gaps.push(rig.due_in("job-1").expect("open") - due);
+            }
+            assert_eq!(gaps, [300, 600, 1_200, 2_400, 3_600, 3_600]);
+            assert_eq!(rig.poller.polls().len(), 7);
+        }
+
+        #[tokio::test]
+        async fn a_job_the_provider_never_knew_is_abandoned_and_a_webhook_reopens_it() {
+            let rig = rig(ReconcileSettings::default());
+            let sources = sources(&["acme"]);
+            rig.store.track("acme", "ghost").await.expect("track");
+            let mut abandoned = 0;
+            for _ in 0..5 {
+                let due = rig.due_in("ghost").expect("still polled");
+                rig.advance_to(due);
+                abandoned += rig.run(&sources).await.abandoned;
+            }
+            assert_eq!(abandoned, 1, "abandoned at the fifth 404");
+            assert_eq!(rig.due_in("ghost"), None, "no longer polled");
+            let state = rig.store.get("acme", "ghost").await.expect("get").expect("job");
+            assert!(state.abandoned_at.is_some());
+            let timeline = rig.store.timeline("acme", "ghost").await.expect("timeline");
+            let outcomes: Vec<(Outcome, Option<u32>)> = timeline.iter().map(|e| (e.outcome, e.repeats)).collect();
+            assert_eq!(outcomes, [(Outcome::NotFound, Some(5)), (Outcome::Abandoned, None)]);
+
+            let event = job_event_from_poll("acme", "ghost", &answer(JobStatus::Processing, Some(10)));
+            rig.store.apply(&event).await.expect("apply");
+            assert!(rig.due_in("ghost").is_some(), "an applied event reopens it");
+            let state = rig.store.get("acme", "ghost").await.expect("get").expect("job");
+            assert_eq!(state.abandoned_at, None);
+        }
+
+        #[tokio::test]
+        async fn a_busy_source_cannot_take_a_quiet_source_s_share_of_the_run() {
+            let rig = rig(ReconcileSettings {
+                max_polls_per_run: 4,
+                ..ReconcileSettings::default()
+            });
+            let sources = sources(&["busy", "quiet"]);
+            for i in 0..10 {
+                rig.store.track("busy", &format!("b{i}")).await.expect("track");
+            }
+            for i in 0..2 {
+                rig.store.track("quiet", &format!("q{i}")).await.expect("track");
+            }
+            rig.advance_to(600);
+            let summary = rig.run(&sources).await;
+            assert_eq!(summary.candidates, 4);
+            let mut per_source = BTreeMap::new();
+            for (source, _) in rig.poller.polls() {
+                *per_source.entry(source).or_insert(0) += 1;
+            }
+            assert_eq!(per_source, BTreeMap::from([("busy".to_owned(), 2), ("quiet".to_owned(), 2)]));
+        }
+
+        #[tokio::test]
+        async fn a_rate_limited_source_is_left_alone_until_the_time_it_named() {
+            let rig = rig(ReconcileSettings {
+                poll_concurrency: 1,
+                ..ReconcileSettings::default()
+            });
+            let sources = sources(&["acme"]);
+            for id in ["j1", "j2", "j3"] {
+                rig.store.track("acme", id).await.expect("track");
+            }
+            // The first poll (j1's, the soonest due) is answered 429.
+            let retry_after = Some(Duration::from_secs(120));
+            rig.poller
+                .answer("j1", [Ok(PollOutcome::RateLimited { retry_after }), found(JobStatus::Completed)]);
+            for id in ["j2", "j3"] {
+                rig.poller.answer(id, [found(JobStatus::Completed)]);
+            }
+            rig.advance_to(600);
+            let first = rig.run(&sources).await;
+            assert_eq!((first.polled, first.skipped_rate_limited), (1, 2), "{first:?}");
+            assert_eq!(rig.poller.polls().len(), 1);
+
+            rig.advance_to(660);
+            let waiting = rig.run(&sources).await;
+            assert_eq!(waiting.candidates, 0);
+            assert_eq!(waiting.rate_limited_sources[0].retry_after_secs, Some(60));
+            assert_eq!(rig.poller.polls().len(), 1, "not polled before the time it named");
+
+            rig.advance_to(721);
+            let after = rig.run(&sources).await;
+            assert_eq!((after.polled, after.recovered_completed), (3, 3), "{after:?}");
+            assert_eq!(rig.poller.polls().len(), 4);
+        }
+    }
 }

@@ -1,7 +1,8 @@
-//! The job table in memory, built on the domain's rules alone: the fake
-//! beside [`super::dynamodb`], for fast tests of the processor's and the
-//! reconciler's logic. A differential test runs it beside the DynamoDB store
-//! on the same operations and checks that every answer and read agree.
+//! Fakes beside the adapters, for fast tests of the processor's and the
+//! reconciler's logic: the job table in memory, built on the domain's rules
+//! alone (a differential test runs it beside the DynamoDB store on the same
+//! operations and checks that every answer and read agree), a sources
+//! document, dead letters, and a provider API that answers from a script.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +18,10 @@ use crate::domain::schedule::DEFAULT_STALE_AFTER;
 use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
-use crate::ports::{JobQuery, JobStore, OpenJob, OpenJobIndex, PortError};
+use crate::domain::sources::SourceConfig;
+use crate::ports::{
+    DeadLetters, JobPoller, JobQuery, JobStore, OpenJob, OpenJobIndex, PollError, PollOutcome, PortError, SourcesLoader,
+};
 
 type JobKey = (String, String);
 
@@ -337,5 +341,97 @@ impl OpenJobIndex for InMemoryJobStore {
     async fn record_rate_limit(&self, source: &str, until_ms: i64) -> Result<(), PortError> {
         self.tables().rate_limits.insert(source.to_owned(), until_ms);
         Ok(())
+    }
+}
+
+/// A sources document held in memory: the fake beside the file and Secrets
+/// Manager loaders.
+#[derive(Debug, Clone)]
+pub struct StaticSources(pub String);
+
+#[async_trait]
+impl SourcesLoader for StaticSources {
+    async fn load(&self) -> Result<String, PortError> {
+        Ok(self.0.clone())
+    }
+
+    fn location(&self) -> String {
+        "a document in memory".into()
+    }
+}
+
+/// One dead-lettered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    pub reason: String,
+    pub source: Option<String>,
+}
+
+/// Dead letters kept in memory: the fake beside the SQS dead-letter queue.
+#[derive(Debug, Default)]
+pub struct InMemoryDeadLetters {
+    letters: Mutex<Vec<DeadLetter>>,
+}
+
+impl InMemoryDeadLetters {
+    pub fn letters(&self) -> Vec<DeadLetter> {
+        self.letters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl DeadLetters for InMemoryDeadLetters {
+    async fn dead_letter(&self, body: &str, reason: &str, source: Option<&str>) -> Result<(), PortError> {
+        self.letters.lock().unwrap_or_else(|p| p.into_inner()).push(DeadLetter {
+            body: body.to_owned(),
+            reason: reason.to_owned(),
+            source: source.map(str::to_owned),
+        });
+        Ok(())
+    }
+}
+
+/// A provider API that answers from a script: the fake beside the HTTP
+/// poller. Each job's answers come in turn and the last one repeats; a job
+/// with no script is answered 404. Every poll is recorded.
+#[derive(Debug, Default)]
+pub struct ScriptedPoller {
+    script: Mutex<HashMap<String, std::collections::VecDeque<Result<PollOutcome, PollError>>>>,
+    polls: Mutex<Vec<(String, String)>>,
+}
+
+impl ScriptedPoller {
+    /// Adds answers for `job_id`, after any it has already.
+    pub fn answer(&self, job_id: &str, answers: impl IntoIterator<Item = Result<PollOutcome, PollError>>) {
+        self.script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(job_id.to_owned())
+            .or_default()
+            .extend(answers);
+    }
+
+    /// (source, job id) of every poll so far, in order.
+    pub fn polls(&self) -> Vec<(String, String)> {
+        self.polls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl JobPoller for ScriptedPoller {
+    async fn poll(&self, source: &SourceConfig, job_id: &str) -> Result<PollOutcome, PollError> {
+        self.polls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((source.name.clone(), job_id.to_owned()));
+        let mut script = self.script.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(answers) = script.get_mut(job_id) else {
+            return Ok(PollOutcome::NotFound);
+        };
+        if answers.len() > 1 {
+            return answers.pop_front().expect("not empty");
+        }
+        answers.front().cloned().unwrap_or(Ok(PollOutcome::NotFound))
     }
 }
