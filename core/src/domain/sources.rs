@@ -679,7 +679,10 @@ mod tests {
             json!({"sources": {name: {"scheme": "stripe", "secrets": ["k"], "header": header}}}).to_string()
         };
         let parsed = Sources::parse(&doc("my-source_1", "X-Sig")).expect("valid");
-        assert_eq!(parsed.get("my-source_1").expect("source").header.as_deref(), Some("x-sig"));
+        assert_eq!(
+            parsed.get("my-source_1").expect("source").header.as_deref(),
+            Some("x-sig")
+        );
         for bad in ["x sig", "x:sig", ""] {
             assert!(Sources::parse(&doc("s", bad)).is_err(), "{bad:?}");
         }

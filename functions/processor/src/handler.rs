@@ -308,3 +308,211 @@ impl Processor {
         Ok(response)
     }
 }
+
+/// The processor over the in-memory store and dead letters: its grouping and
+/// poison handling without a table or a queue.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use jobhook::adapters::memory::{InMemoryDeadLetters, InMemoryJobStore, ScriptedPoller, StaticSources};
+    use jobhook::clock::SystemClock;
+    use jobhook::domain::job::{ApplyResult, JobStatus, Outcome};
+    use jobhook::ports::JobQuery;
+
+    const SOURCES: &str = r#"{"sources": {"acme": {"scheme": "github", "secrets": ["k"]}}}"#;
+    const FAST: Backoff = Backoff {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(2),
+        max_attempts: 3,
+        reserve: Duration::ZERO,
+    };
+
+    fn processor(store: Arc<dyn JobStore>, dead_letters: Arc<InMemoryDeadLetters>) -> Processor {
+        Processor {
+            sources: SourcesCache::new(Arc::new(StaticSources(SOURCES.into())), Duration::from_secs(60)),
+            store,
+            dead_letters,
+            poller: Arc::new(ScriptedPoller::default()),
+            concurrency: 8,
+            backoff: FAST,
+        }
+    }
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    /// A generic-profile webhook for `job_id` from `source`, as queued.
+    fn webhook(source: &str, event_id: &str, job_id: &str, progress: u8) -> SqsMessage {
+        let body = serde_json::json!({"id": event_id, "type": "job.progress",
+            "data": {"job_id": job_id, "progress": progress}});
+        let envelope = Envelope::for_test(source, event_id, body.to_string().as_bytes());
+        message(event_id, &envelope.to_json())
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    /// Wraps a store to see how applies overlap: per job, and in all.
+    #[derive(Debug)]
+    struct Overlaps {
+        inner: InMemoryJobStore,
+        in_flight: Mutex<HashMap<String, usize>>,
+        most_per_job: AtomicUsize,
+        most_in_all: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl JobStore for Overlaps {
+        async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
+            {
+                let mut in_flight = self.in_flight.lock().expect("lock");
+                let job = in_flight.entry(event.job_id.clone()).or_default();
+                *job += 1;
+                self.most_per_job.fetch_max(*job, Ordering::SeqCst);
+                self.most_in_all.fetch_max(in_flight.values().sum(), Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            *self
+                .in_flight
+                .lock()
+                .expect("lock")
+                .get_mut(&event.job_id)
+                .expect("entered") -= 1;
+            self.inner.apply(event).await
+        }
+        async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
+            self.inner.has_event(source, job_id, event_id).await
+        }
+        async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
+            self.inner.track(source, job_id).await
+        }
+    }
+
+    /// A store whose every write fails with `kind`.
+    #[derive(Debug)]
+    struct Failing(ErrorKind);
+
+    #[async_trait::async_trait]
+    impl JobStore for Failing {
+        async fn apply(&self, _: &JobEvent) -> Result<ApplyResult, PortError> {
+            Err(PortError {
+                kind: self.0,
+                ..PortError::transient("store:apply", "refused")
+            })
+        }
+        async fn has_event(&self, _: &str, _: &str, _: &str) -> Result<bool, PortError> {
+            Ok(false)
+        }
+        async fn track(&self, _: &str, _: &str) -> Result<bool, PortError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn one_job_s_events_apply_one_at_a_time_in_queue_order_while_jobs_run_side_by_side() {
+        let store = Arc::new(Overlaps {
+            inner: InMemoryJobStore::new(Arc::new(SystemClock)),
+            in_flight: Mutex::default(),
+            most_per_job: AtomicUsize::new(0),
+            most_in_all: AtomicUsize::new(0),
+        });
+        let p = processor(store.clone(), Arc::default());
+        let messages = ["a", "b"]
+            .iter()
+            .flat_map(|job| (1..=3).map(move |i| webhook("acme", &format!("{job}-{i}"), job, i * 10)))
+            .collect();
+        let response = p.handle(batch(messages), deadline()).await.expect("handled");
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            store.most_per_job.load(Ordering::SeqCst),
+            1,
+            "never two writes to one job at once"
+        );
+        assert_eq!(store.most_in_all.load(Ordering::SeqCst), 2, "the two jobs side by side");
+        for job in ["a", "b"] {
+            let timeline = store.inner.timeline("acme", job).await.expect("timeline");
+            assert!(
+                timeline.iter().all(|e| e.outcome == Outcome::Applied),
+                "in order: {timeline:?}"
+            );
+            let state = store.inner.get("acme", job).await.expect("get").expect("job");
+            assert_eq!(
+                (state.fields.status, state.fields.progress),
+                (JobStatus::Processing, Some(30))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn poison_is_dead_lettered_with_its_reason_and_the_rest_of_the_batch_applies() {
+        let store = Arc::new(InMemoryJobStore::new(Arc::new(SystemClock)));
+        let dead_letters = Arc::new(InMemoryDeadLetters::default());
+        let p = processor(store.clone(), dead_letters.clone());
+        let no_job_id = Envelope::for_test("acme", "e-bad", br#"{"id":"e-bad","type":"job.progress","data":{}}"#);
+        let messages = vec![
+            webhook("acme", "e-good", "job-1", 50),
+            message("m-text", "not an envelope"),
+            webhook("nobody", "e-stranger", "job-2", 50),
+            message("m-no-job", &no_job_id.to_json()),
+        ];
+        let response = p.handle(batch(messages), deadline()).await.expect("handled");
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "poison is settled, not retried"
+        );
+        let reasons: Vec<String> = dead_letters.letters().into_iter().map(|l| l.reason).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].contains("envelope is not valid JSON"), "{reasons:?}");
+        assert!(reasons[1].contains("unknown source \"nobody\""), "{reasons:?}");
+        assert!(reasons[2].contains("job_id"), "{reasons:?}");
+        let state = store.get("acme", "job-1").await.expect("get").expect("applied");
+        assert_eq!(state.fields.progress, Some(50));
+    }
+
+    #[tokio::test]
+    async fn a_systemic_store_failure_fails_the_batch_whole_and_dead_letters_nothing() {
+        let dead_letters = Arc::new(InMemoryDeadLetters::default());
+        let p = processor(Arc::new(Failing(ErrorKind::Systemic)), dead_letters.clone());
+        let messages = vec![
+            webhook("acme", "e-1", "job-1", 10),
+            message("m-text", "not an envelope"),
+        ];
+        assert!(p.handle(batch(messages), deadline()).await.is_err());
+        assert!(
+            dead_letters.letters().is_empty(),
+            "the poison waits for the redelivered batch"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_keeps_failing_transiently_is_reported_for_redelivery_not_dead_lettered() {
+        let dead_letters = Arc::new(InMemoryDeadLetters::default());
+        let p = processor(Arc::new(Failing(ErrorKind::Transient)), dead_letters.clone());
+        let response = p
+            .handle(batch(vec![webhook("acme", "e-1", "job-1", 10)]), deadline())
+            .await
+            .expect("handled");
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["e-1"]);
+        assert!(dead_letters.letters().is_empty());
+    }
+}

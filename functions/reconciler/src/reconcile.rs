@@ -548,7 +548,8 @@ mod tests {
 
             fn advance_to(&self, secs_from_t0: i64) {
                 let now = jobhook::clock::Clock::now_unix(&*self.clock);
-                self.clock.advance(Duration::from_secs((T0 + secs_from_t0 - now) as u64));
+                self.clock
+                    .advance(Duration::from_secs((T0 + secs_from_t0 - now) as u64));
             }
         }
 
@@ -622,7 +623,10 @@ mod tests {
             for (source, _) in rig.poller.polls() {
                 *per_source.entry(source).or_insert(0) += 1;
             }
-            assert_eq!(per_source, BTreeMap::from([("busy".to_owned(), 2), ("quiet".to_owned(), 2)]));
+            assert_eq!(
+                per_source,
+                BTreeMap::from([("busy".to_owned(), 2), ("quiet".to_owned(), 2)])
+            );
         }
 
         #[tokio::test]
@@ -637,8 +641,13 @@ mod tests {
             }
             // The first poll (j1's, the soonest due) is answered 429.
             let retry_after = Some(Duration::from_secs(120));
-            rig.poller
-                .answer("j1", [Ok(PollOutcome::RateLimited { retry_after }), found(JobStatus::Completed)]);
+            rig.poller.answer(
+                "j1",
+                [
+                    Ok(PollOutcome::RateLimited { retry_after }),
+                    found(JobStatus::Completed),
+                ],
+            );
             for id in ["j2", "j3"] {
                 rig.poller.answer(id, [found(JobStatus::Completed)]);
             }

@@ -15,10 +15,10 @@ use crate::domain::job::{
     decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
 use crate::domain::schedule::DEFAULT_STALE_AFTER;
+use crate::domain::sources::SourceConfig;
 use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
-use crate::domain::sources::SourceConfig;
 use crate::ports::{
     DeadLetters, JobPoller, JobQuery, JobStore, OpenJob, OpenJobIndex, PollError, PollOutcome, PortError, SourcesLoader,
 };

@@ -293,7 +293,10 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(names, ["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"]);
+        assert_eq!(
+            names,
+            ["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"]
+        );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
         assert!(profile("stripe").is_none());
     }
