@@ -5,37 +5,15 @@
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::Error;
 
-/// An attribute in DynamoDB JSON (`{"S": "…"}`), as Lambda events carry it.
-pub fn attribute_json(value: &AttributeValue) -> Value {
-    use base64::Engine as _;
-    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
-        Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
-    };
-    match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::B(b) => json!({ "B": b64(b) }),
-        AttributeValue::Ss(v) => json!({ "SS": v }),
-        AttributeValue::Ns(v) => json!({ "NS": v }),
-        AttributeValue::Bs(v) => json!({ "BS": v.iter().map(b64).collect::<Vec<_>>() }),
-        AttributeValue::L(items) => json!({ "L": items.iter().map(attribute_json).collect::<Vec<_>>() }),
-        AttributeValue::M(map) => json!({ "M": item_json(map) }),
-        _ => json!({ "NULL": true }),
-    }
-}
-
+/// An item in DynamoDB JSON (`{"status": {"S": "…"}}`), as Lambda events
+/// carry it: serde_dynamo's item, the type the notifier reads them into.
 fn item_json(item: &std::collections::HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), attribute_json(v)))
-            .collect::<Map<_, _>>(),
-    )
+    let item: serde_dynamo::Item = item.clone().into();
+    serde_json::to_value(item).expect("an item serializes")
 }
 
 /// One stream record in the shape of a Lambda `DynamoDBEvent` record.

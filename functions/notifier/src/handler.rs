@@ -30,16 +30,10 @@ pub struct Notifier {
 
 /// The notification a record carries, if any.
 fn notification_of(record: &EventRecord) -> Result<Option<Notification>, String> {
-    let image = |item: &serde_dynamo::Item| serde_json::to_value(item).ok();
-    let Some(new) = image(&record.change.new_image)
-        .as_ref()
-        .and_then(state_image_from_stream)
-    else {
+    let Some(new) = state_image_from_stream(&record.change.new_image) else {
         return Ok(None);
     };
-    let old = image(&record.change.old_image)
-        .as_ref()
-        .and_then(state_image_from_stream);
+    let old = state_image_from_stream(&record.change.old_image);
     notification_for(old.as_ref(), &new).map_err(|e| e.to_string())
 }
 

@@ -333,7 +333,7 @@ impl JobQuery for DynamoJobStore {
             .send()
             .await
             .map_err(|e| sdk_port_error("dynamodb:GetItem", e))?;
-        Ok(out.item.as_ref().and_then(job_state_from_item))
+        Ok(out.item.and_then(StateItem::from_item).map(StateItem::job_state))
     }
 
     /// Every distinct event received for the job, oldest first.
@@ -368,60 +368,124 @@ impl JobQuery for DynamoJobStore {
     }
 }
 
-fn job_state_from_item(item: &Item) -> Option<JobState> {
-    let (status, progress) = status_of(item)?;
-    Some(JobState {
-        source: get_s(item, "source")?.to_owned(),
-        job_id: get_s(item, "job_id")?.to_owned(),
-        fields: JobFields {
-            status,
-            progress,
-            output_url: get_s(item, "output_url").map(str::to_owned),
-            error: get_s(item, "error").map(str::to_owned),
-            result: get_s(item, "result").map(str::to_owned),
-        },
-        first_seen: get_s(item, "first_seen").unwrap_or_default().to_owned(),
-        updated_at: get_s(item, "updated_at").unwrap_or_default().to_owned(),
-        provider_time: get_s(item, "provider_time").map(str::to_owned),
-        transitions: get_n(item, "transitions").unwrap_or(0),
-        last_event_id: get_s(item, "last_event_id").map(str::to_owned),
-        terminal_origin: get_s(item, "terminal_origin").and_then(origin_of),
-        abandoned_at: get_s(item, "abandoned_at").map(str::to_owned),
-    })
+/// The job state item as the table holds it, mapped once (serde_dynamo) for
+/// the SDK's items, the stream's images and the dev tools. Only the keys the
+/// apply path always writes are required; a tracked job has no event yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateItem {
+    pub pk: String,
+    pub sk: String,
+    pub source: String,
+    pub job_id: String,
+    pub status: JobStatus,
+    pub rank: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// JSON object text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_time: Option<String>,
+    #[serde(default)]
+    pub first_seen: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default)]
+    pub transitions: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_origin: Option<Origin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_origin: Option<Origin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned_at: Option<String>,
+    /// The open-jobs index: set while the job is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_misses: Option<u32>,
 }
 
-/// A state item as the table's stream carries it (DynamoDB JSON, e.g.
-/// `{"status": {"S": "processing"}}`), for notifications. None for any
-/// other item (a timeline entry, a rate limit) or an empty image.
-pub fn state_image_from_stream(image: &serde_json::Value) -> Option<StateImage> {
-    let attr = |name: &str, kind: &str| image.get(name).and_then(|v| v.get(kind)).and_then(|v| v.as_str());
-    if attr("sk", "S") != Some(STATE_SK) {
-        return None;
+impl StateItem {
+    /// The state item `item` holds; None for any other item (a timeline entry,
+    /// a rate limit) or one that does not read as a state item.
+    pub fn from_item<I>(item: I) -> Option<Self>
+    where
+        I: Into<serde_dynamo::Item>,
+    {
+        let item: serde_dynamo::Item = item.into();
+        match item.get("sk") {
+            Some(serde_dynamo::AttributeValue::S(sk)) if sk == STATE_SK => serde_dynamo::from_item(item).ok(),
+            _ => None,
+        }
     }
-    let number = |name: &str| attr(name, "N").and_then(|n| n.parse::<u64>().ok());
-    let text = |name: &str| attr(name, "S").map(str::to_owned);
-    Some(StateImage {
-        source: text("source")?,
-        job_id: text("job_id")?,
-        status: attr("status", "S").and_then(|v| v.parse().ok()),
-        progress: number("progress").and_then(|p| u8::try_from(p).ok()),
-        output_url: text("output_url"),
-        error: text("error"),
-        result: text("result"),
-        transitions: number("transitions").unwrap_or(0),
-        last_event_id: text("last_event_id"),
-        last_origin: attr("last_origin", "S").and_then(origin_of),
-        updated_at: text("updated_at"),
-        provider_time: text("provider_time"),
-    })
+
+    pub fn job_state(self) -> JobState {
+        JobState {
+            source: self.source,
+            job_id: self.job_id,
+            fields: JobFields {
+                status: self.status,
+                progress: self.progress,
+                output_url: self.output_url,
+                error: self.error,
+                result: self.result,
+            },
+            first_seen: self.first_seen,
+            updated_at: self.updated_at,
+            provider_time: self.provider_time,
+            transitions: self.transitions,
+            last_event_id: self.last_event_id,
+            terminal_origin: self.terminal_origin,
+            abandoned_at: self.abandoned_at,
+        }
+    }
+
+    pub fn state_image(self) -> StateImage {
+        StateImage {
+            source: self.source,
+            job_id: self.job_id,
+            status: Some(self.status),
+            progress: self.progress,
+            output_url: self.output_url,
+            error: self.error,
+            result: self.result,
+            transitions: self.transitions,
+            last_event_id: self.last_event_id,
+            last_origin: self.last_origin,
+            updated_at: Some(self.updated_at).filter(|t| !t.is_empty()),
+            provider_time: self.provider_time,
+        }
+    }
+
+    /// The job as the open-jobs index lists it; None once it left the index.
+    pub fn open_job(self) -> Option<OpenJob> {
+        Some(OpenJob {
+            first_seen_ms: OffsetDateTime::parse(&self.first_seen, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(unix_ms),
+            next_poll_at_ms: self.next_poll_at?,
+            poll_misses: self.poll_misses.unwrap_or(0),
+            source: self.source,
+            job_id: self.job_id,
+            status: self.status,
+        })
+    }
 }
 
-fn origin_of(text: &str) -> Option<Origin> {
-    match text {
-        "webhook" => Some(Origin::Webhook),
-        "poll" => Some(Origin::Poll),
-        _ => None,
-    }
+/// A state item as a stream record's image carries it, for notifications.
+/// None for any other item (a timeline entry, a rate limit) or an empty image.
+pub fn state_image_from_stream(image: &serde_dynamo::Item) -> Option<StateImage> {
+    StateItem::from_item(image.clone()).map(StateItem::state_image)
 }
 
 fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
@@ -453,19 +517,6 @@ pub fn source_pk(source: &str) -> String {
     format!("SOURCE#{source}")
 }
 
-fn open_job_from_item(item: &Item) -> Option<OpenJob> {
-    Some(OpenJob {
-        source: get_s(item, "source")?.to_owned(),
-        job_id: get_s(item, "job_id")?.to_owned(),
-        status: get_s(item, "status")?.parse().ok()?,
-        next_poll_at_ms: get_n(item, "next_poll_at")?,
-        poll_misses: get_n(item, "poll_misses").unwrap_or(0),
-        first_seen_ms: get_s(item, "first_seen")
-            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .map(unix_ms),
-    })
-}
-
 /// Names for every attribute an expression uses: several are reserved words.
 fn names(attributes: &[&str]) -> HashMap<String, String> {
     attributes.iter().map(|a| (format!("#{a}"), (*a).to_owned())).collect()
@@ -490,7 +541,12 @@ impl OpenJobIndex for DynamoJobStore {
                 .send()
                 .await
                 .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
-            jobs.extend(out.items().iter().filter_map(open_job_from_item));
+            jobs.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| StateItem::from_item(item.clone()))
+                    .filter_map(StateItem::open_job),
+            );
             start_key = out.last_evaluated_key;
             if start_key.is_none() {
                 break;
@@ -769,23 +825,32 @@ impl JobStore for DynamoJobStore {
     async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
         let now = self.clock.now();
         let now_text = rfc3339(now);
-        let item: Item = [
-            ("pk", s(job_pk(source, job_id))),
-            ("sk", s(STATE_SK)),
-            ("source", s(source)),
-            ("job_id", s(job_id)),
-            ("status", s(JobStatus::Submitted.as_str())),
-            ("rank", n(JobStatus::Submitted.rank())),
-            ("first_seen", s(&now_text)),
-            ("updated_at", s(&now_text)),
-            ("transitions", n(0)),
-            ("open_pk", s(open_pk(source))),
-            ("last_activity", n(unix_ms(now))),
-            ("next_poll_at", n(self.due_after_activity(now))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let state = StateItem {
+            pk: job_pk(source, job_id),
+            sk: STATE_SK.to_owned(),
+            source: source.to_owned(),
+            job_id: job_id.to_owned(),
+            status: JobStatus::Submitted,
+            rank: JobStatus::Submitted.rank(),
+            progress: None,
+            output_url: None,
+            error: None,
+            result: None,
+            provider_time: None,
+            first_seen: now_text.clone(),
+            updated_at: now_text,
+            transitions: 0,
+            last_event_id: None,
+            last_origin: None,
+            terminal_origin: None,
+            abandoned_at: None,
+            open_pk: Some(open_pk(source)),
+            next_poll_at: Some(self.due_after_activity(now)),
+            last_activity: Some(unix_ms(now)),
+            poll_misses: None,
+        };
+        let item: Item =
+            serde_dynamo::to_item(state).map_err(|e| PortError::permanent("dynamodb:PutItem", e.to_string()))?;
         let result = self
             .client
             .put_item()
