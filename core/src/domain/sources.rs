@@ -702,4 +702,13 @@ mod tests {
         assert!(error.to_string().contains("nothing else"), "{error}");
         assert!(merge_api_document(&extra, &json!({"sources": {}}).to_string()).is_err());
     }
+
+    #[test]
+    fn an_empty_scheme_or_token_is_refused_by_name() {
+        let scheme = err(json!({"sources": {"a": {"scheme": "", "secrets": ["k"]}}}));
+        assert!(scheme.contains("scheme") && scheme.contains("non-empty"), "{scheme}");
+        let token = err(json!({"sources": {"a": {"scheme": "github", "secrets": ["k"],
+            "api": {"base_url": "https://api.example.com", "token": ""}}}}));
+        assert!(token.contains("api.token") && token.contains("non-empty"), "{token}");
+    }
 }

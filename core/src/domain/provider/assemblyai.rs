@@ -211,4 +211,21 @@ mod tests {
         }
         assert!(AssemblyAi.parse_poll(br#"{"id":"t1","status":"Processing"}"#).is_err());
     }
+
+    #[test]
+    fn only_a_redacted_audio_notice_without_a_transcript_id_is_not_a_job_event() {
+        let notice = br#"{"status": "redacted_audio_ready", "redacted_audio_url": "https://x"}"#;
+        assert!(AssemblyAi.not_a_job_event(notice).is_some());
+        let with_id = br#"{"status": "redacted_audio_ready", "transcript_id": "t1"}"#;
+        assert_eq!(AssemblyAi.not_a_job_event(with_id), None);
+        assert_eq!(AssemblyAi.not_a_job_event(br#"{"status": "completed"}"#), None);
+    }
+
+    /// A transcript answer carries its words: up to 64 MiB is read.
+    #[test]
+    fn assemblyai_is_polled_at_its_public_api_with_room_for_long_transcripts() {
+        let defaults = AssemblyAi.api_defaults();
+        assert_eq!(defaults.base_url, Some("https://api.assemblyai.com/v2"));
+        assert_eq!(defaults.max_answer_bytes, 64 * 1024 * 1024);
+    }
 }

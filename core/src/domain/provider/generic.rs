@@ -316,4 +316,30 @@ mod tests {
         }
         assert!(Generic.parse_poll(br#"{"id":"job_1","status":"cancelled"}"#).is_err());
     }
+
+    #[test]
+    fn each_generic_webhook_type_maps_to_its_job_status() {
+        for (kind, expected) in [
+            ("job.started", JobStatus::Processing),
+            ("job.progress", JobStatus::Processing),
+            ("job.completed", JobStatus::Completed),
+            ("job.failed", JobStatus::Failed),
+            ("job.canceled", JobStatus::Canceled),
+        ] {
+            let payload = parse(json!({"id": "e1", "type": kind, "data": {"job_id": "job_1"}})).expect(kind);
+            assert_eq!(payload.status, expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_result_is_kept_whole_or_refused_and_a_url_is_at_most_4096_bytes() {
+        let with = |data: Value| parse(json!({"id": "e1", "type": "job.completed", "data": data}));
+        let kept = with(json!({"job_id": "j", "result": {"file_id": "f1"}})).expect("kept");
+        assert_eq!(kept.result.as_deref(), Some(r#"{"file_id":"f1"}"#));
+        let huge = with(json!({"job_id": "j", "result": {"text": "x".repeat(9_000)}})).expect_err("too large");
+        assert!(huge.to_string().contains("at most 8192 bytes"), "{huge}");
+        let url = |len: usize| with(json!({"job_id": "j", "output_url": "u".repeat(len)}));
+        assert!(url(4096).is_ok());
+        assert!(url(4097).is_err());
+    }
 }

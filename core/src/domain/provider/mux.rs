@@ -274,4 +274,64 @@ mod tests {
     fn polling_authenticates_with_http_basic() {
         assert_eq!(Mux.authorization("id:secret"), "Basic aWQ6c2VjcmV0");
     }
+
+    fn ready_asset(playback_id: &str, created_at: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({"type": "video.asset.ready", "id": "evt-1", "created_at": created_at,
+            "data": {"id": "asset-1", "status": "ready", "duration": 12.5,
+                "playback_ids": [{"id": playback_id, "policy": "public"}]}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn only_a_well_formed_public_playback_id_becomes_the_stream_url() {
+        let ready = Mux
+            .parse_webhook(&ready_asset("abc123", serde_json::json!(1_778_673_605)))
+            .expect("ready");
+        assert_eq!(ready.output_url.as_deref(), Some("https://stream.mux.com/abc123.m3u8"));
+        assert!(ready
+            .result
+            .as_deref()
+            .is_some_and(|r| r.contains("\"asset_id\":\"asset-1\"")));
+        let odd = Mux
+            .parse_webhook(&ready_asset("abc/../x", serde_json::json!(1)))
+            .expect("still an event");
+        assert_eq!(odd.output_url, None);
+    }
+
+    #[test]
+    fn an_asset_s_time_may_be_unix_seconds_as_a_number_or_a_string_or_rfc_3339() {
+        let at = OffsetDateTime::from_unix_timestamp(1_778_673_605).expect("in range");
+        for created_at in [
+            serde_json::json!(1_778_673_605),
+            serde_json::json!("1778673605"),
+            serde_json::json!("2026-05-13T12:00:05Z"),
+        ] {
+            let event = Mux
+                .parse_webhook(&ready_asset("abc", created_at.clone()))
+                .expect("event");
+            assert_eq!(event.provider_time, Some(at), "{created_at}");
+        }
+        let unreadable = Mux
+            .parse_webhook(&ready_asset("abc", serde_json::json!("soon")))
+            .expect("event");
+        assert_eq!(unreadable.provider_time, None, "an unreadable time is left out");
+    }
+
+    #[test]
+    fn an_errored_asset_keeps_no_result_and_names_its_error() {
+        let body = serde_json::json!({"type": "video.asset.errored", "id": "evt-2",
+            "data": {"id": "asset-1", "status": "errored", "duration": 1.0,
+                "errors": {"type": "invalid_input", "messages": ["unsupported codec"]}}});
+        let event = Mux.parse_webhook(body.to_string().as_bytes()).expect("event");
+        assert_eq!(event.error.as_deref(), Some("invalid_input: unsupported codec"));
+        assert_eq!(event.result, None);
+    }
+
+    #[test]
+    fn mux_is_polled_at_its_public_api_fifty_assets_a_run_at_most() {
+        let defaults = Mux.api_defaults();
+        assert_eq!(defaults.base_url, Some("https://api.mux.com"));
+        assert_eq!(defaults.max_polls_per_run, Some(50));
+    }
 }

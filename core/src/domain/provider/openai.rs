@@ -322,4 +322,75 @@ mod tests {
             .expect("cancelled");
         assert_eq!(cancelled.status, JobStatus::Canceled);
     }
+
+    fn poll(answer: serde_json::Value) -> PollAnswer {
+        OpenAi.parse_poll(answer.to_string().as_bytes()).expect("an answer")
+    }
+
+    /// A failed job's error is its `code: message`, for each shape the API
+    /// reference gives: a batch's `errors` list, a response's or a
+    /// fine-tuning job's `error` object.
+    #[test]
+    fn a_failed_job_s_error_is_its_code_and_message() {
+        let batch = poll(
+            serde_json::json!({"id": "batch_1", "object": "batch", "status": "failed",
+            "errors": {"object": "list", "data": [
+                {"code": "invalid_json_line", "message": "line 3 is not JSON", "line": 3},
+                {"code": "too_many_tasks", "message": "over the limit"}]}}),
+        );
+        assert_eq!(
+            batch.error.as_deref(),
+            Some("invalid_json_line: line 3 is not JSON; too_many_tasks: over the limit")
+        );
+        let response = poll(
+            serde_json::json!({"id": "resp_1", "object": "response", "status": "failed",
+            "error": {"code": "server_error", "message": "try again"}}),
+        );
+        assert_eq!(response.error.as_deref(), Some("server_error: try again"));
+        let error_of = |error: serde_json::Value| {
+            poll(serde_json::json!({"id": "ftjob-1", "object": "fine_tuning.job", "status": "failed", "error": error}))
+                .error
+        };
+        assert_eq!(
+            error_of(serde_json::json!({"code": "invalid_file", "message": null})).as_deref(),
+            Some("invalid_file")
+        );
+        assert_eq!(
+            error_of(serde_json::json!({"message": "bad rows"})).as_deref(),
+            Some("bad rows")
+        );
+        assert_eq!(error_of(serde_json::json!("plain text")).as_deref(), Some("plain text"));
+        assert_eq!(error_of(serde_json::json!({"param": "x"})), None);
+        assert_eq!(error_of(serde_json::json!({"object": "list", "data": []})), None);
+        assert_eq!(error_of(serde_json::json!(42)), None);
+    }
+
+    #[test]
+    fn a_job_not_yet_started_is_submitted_and_a_batch_s_progress_is_its_finished_share() {
+        for (object, status) in [
+            ("batch", "validating"),
+            ("response", "queued"),
+            ("fine_tuning.job", "validating_files"),
+            ("fine_tuning.job", "queued"),
+        ] {
+            let answer = poll(serde_json::json!({"id": "x", "object": object, "status": status}));
+            assert_eq!(answer.status, JobStatus::Submitted, "{object} {status}");
+        }
+        let progress = |counts: serde_json::Value| {
+            poll(
+                serde_json::json!({"id": "batch_1", "object": "batch", "status": "in_progress",
+                "request_counts": counts}),
+            )
+            .progress
+        };
+        assert_eq!(
+            progress(serde_json::json!({"total": 4, "completed": 1, "failed": 1})),
+            Some(50)
+        );
+        assert_eq!(
+            progress(serde_json::json!({"total": 0, "completed": 0, "failed": 0})),
+            None
+        );
+        assert_eq!(progress(serde_json::json!({"total": 2, "completed": 3})), Some(100));
+    }
 }
