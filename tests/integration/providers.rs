@@ -352,6 +352,7 @@ async fn assemblyai_completed_applies_without_a_call_and_error_is_fetched_for_it
     errored["id"] = "9ea68fd3-f953-42c1-9742-976c447fb463".into();
     h.provider
         .answer("9ea68fd3-f953-42c1-9742-976c447fb463", Answer::Job(errored));
+    h.provider.expect_authorization(TOKEN);
     assert_eq!(
         h.deliver(vec![delivery("aai", None, &body("assemblyai", "webhook-error.json"))])
             .await,
@@ -443,6 +444,9 @@ async fn lost_webhooks_of_each_provider_are_recovered_by_polling_its_api() {
         "9ea68fd3-f953-42c1-9742-976c447fb463",
         answer("assemblyai", "get-transcript-completed.json"),
     );
+    // AssemblyAI takes its key raw; the others a Bearer token.
+    h.provider
+        .expect_authorization_for("9ea68fd3-f953-42c1-9742-976c447fb463", TOKEN);
     h.clock.advance(Duration::from_secs(3600));
 
     let summary = h.reconciler.run(&h.sources, deadline()).await.expect("run");

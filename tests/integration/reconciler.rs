@@ -699,13 +699,14 @@ async fn a_mux_asset_is_polled_with_http_basic_at_its_assets_path() {
     let answer: serde_json::Value =
         serde_json::from_str(&jobhook_tests::fixture("providers/mux/get-asset-ready.json")).expect("fixture");
     h.provider.answer(asset, Answer::Job(answer));
-    h.advance(601);
-    let summary = h.run().await;
-    assert_eq!((summary.recovered_completed, summary.errors), (1, 0), "{summary:?}");
     let basic = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(TOKEN)
     };
+    h.provider.expect_authorization(format!("Basic {basic}"));
+    h.advance(601);
+    let summary = h.run().await;
+    assert_eq!((summary.recovered_completed, summary.errors), (1, 0), "{summary:?}");
     assert_eq!(
         h.provider.requests(),
         [Request {

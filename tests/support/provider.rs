@@ -1,9 +1,10 @@
 //! A real HTTP server standing in for a provider's job API under `/v1`:
 //! any `GET /v1/…/{id}` (every profile's polling path) answers what the
 //! test scripted for `{id}`, and OpusClip's `GET /v1/exportable-clips?
-//! projectId={id}` what it scripted for `clips:{id}`. Auth is the profile's
-//! (Bearer, HTTP Basic, or the raw key). Tests read back the calls made and
-//! the most requests ever in flight at once.
+//! projectId={id}` what it scripted for `clips:{id}`. It answers one
+//! `Authorization` value, Bearer unless a test names the profile's own
+//! (HTTP Basic, the raw key), and refuses any other with 401. Tests read back
+//! the requests made and the most ever in flight at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +32,11 @@ pub enum Answer {
 
 #[derive(Debug, Default)]
 struct ProviderState {
-    token: String,
+    /// The one `Authorization` value answered; any other is refused 401.
+    authorization: Mutex<String>,
+    /// The value for one answer key instead, where sources of several
+    /// profiles share the provider.
+    authorization_for: Mutex<HashMap<String, String>>,
     answers: Mutex<HashMap<String, Answer>>,
     calls: Mutex<Vec<String>>,
     requests: Mutex<Vec<Request>>,
@@ -112,16 +117,14 @@ async fn get_job(State(state): State<Arc<ProviderState>>, uri: Uri, headers: Hea
     });
     let delay = *state.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
-    // Bearer, HTTP Basic with the token as `id:secret` (Mux), or the raw
-    // key (AssemblyAI).
-    let basic = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(&state.token)
+    let expected = match state.authorization_for.lock().expect("lock").get(&id) {
+        Some(value) => value.clone(),
+        None => state.authorization.lock().expect("lock").clone(),
     };
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {}", state.token) || v == format!("Basic {basic}") || v == state.token);
+        .is_some_and(|v| v == expected);
     let answer = state.answers.lock().expect("lock").get(&id).cloned();
     let response = match (authorized, answer) {
         (false, _) => StatusCode::UNAUTHORIZED.into_response(),
@@ -133,9 +136,10 @@ async fn get_job(State(state): State<Arc<ProviderState>>, uri: Uri, headers: Hea
 }
 
 impl TestProvider {
+    /// A provider that answers only `Authorization: Bearer {token}`.
     pub async fn start(token: &str) -> Self {
         let state = Arc::new(ProviderState {
-            token: token.to_owned(),
+            authorization: Mutex::new(format!("Bearer {token}")),
             ..Default::default()
         });
         let app = Router::new()
@@ -148,6 +152,22 @@ impl TestProvider {
             base_url: format!("http://{addr}/v1"),
             state,
         }
+    }
+
+    /// Answers only this `Authorization` value from now on: a profile's own
+    /// scheme (HTTP Basic for Mux, the raw key for AssemblyAI).
+    pub fn expect_authorization(&self, value: impl Into<String>) {
+        *self.state.authorization.lock().expect("lock") = value.into();
+    }
+
+    /// Answers requests for `key` (a job id, or `clips:{id}`) only with
+    /// this `Authorization` value.
+    pub fn expect_authorization_for(&self, key: &str, value: impl Into<String>) {
+        self.state
+            .authorization_for
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), value.into());
     }
 
     pub fn answer(&self, job_id: &str, answer: Answer) {
