@@ -932,3 +932,91 @@ impl JobStore for DynamoJobStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::job::Origin;
+    use std::collections::BTreeSet;
+
+    fn event(status: JobStatus, progress: Option<u8>) -> JobEvent {
+        JobEvent {
+            event_id: "e1".into(),
+            source: "acme".into(),
+            job_id: "j1".into(),
+            kind: "job.progress".into(),
+            origin: Origin::Webhook,
+            status,
+            progress,
+            output_url: (status == JobStatus::Completed).then(|| "https://cdn.example/j1.mp4".into()),
+            error: None,
+            result: None,
+            provider_time: None,
+        }
+    }
+
+    fn update_for(event: &JobEvent, expected: Option<JobStatus>) -> StateUpdate {
+        let transition = Transition::of(event, 1_000, Duration::from_secs(600));
+        state_update(event, &transition, expected, "2026-05-13T12:00:05.123Z", 1_000)
+    }
+
+    fn placeholders(update: &StateUpdate) -> BTreeSet<&str> {
+        update.names.keys().map(String::as_str).collect()
+    }
+
+    /// The expressions as DynamoDB receives them, for a progress event on a
+    /// job believed to be processing: the write moves the job only forward.
+    #[test]
+    fn a_progress_event_sets_its_fields_stays_open_and_moves_only_forward() {
+        let update = update_for(&event(JobStatus::Processing, Some(40)), Some(JobStatus::Processing));
+        assert_eq!(
+            update.update,
+            "SET #status = :status, #rank = :rank, #source = :source, #job_id = :job_id, #updated_at = :now, \
+             #first_seen = if_not_exists(#first_seen, :now), #transitions = if_not_exists(#transitions, :zero) + :one, \
+             #last_event_id = :event_id, #last_origin = :origin, #open_pk = :open_pk, #last_activity = :now_ms, \
+             #next_poll_at = :due, #progress = :progress \
+             REMOVE #output_url, #error, #result, #provider_time, #poll_misses, #abandoned_at"
+        );
+        assert_eq!(
+            update.condition,
+            "#status = :expected AND (#rank < :rank OR (#status = :processing AND \
+             (attribute_not_exists(#progress) OR #progress < :progress)))"
+        );
+        assert_eq!(update.values[":due"], n(601_000));
+        assert_eq!(update.values[":expected"], s("processing"));
+        assert!(
+            !placeholders(&update).contains("#terminal_origin"),
+            "declared only where used"
+        );
+    }
+
+    /// A first event that ends the job: written only if the job is new, it
+    /// leaves the open-jobs index and records who got there first.
+    #[test]
+    fn an_ending_event_for_a_new_job_records_its_origin_and_leaves_the_index() {
+        let update = update_for(&event(JobStatus::Completed, None), None);
+        assert_eq!(
+            update.update,
+            "SET #status = :status, #rank = :rank, #source = :source, #job_id = :job_id, #updated_at = :now, \
+             #first_seen = if_not_exists(#first_seen, :now), #transitions = if_not_exists(#transitions, :zero) + :one, \
+             #last_event_id = :event_id, #last_origin = :origin, #terminal_origin = :terminal_origin, \
+             #progress = :progress, #output_url = :output_url \
+             REMOVE #error, #result, #provider_time, #poll_misses, #abandoned_at, #open_pk, #last_activity, #next_poll_at"
+        );
+        assert_eq!(update.condition, "attribute_not_exists(#pk)");
+        assert_eq!(update.values[":progress"], n(100), "a completed job is at 100%");
+        assert!(!update.values.contains_key(":due"));
+        // Every placeholder used is declared, and no other (DynamoDB refuses both).
+        let used: BTreeSet<&str> = update
+            .update
+            .split(|c: char| !(c == '#' || c == '_' || c.is_ascii_alphanumeric()))
+            .chain(
+                update
+                    .condition
+                    .split(|c: char| !(c == '#' || c == '_' || c.is_ascii_alphanumeric())),
+            )
+            .filter(|w| w.starts_with('#'))
+            .collect();
+        assert_eq!(placeholders(&update), used);
+    }
+}
