@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use jobhook::adapters::sqs::delete_entries;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use jobhook_dev::seed::Error;
 use jobhook_dev::stack::{Deployed, Mapping};
@@ -37,42 +37,37 @@ fn invoke_url(emulator: &str, function: &str) -> String {
     format!("{emulator}/2015-03-31/functions/{function}/invocations")
 }
 
-/// One SQS message in the shape Lambda hands to an SQS-triggered function.
+/// One SQS message in the shape Lambda hands to an SQS-triggered function:
+/// aws_lambda_events' own type, the one the processor reads.
 fn record(message: &Message, queue_arn: &str, region: &str) -> Value {
-    let attributes: Map<String, Value> = message
+    use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id().map(str::to_owned);
+    record.receipt_handle = message.receipt_handle().map(str::to_owned);
+    record.body = message.body().map(str::to_owned);
+    record.md5_of_body = message.md5_of_body().map(str::to_owned);
+    record.attributes = message
         .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                .collect()
-        })
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
         .unwrap_or_default();
-    let message_attributes: Map<String, Value> = message
+    record.message_attributes = message
         .message_attributes()
         .map(|attrs| {
             attrs
                 .iter()
                 .map(|(name, a)| {
-                    (
-                        name.clone(),
-                        json!({"stringValue": a.string_value(), "stringListValues": [],
-                        "binaryListValues": [], "dataType": a.data_type()}),
-                    )
+                    let mut attribute = SqsMessageAttribute::default();
+                    attribute.string_value = a.string_value().map(str::to_owned);
+                    attribute.data_type = Some(a.data_type().to_owned());
+                    (name.clone(), attribute)
                 })
                 .collect()
         })
         .unwrap_or_default();
-    json!({
-        "messageId": message.message_id(),
-        "receiptHandle": message.receipt_handle(),
-        "body": message.body(),
-        "attributes": attributes,
-        "messageAttributes": message_attributes,
-        "md5OfBody": message.md5_of_body(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    })
+    record.event_source = Some("aws:sqs".into());
+    record.event_source_arn = Some(queue_arn.to_owned());
+    record.aws_region = Some(region.to_owned());
+    serde_json::to_value(record).expect("an SQS record serializes")
 }
 
 impl Bridge {
