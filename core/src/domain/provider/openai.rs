@@ -393,4 +393,20 @@ mod tests {
         );
         assert_eq!(progress(serde_json::json!({"total": 2, "completed": 3})), Some(100));
     }
+
+    #[test]
+    fn only_a_running_batch_has_progress_and_openai_is_polled_at_its_public_api() {
+        let counts = serde_json::json!({"total": 4, "completed": 3, "failed": 0});
+        let done = poll(
+            serde_json::json!({"id": "batch_1", "object": "batch", "status": "completed",
+            "request_counts": counts}),
+        );
+        assert_eq!(done.progress, None);
+        let running = poll(
+            serde_json::json!({"id": "batch_1", "object": "batch", "status": "in_progress",
+            "request_counts": counts}),
+        );
+        assert_eq!(running.progress, Some(75));
+        assert_eq!(OpenAi.api_defaults().base_url, Some("https://api.openai.com/v1"));
+    }
 }

@@ -137,8 +137,13 @@ impl ProviderProfile for OpusClip {
                 .ok_or_else(|| err("clips answer must be an array or {\"data\": [...]}"))?,
             _ => return Err(err("clips answer must be an array or {\"data\": [...]}")),
         };
+        let result_of = |kept: &[Value]| {
+            serde_json::json!({"project_id": job_id, "clip_count": clips.len(), "clips": kept}).to_string()
+        };
+        // The clips that fit, in order: the result's exact size is the empty
+        // list's plus each clip's and a comma between two.
+        let mut size = result_of(&[]).len();
         let mut kept = Vec::new();
-        let mut size = 200 + job_id.len();
         for clip in clips {
             let Some(clip) = clip.as_object() else { continue };
             let entry = serde_json::json!({
@@ -147,19 +152,15 @@ impl ProviderProfile for OpusClip {
                 "duration_ms": clip.get("durationMs").and_then(Value::as_u64),
                 "url": url(clip.get("uriForExport")).or(url(clip.get("uriForPreview"))),
             });
-            size += entry.to_string().len() + 1;
-            if size > MAX_RESULT_BYTES {
+            let grown = size + entry.to_string().len() + usize::from(!kept.is_empty());
+            if grown > MAX_RESULT_BYTES {
                 break;
             }
+            size = grown;
             kept.push(entry);
         }
         answer.output_url = kept.first().and_then(|c| c["url"].as_str()).map(str::to_owned);
-        let result = serde_json::json!({
-            "project_id": job_id,
-            "clip_count": clips.len(),
-            "clips": kept,
-        });
-        answer.result = Some(result.to_string());
+        answer.result = Some(result_of(&kept));
         Ok(answer)
     }
 
@@ -277,10 +278,56 @@ mod tests {
         let answer = OpusClip.parse_follow_up("P", done, body.as_bytes()).expect("clips");
         let text = answer.result.expect("result");
         assert!(text.len() <= MAX_RESULT_BYTES, "{}", text.len());
-        let result: Value = serde_json::from_str(&text).expect("json");
+        let mut result: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(result["clip_count"], 200);
-        assert!(result["clips"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty() && c.len() < 200));
+        let clips = result["clips"].as_array_mut().expect("clips");
+        assert!(!clips.is_empty() && clips.len() < 200, "{}", clips.len());
+        // As many as fit: one more would not.
+        let one_more = clips[0].clone();
+        clips.push(one_more);
+        assert!(result.to_string().len() > MAX_RESULT_BYTES);
+    }
+
+    #[test]
+    fn a_clip_s_url_is_https_and_at_most_4096_bytes_and_a_stall_names_its_error() {
+        let done = PollAnswer {
+            status: JobStatus::Completed,
+            progress: None,
+            output_url: None,
+            error: None,
+            result: None,
+            updated_at: None,
+        };
+        let first_url = |uri: String| {
+            let body = serde_json::json!([{"id": "P.C", "uriForExport": uri}]).to_string();
+            OpusClip
+                .parse_follow_up("P", done.clone(), body.as_bytes())
+                .expect("clips")
+                .output_url
+        };
+        assert_eq!(
+            first_url("https://cdn.opus.pro/c.mp4".into()).as_deref(),
+            Some("https://cdn.opus.pro/c.mp4")
+        );
+        assert_eq!(first_url("http://cdn.opus.pro/c.mp4".into()), None);
+        assert_eq!(first_url(format!("https://cdn.opus.pro/{}", "x".repeat(4096))), None);
+
+        let stalled = |error: Value| {
+            let body = serde_json::json!({"projectId": "P", "stage": "STALLED", "error": error}).to_string();
+            OpusClip.parse_poll(body.as_bytes()).expect("answer").error
+        };
+        assert_eq!(
+            stalled(Value::from("no faces found")).as_deref(),
+            Some("STALLED: no faces found")
+        );
+        assert_eq!(stalled(Value::from("")).as_deref(), Some("STALLED"));
+    }
+
+    /// About 30 requests a minute per key, two per finished project.
+    #[test]
+    fn opusclip_is_polled_at_its_public_api_ten_projects_a_run_at_most() {
+        let defaults = OpusClip.api_defaults();
+        assert_eq!(defaults.base_url, Some("https://api.opus.pro/api"));
+        assert_eq!(defaults.max_polls_per_run, Some(10));
     }
 }

@@ -236,4 +236,26 @@ mod tests {
         let source = sources.get("r").expect("r");
         assert!(crate::domain::signature::verify(source, &headers, body, 1614265330).is_ok());
     }
+
+    /// Replicate's output is a URL, a list of them, or anything else a model
+    /// returns; only a succeeded prediction has one.
+    #[test]
+    fn a_succeeded_prediction_s_output_url_is_its_url_or_its_first_and_nothing_else_has_one() {
+        let poll = |status: &str, output: serde_json::Value| {
+            let body = serde_json::json!({"id": "p1", "status": status, "output": output}).to_string();
+            Replicate.parse_poll(body.as_bytes()).expect("answer")
+        };
+        let single = poll("succeeded", serde_json::json!("https://replicate.delivery/a.png"));
+        assert_eq!(single.output_url.as_deref(), Some("https://replicate.delivery/a.png"));
+        let listed = poll(
+            "succeeded",
+            serde_json::json!(["not a url", "https://replicate.delivery/b.png"]),
+        );
+        assert_eq!(listed.output_url.as_deref(), Some("https://replicate.delivery/b.png"));
+        assert_eq!(poll("succeeded", serde_json::json!("a caption")).output_url, None);
+        assert_eq!(poll("succeeded", serde_json::json!({"text": "x"})).output_url, None);
+        let failed = poll("failed", serde_json::json!("https://replicate.delivery/a.png"));
+        assert_eq!((failed.output_url, failed.result), (None, None));
+        assert_eq!(Replicate.api_defaults().base_url, Some("https://api.replicate.com/v1"));
+    }
 }

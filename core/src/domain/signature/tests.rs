@@ -590,3 +590,18 @@ fn each_scheme_s_name_parses_back_to_it() {
     assert_eq!("Stripe".parse::<Scheme>(), Err(()));
     assert_eq!("".parse::<Scheme>(), Err(()));
 }
+
+#[test]
+fn an_empty_webhook_id_is_a_missing_one() {
+    let src = sw_source(&[SW_SECRET]);
+    let ts = SW_TS.to_string();
+    let empty_id = headers(&[
+        ("webhook-id", " "),
+        ("webhook-timestamp", &ts),
+        ("webhook-signature", SW_SIG),
+    ]);
+    assert_eq!(
+        verify_sw(&src, &empty_id, SW_BODY, SW_TS).unwrap_err(),
+        VerifyError::MissingWebhookId
+    );
+}
