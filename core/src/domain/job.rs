@@ -86,7 +86,9 @@ impl Origin {
     }
 }
 
-/// One observation of a job's state: a webhook or a poll answer.
+/// One observation of a job's state: a webhook or a poll answer, with the
+/// identity and origin the store dedupes and records on. Its fields become
+/// the job's through [`JobFields::from_event`], the one place they are copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEvent {
     /// The dedupe key.

@@ -13,6 +13,9 @@ use super::job::{JobStatus, Origin};
 
 pub const NOTIFICATION_VERSION: u32 = 1;
 
+/// The published contract (`schemas/notification.v1.json`): its own type so
+/// that the schema, not the store's layout, decides its shape (`result` is a
+/// JSON object here, text in the store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     pub version: u32,
@@ -37,7 +40,9 @@ pub struct Notification {
     pub provider_time: Option<String>,
 }
 
-/// A job's state item as far as notifications need it.
+/// A job's state item as far as notifications need it: a stream image may
+/// lack what a notification requires, so each field is optional here and
+/// [`notification_for`] names what is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StateImage {
     pub source: String,

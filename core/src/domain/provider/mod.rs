@@ -24,7 +24,8 @@ use super::job::{JobEvent, Origin};
 
 use super::job::JobStatus;
 
-/// A webhook body, understood.
+/// A webhook body, understood: what a profile reads before the envelope's
+/// identity is known; `fetch` marks one whose state must still be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookPayload {
     /// The body's own event id, if it carries one.
@@ -49,7 +50,8 @@ pub struct WebhookPayload {
 #[error("{0}")]
 pub struct PayloadError(pub String);
 
-/// A `GET /jobs/{id}` answer, understood.
+/// A `GET /jobs/{id}` answer, understood: what the provider says now, with
+/// no event id or origin yet ([`job_event_from_poll`] gives it both).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollAnswer {
     pub status: JobStatus,
