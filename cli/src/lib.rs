@@ -66,7 +66,7 @@ fn setup_hint(code: Option<&str>) -> &'static str {
     match code.and_then(jobhook::adapters::setup_fault) {
         Some(SetupFault::Denied) => " (check the credentials' permissions)",
         Some(SetupFault::NoQueue) => " (check the queue URL)",
-        Some(SetupFault::NoResource) => " (check the table name and region)",
+        Some(SetupFault::NoResource) => " (check the resource's name and the region)",
         Some(SetupFault::Credentials) => " (check the credentials: AWS_PROFILE, `aws sso login`)",
         None => "",
     }

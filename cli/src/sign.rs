@@ -38,23 +38,13 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The sources document through the functions' own loaders (a file or a
+/// Secrets Manager secret).
 async fn load_sources(args: &SignArgs, aws: &aws_config::SdkConfig) -> Result<Sources, CliError> {
-    let text = match (&args.sources_file, &args.sources_secret) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::Failed(format!("sources file {}: {e}", path.display())))?,
-        (None, Some(secret)) => aws_sdk_secretsmanager::Client::new(aws)
-            .get_secret_value()
-            .secret_id(secret)
-            .send()
-            .await
-            .map_err(|e| {
-                CliError::Failed(format!(
-                    "secret {secret}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                ))
-            })?
-            .secret_string
-            .ok_or_else(|| CliError::Failed(format!("secret {secret} has no string value")))?,
+    use jobhook::config::SourcesLocation;
+    let location = match (&args.sources_file, &args.sources_secret) {
+        (Some(path), _) => SourcesLocation::File(path.clone()),
+        (None, Some(secret)) => SourcesLocation::Secret(secret.clone()),
         (None, None) => {
             return Err(CliError::Usage(
                 "name the sources with --sources-file or --sources-secret (or JOBHOOK_SOURCES_FILE / JOBHOOK_SOURCES_SECRET)"
@@ -62,6 +52,11 @@ async fn load_sources(args: &SignArgs, aws: &aws_config::SdkConfig) -> Result<So
             ))
         }
     };
+    let loader = jobhook::bootstrap::sources_loader(&location, aws);
+    let text = loader
+        .load()
+        .await
+        .map_err(|e| CliError::Failed(format!("sources: {}", crate::port_message(&e))))?;
     Sources::parse(&text).map_err(|e| CliError::Failed(e.to_string()))
 }
 

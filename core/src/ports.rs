@@ -180,6 +180,18 @@ pub enum PollError {
     NoApi,
 }
 
+impl PollError {
+    /// Whether asking again may get an answer: a timeout, a 5xx or a network
+    /// failure may pass; an answer that cannot be read, an unexpected status
+    /// or a missing `api` will not.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Timeout | Self::Server(_) | Self::Network(_) => ErrorKind::Transient,
+            Self::Unexpected(_) | Self::BadAnswer(_) | Self::NoApi => ErrorKind::Permanent,
+        }
+    }
+}
+
 /// The provider's job API.
 #[async_trait]
 pub trait JobPoller: Send + Sync + std::fmt::Debug {
@@ -205,5 +217,23 @@ mod tests {
         );
         assert!(!systemic.is_retryable());
         assert_eq!(transient.to_string(), "dynamodb:put failed: throttled");
+    }
+
+    #[test]
+    fn only_a_poll_that_may_pass_is_transient() {
+        for error in [
+            PollError::Timeout,
+            PollError::Server(503),
+            PollError::Network("reset".into()),
+        ] {
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+        }
+        for error in [
+            PollError::Unexpected(401),
+            PollError::BadAnswer("not JSON".into()),
+            PollError::NoApi,
+        ] {
+            assert_eq!(error.kind(), ErrorKind::Permanent, "{error}");
+        }
     }
 }

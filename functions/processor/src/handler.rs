@@ -147,10 +147,8 @@ impl Processor {
                 "source {:?} sends thin events, whose state is read from the provider's API, but has no `api` (add it to the api secret)",
                 source.name
             ))),
-            Err(e @ (PollError::BadAnswer(_) | PollError::Unexpected(_))) => Err(RecordError::Permanent(format!(
-                "fetching the state of a thin event: {e}"
-            ))),
-            Err(e @ (PollError::Timeout | PollError::Server(_) | PollError::Network(_))) => Err(retry(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::Transient => Err(retry(e.to_string())),
+            Err(e) => Err(RecordError::Permanent(format!("fetching the state of a thin event: {e}"))),
         }
     }
 

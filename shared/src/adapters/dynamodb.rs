@@ -4,7 +4,6 @@
 //! |---|---|---|
 //! | job state | `JOB#{source}#{job_id}` | `STATE` |
 //! | timeline entry | `JOB#{source}#{job_id}` | `EVT#{event_id}` |
-//!
 //! | a source's rate limit | `SOURCE#{source}` | `RATE_LIMIT` |
 //!
 //! A non-terminal job also carries `open_pk = OPEN#{source}` and

@@ -6,7 +6,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
 use super::sdk_port_error;
-use crate::ports::ErrorKind;
+use crate::domain::notification::Notification;
+use crate::ports::{ErrorKind, NotificationBus, PortError};
 
 /// A refused entry is worth retrying unless it can never be accepted as it
 /// is (PutEvents API reference, `PutEventsResultEntry.ErrorCode`:
@@ -18,8 +19,6 @@ fn entry_error_kind(code: &str) -> ErrorKind {
         _ => ErrorKind::Transient,
     }
 }
-use crate::domain::notification::Notification;
-use crate::ports::{NotificationBus, PortError};
 
 pub const EVENT_SOURCE: &str = "jobhook";
 pub const DETAIL_TYPE: &str = "jobhook.transition";
