@@ -330,4 +330,34 @@ mod tests {
         assert_eq!(defaults.base_url, Some("https://api.opus.pro/api"));
         assert_eq!(defaults.max_polls_per_run, Some(10));
     }
+
+    /// The cut is exact: some padding of the last clip makes a result of
+    /// exactly the bound with all three clips, and none ever goes over it.
+    #[test]
+    fn clips_fill_the_result_to_the_byte_and_never_past_it() {
+        let done = PollAnswer {
+            status: JobStatus::Completed,
+            progress: None,
+            output_url: None,
+            error: None,
+            result: None,
+            updated_at: None,
+        };
+        let clip = |n: usize| serde_json::json!({"id": "c", "uriForExport": format!("https://x/{}", "a".repeat(n))});
+        let mut exact = false;
+        for pad in 0..600 {
+            let body = Value::from(vec![clip(2_600), clip(2_600), clip(2_600 + pad)]).to_string();
+            let text = OpusClip
+                .parse_follow_up("P", done.clone(), body.as_bytes())
+                .expect("clips")
+                .result
+                .expect("result");
+            assert!(text.len() <= MAX_RESULT_BYTES, "pad {pad}: {}", text.len());
+            let kept = serde_json::from_str::<Value>(&text).expect("json")["clips"]
+                .as_array()
+                .map_or(0, Vec::len);
+            exact |= kept == 3 && text.len() == MAX_RESULT_BYTES;
+        }
+        assert!(exact, "no padding filled the result exactly");
+    }
 }
