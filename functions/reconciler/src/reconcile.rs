@@ -517,14 +517,7 @@ mod tests {
         }
 
         fn answer(status: JobStatus, progress: Option<u8>) -> PollAnswer {
-            PollAnswer {
-                status,
-                progress,
-                output_url: None,
-                error: None,
-                result: None,
-                updated_at: None,
-            }
+            PollAnswer::bare(status, progress)
         }
 
         fn found(status: JobStatus) -> Result<PollOutcome, jobhook::ports::PollError> {

@@ -63,6 +63,21 @@ pub struct PollAnswer {
     pub updated_at: Option<OffsetDateTime>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
+impl PollAnswer {
+    /// An answer that says only `status` and `progress`, for tests.
+    pub fn bare(status: JobStatus, progress: Option<u8>) -> Self {
+        Self {
+            status,
+            progress,
+            output_url: None,
+            error: None,
+            result: None,
+            updated_at: None,
+        }
+    }
+}
+
 /// The most a job's `result` takes, serialized: it says where the rest of
 /// a result is, never holds it (no transcripts, no logs).
 pub const MAX_RESULT_BYTES: usize = 8 * 1024;
@@ -354,14 +369,7 @@ mod tests {
     }
 
     fn answer(status: JobStatus, progress: Option<u8>) -> PollAnswer {
-        PollAnswer {
-            status,
-            progress,
-            output_url: None,
-            error: None,
-            result: None,
-            updated_at: None,
-        }
+        PollAnswer::bare(status, progress)
     }
 
     /// The poll's event id is its dedupe key: the same state polled twice is

@@ -267,14 +267,7 @@ mod tests {
         let clip = serde_json::json!({"id": "P.C", "title": "t".repeat(300), "durationMs": 1000,
             "uriForExport": format!("https://ext.cdn.opus.pro/{}", "x".repeat(200))});
         let body = Value::from(vec![clip; 200]).to_string();
-        let done = PollAnswer {
-            status: JobStatus::Completed,
-            progress: None,
-            output_url: None,
-            error: None,
-            result: None,
-            updated_at: None,
-        };
+        let done = PollAnswer::bare(JobStatus::Completed, None);
         let answer = OpusClip.parse_follow_up("P", done, body.as_bytes()).expect("clips");
         let text = answer.result.expect("result");
         assert!(text.len() <= MAX_RESULT_BYTES, "{}", text.len());
@@ -290,14 +283,7 @@ mod tests {
 
     #[test]
     fn a_clip_s_url_is_https_and_at_most_4096_bytes_and_a_stall_names_its_error() {
-        let done = PollAnswer {
-            status: JobStatus::Completed,
-            progress: None,
-            output_url: None,
-            error: None,
-            result: None,
-            updated_at: None,
-        };
+        let done = PollAnswer::bare(JobStatus::Completed, None);
         let first_url = |uri: String| {
             let body = serde_json::json!([{"id": "P.C", "uriForExport": uri}]).to_string();
             OpusClip
@@ -335,14 +321,7 @@ mod tests {
     /// exactly the bound with all three clips, and none ever goes over it.
     #[test]
     fn clips_fill_the_result_to_the_byte_and_never_past_it() {
-        let done = PollAnswer {
-            status: JobStatus::Completed,
-            progress: None,
-            output_url: None,
-            error: None,
-            result: None,
-            updated_at: None,
-        };
+        let done = PollAnswer::bare(JobStatus::Completed, None);
         let clip = |n: usize| serde_json::json!({"id": "c", "uriForExport": format!("https://x/{}", "a".repeat(n))});
         let mut exact = false;
         for pad in 0..600 {
