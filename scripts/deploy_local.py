@@ -52,6 +52,8 @@ TOOL_OUTPUTS = {
     "JOBHOOK_SOURCES_SECRET": "SourcesSecret",
     "JOBHOOK_API_SECRET": "ApiSecret",
     "JOBHOOK_EVENT_BUS": "NotificationsBusName",
+    "JOBHOOK_ARCHIVE_BUCKET": "ArchiveBucketName",
+    "JOBHOOK_NOTIFICATIONS_ARCHIVE": "NotificationsArchiveName",
 }
 
 

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::domain::archive::SegmentRef;
 use crate::domain::envelope::Envelope;
 use std::time::Duration;
 
@@ -105,6 +106,19 @@ pub trait JobQuery: Send + Sync + std::fmt::Debug {
     async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError>;
     /// Every distinct event received for the job, oldest first.
     async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
+}
+
+/// Where archive segments are kept (an S3 bucket): objects written once,
+/// read back by byte range.
+#[async_trait]
+pub trait ArchiveSegments: Send + Sync + std::fmt::Debug {
+    /// The bucket segments go to, named in each [`SegmentRef`].
+    fn bucket(&self) -> &str;
+    /// Stores `bytes` at `key`. Writing the same key again with the same
+    /// bytes (a retried batch) is harmless.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), PortError>;
+    /// The bytes `at` names.
+    async fn read(&self, at: &SegmentRef) -> Result<Vec<u8>, PortError>;
 }
 
 /// Where the application hears of each applied transition.

@@ -80,6 +80,10 @@ impl Started {
         SqsQueue::new(aws_sdk_sqs::Client::new(&self.aws), url)
     }
 
+    pub fn archiver(&self, settings: &crate::config::ArchiveSettings) -> crate::archive::Archiver {
+        archiver(&self.aws, settings)
+    }
+
     pub fn bus(&self, name: &str) -> EventBridgeBus {
         EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&self.aws), name)
     }
@@ -95,6 +99,24 @@ pub fn job_store(
     clock: Arc<dyn Clock>,
 ) -> DynamoJobStore {
     DynamoJobStore::new(aws_sdk_dynamodb::Client::new(aws), table, event_ttl, clock).with_stale_after(stale_after)
+}
+
+/// Where deliveries and poll answers are kept: inline in the table, and in
+/// the bucket when one is named.
+pub fn archiver(aws: &aws_config::SdkConfig, settings: &crate::config::ArchiveSettings) -> crate::archive::Archiver {
+    let segments = settings.bucket.as_ref().map(|bucket| {
+        Arc::new(crate::adapters::s3::S3Segments::new(s3_client(aws), bucket)) as Arc<dyn crate::ports::ArchiveSegments>
+    });
+    crate::archive::Archiver::new(segments, settings.prefix.clone())
+}
+
+/// S3 with path-style addressing when an endpoint is overridden (a local
+/// server has no per-bucket host names).
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(aws.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// The one HTTPS client every AWS call goes through: hyper on rustls with

@@ -124,6 +124,26 @@ pub const DLQ_URL: &str = "JOBHOOK_DLQ_URL";
 pub const EVENT_TTL_DAYS: &str = "JOBHOOK_EVENT_TTL_DAYS";
 pub const PROCESSOR_CONCURRENCY: &str = "JOBHOOK_PROCESSOR_CONCURRENCY";
 
+pub const ARCHIVE_BUCKET: &str = "JOBHOOK_ARCHIVE_BUCKET";
+pub const ARCHIVE_PREFIX: &str = "JOBHOOK_ARCHIVE_PREFIX";
+
+/// Where records too large for their timeline entry are kept. Without a
+/// bucket they stay inline up to a bound (see [`crate::archive`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    pub bucket: Option<String>,
+    pub prefix: String,
+}
+
+impl ArchiveSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bucket: env.optional(ARCHIVE_BUCKET),
+            prefix: env.optional(ARCHIVE_PREFIX).unwrap_or_else(|| "archive/".into()),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
     pub table_name: String,
@@ -135,6 +155,7 @@ pub struct ProcessorConfig {
     /// Messages of one batch processed at once.
     pub concurrency: usize,
     pub stale_after: Duration,
+    pub archive: ArchiveSettings,
 }
 
 impl ProcessorConfig {
@@ -147,6 +168,7 @@ impl ProcessorConfig {
             event_ttl: Duration::from_secs(env.number(EVENT_TTL_DAYS, 30, 1..=3650)? * 86_400),
             concurrency: env.number(PROCESSOR_CONCURRENCY, 8, 1..=100)? as usize,
             stale_after: stale_after(env)?,
+            archive: ArchiveSettings::from_env(env)?,
         })
     }
 }
@@ -226,6 +248,10 @@ mod tests {
         let cfg = ProcessorConfig::from_env(&env(&base)).expect("valid");
         assert_eq!(cfg.event_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(cfg.concurrency, 8);
+        assert_eq!((cfg.archive.bucket, cfg.archive.prefix.as_str()), (None, "archive/"));
+        let with_bucket = [base[0], base[1], base[2], (ARCHIVE_BUCKET, "b"), (ARCHIVE_PREFIX, "p/")];
+        let archive = ProcessorConfig::from_env(&env(&with_bucket)).expect("valid").archive;
+        assert_eq!((archive.bucket.as_deref(), archive.prefix.as_str()), (Some("b"), "p/"));
         let e = ProcessorConfig::from_env(&env(&base[1..])).unwrap_err();
         assert_eq!(e.name, TABLE_NAME);
         let e = ProcessorConfig::from_env(&env(&[base[0], base[2]])).unwrap_err();

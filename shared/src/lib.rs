@@ -12,6 +12,7 @@
 pub use jobhook_core::{domain, ports};
 
 pub mod adapters;
+pub mod archive;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;

@@ -45,11 +45,13 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
         Outcome::Applied => {
             count(names::EVENTS_APPLIED, source);
             // Webhook coverage: who brought the job to its end first.
-            if event.status.is_terminal() {
-                let name = match event.origin {
-                    Origin::Webhook => names::TERMINAL_FIRST_BY_WEBHOOK,
-                    Origin::Poll => names::TERMINAL_FIRST_BY_POLL,
-                };
+            // A replay corrects a job that had already ended: it is no one's first.
+            let first = match event.origin {
+                Origin::Webhook => Some(names::TERMINAL_FIRST_BY_WEBHOOK),
+                Origin::Poll => Some(names::TERMINAL_FIRST_BY_POLL),
+                Origin::Replay => None,
+            };
+            if let Some(name) = first.filter(|_| event.status.is_terminal()) {
                 count(name, source);
             }
             tracing::info!(

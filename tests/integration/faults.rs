@@ -98,6 +98,7 @@ async fn pipeline(sdk_retry: RetryConfig, backoff: Backoff) -> Pipeline {
         )),
         concurrency: 8,
         backoff,
+        archiver: jobhook::archive::Archiver::inline_only(),
     };
     Pipeline {
         faulty,

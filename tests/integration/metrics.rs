@@ -130,6 +130,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         )),
         concurrency: 1,
         backoff: jobhook_tests::TEST_BACKOFF,
+        archiver: jobhook::archive::Archiver::inline_only(),
     };
     let mut poison = SqsMessage::default();
     poison.message_id = Some(unique_name("poison"));
@@ -210,6 +211,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
             error: None,
             result: None,
             provider_time: None,
+            archive: None,
         };
         recon_store.apply(&event).await.expect("apply");
         provider.answer(id, answer);

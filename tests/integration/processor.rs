@@ -54,6 +54,7 @@ async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
         )),
         concurrency,
         backoff,
+        archiver: jobhook::archive::Archiver::inline_only(),
     };
     probe.reset();
     Harness {

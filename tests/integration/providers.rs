@@ -83,6 +83,7 @@ async fn harness() -> Harness {
         poller: poller.clone(),
         concurrency: 4,
         backoff: TEST_BACKOFF,
+        archiver: jobhook::archive::Archiver::inline_only(),
     };
     let reconciler = Reconciler {
         store: store.clone(),

@@ -172,6 +172,7 @@ pub fn job_event(source: &str, job_id: &str, event_id: &str, status: JobStatus, 
         error: None,
         result: None,
         provider_time: None,
+        archive: None,
     }
 }
 

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::signature::VerifiedWebhook;
@@ -50,10 +49,6 @@ fn body_field(body: &[u8]) -> (String, bool) {
     }
 }
 
-/// Request headers worth carrying to the processor: everything else is
-/// transport detail or signature material that has served its purpose.
-const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub v: u32,
@@ -68,7 +63,8 @@ pub struct Envelope {
     /// The signed timestamp (unix seconds), if the scheme carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_at: Option<i64>,
-    /// Lower-case header names.
+    /// The delivery's headers, lower-case names, for the archive: never one
+    /// that carries a credential (the verifier leaves those out).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The raw body: UTF-8 text as-is, anything else base64 with `body_base64`.
@@ -90,14 +86,7 @@ pub enum EnvelopeError {
 }
 
 impl Envelope {
-    pub fn from_verified(webhook: &VerifiedWebhook, headers: &HeaderMap, received_at: String) -> Self {
-        let kept = KEPT_HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = headers.get(*name)?.to_str().ok()?;
-                Some(((*name).to_owned(), value.to_owned()))
-            })
-            .collect();
+    pub fn from_verified(webhook: &VerifiedWebhook, received_at: String) -> Self {
         let (body, body_base64) = body_field(webhook.body());
         Self {
             v: ENVELOPE_VERSION,
@@ -107,7 +96,7 @@ impl Envelope {
             scheme: webhook.scheme().as_str().to_owned(),
             webhook_id: webhook.webhook_id().map(str::to_owned),
             signed_at: webhook.timestamp(),
-            headers: kept,
+            headers: webhook.headers().clone(),
             body,
             body_base64,
         }

@@ -50,6 +50,7 @@ pub fn job_event_from_body(
             error: payload.error,
             result: payload.result,
             provider_time: payload.provider_time,
+            archive: None,
         },
         fetch: payload.fetch,
     })

@@ -11,6 +11,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use super::archive::ArchiveLocation;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +77,8 @@ impl FromStr for JobStatus {
 pub enum Origin {
     Webhook,
     Poll,
+    /// `jobhook replay` re-derived the job from its archive.
+    Replay,
 }
 
 impl Origin {
@@ -82,6 +86,19 @@ impl Origin {
         match self {
             Self::Webhook => "webhook",
             Self::Poll => "poll",
+            Self::Replay => "replay",
+        }
+    }
+}
+
+impl FromStr for Origin {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "webhook" => Ok(Self::Webhook),
+            "poll" => Ok(Self::Poll),
+            "replay" => Ok(Self::Replay),
+            _ => Err(()),
         }
     }
 }
@@ -109,6 +126,9 @@ pub struct JobEvent {
     pub result: Option<String>,
     /// When the provider says the event happened.
     pub provider_time: Option<OffsetDateTime>,
+    /// Where what the provider sent for it is kept; the store records it in
+    /// the event's timeline entry, so a duplicate is archived once.
+    pub archive: Option<ArchiveLocation>,
 }
 
 /// The fields of a job that events move.
@@ -316,6 +336,9 @@ pub struct TimelineEntry {
     pub repeats: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_received_at: Option<String>,
+    /// Where what the provider sent is kept (`jobhook events` reads it).
+    #[serde(skip)]
+    pub archive: Option<ArchiveLocation>,
 }
 
 #[cfg(test)]
@@ -337,6 +360,7 @@ mod tests {
             error: (status == JobStatus::Failed).then(|| "boom".into()),
             result: None,
             provider_time: None,
+            archive: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Pure domain logic: no AWS types, no I/O.
 
+pub mod archive;
 pub mod digest;
 pub mod envelope;
 pub mod event;

@@ -69,6 +69,7 @@ mod tests {
             error: None,
             result: None,
             provider_time: None,
+            archive: None,
         }
     }
 

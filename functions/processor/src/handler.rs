@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
+use jobhook::archive::Archiver;
+use jobhook::domain::archive::{ArchiveLocation, ArchiveRecord};
 use jobhook::domain::event::{job_event_from_body, WebhookEvent};
 use jobhook::domain::job::JobEvent;
-use jobhook::domain::provider;
+use jobhook::domain::provider::{self, PollAnswer};
 use jobhook::domain::sources::SourceConfig;
 use jobhook::ports::{DeadLetters, ErrorKind, JobPoller, JobStore, PollError, PollOutcome, PortError};
 use jobhook::retry::Backoff;
@@ -40,6 +42,8 @@ pub struct Processor {
     /// How transient write failures are retried before a message is
     /// reported back to SQS.
     pub backoff: Backoff,
+    /// Where each delivery is kept before the apply that references it.
+    pub archiver: Archiver,
 }
 
 /// Why one message was not processed.
@@ -76,6 +80,9 @@ pub struct SystemicFailure(pub String);
 struct Pending {
     event: JobEvent,
     fetch_from: Option<Box<SourceConfig>>,
+    /// The delivery as received. A thin one is archived with the answer its
+    /// fetch gets, so only once that answer is in.
+    record: ArchiveRecord,
 }
 
 /// Messages of one job, by index into the batch, in queue order.
@@ -125,6 +132,7 @@ impl Processor {
         Ok(Parsed::Event(Pending {
             event,
             fetch_from: fetch.then(|| Box::new(source.clone())),
+            record: ArchiveRecord::of_delivery(&envelope, body),
         }))
     }
 
@@ -132,15 +140,16 @@ impl Processor {
     /// (a timeout, a 5xx, a 429, a 404 or an answer behind what the webhook
     /// announced, as an API catching up gives) is retried through the queue;
     /// a source without `api` or an answer that cannot be read is poison.
-    async fn fetch(&self, source: &SourceConfig, event: &JobEvent) -> Result<JobEvent, RecordError> {
+    async fn fetch(&self, source: &SourceConfig, event: &JobEvent) -> Result<(JobEvent, PollAnswer), RecordError> {
         let retry = |why: String| RecordError::Retryable(format!("fetching the state of a thin event: {why}"));
         match self.poller.poll(source, &event.job_id).await {
-            Ok(PollOutcome::Found(answer)) => provider::thin_event_with_state(event, &answer).ok_or_else(|| {
-                retry(format!(
+            Ok(PollOutcome::Found(answer)) => match provider::thin_event_with_state(event, &answer) {
+                Some(event) => Ok((event, answer)),
+                None => Err(retry(format!(
                     "the provider's API shows {} while the webhook announced {}",
                     answer.status, event.status
-                ))
-            }),
+                ))),
+            },
             Ok(PollOutcome::NotFound) => Err(retry("the provider answered 404".into())),
             Ok(PollOutcome::RateLimited { .. }) => Err(retry("the provider answered 429".into())),
             Err(PollError::NoApi) => Err(RecordError::Permanent(format!(
@@ -173,7 +182,14 @@ impl Processor {
                         Err(RecordError::Retryable(why)) => outcomes::record_thin_fetch(e, "retried", Some(why)),
                         Err(error) => outcomes::record_thin_fetch(e, "failed", Some(&error.to_string())),
                     }
-                    result?
+                    let (mut event, answer) = result?;
+                    let record = pending.record.clone().with_answer(&answer);
+                    event.archive = self
+                        .keep(std::slice::from_ref(&record), deadline)
+                        .await?
+                        .pop()
+                        .flatten();
+                    event
                 };
                 &fetched
             }
@@ -185,6 +201,17 @@ impl Processor {
         }
         outcomes::record_apply(event, &result?);
         Ok(())
+    }
+
+    /// Keeps `records` (with in-process retries), one location each.
+    async fn keep(
+        &self,
+        records: &[ArchiveRecord],
+        deadline: Instant,
+    ) -> Result<Vec<Option<ArchiveLocation>>, RecordError> {
+        let now = jobhook::clock::Clock::now(&jobhook::clock::SystemClock);
+        let (kept, _) = self.backoff.run(deadline, || self.archiver.keep(records, now)).await;
+        Ok(kept?)
     }
 
     /// Applies one job's events in order. A failed event does not hold back
@@ -249,6 +276,33 @@ impl Processor {
                     groups[g].push((i, event));
                 }
                 Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+
+        // Every delivery is kept before its apply references it: one segment
+        // for the batch's large ones. If that fails, no event of the batch is
+        // applied unarchived; they come back with the redelivery.
+        let direct: Vec<(usize, usize)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| (0..group.len()).map(move |k| (g, k)))
+            .filter(|&(g, k)| groups[g][k].1.fetch_from.is_none())
+            .collect();
+        let to_keep: Vec<ArchiveRecord> = direct.iter().map(|&(g, k)| groups[g][k].1.record.clone()).collect();
+        match self.keep(&to_keep, deadline).await {
+            Ok(locations) => {
+                for (&(g, k), location) in direct.iter().zip(locations) {
+                    groups[g][k].1.event.archive = location;
+                }
+            }
+            Err(RecordError::Systemic(reason)) => return Err(SystemicFailure(reason)),
+            Err(error) => {
+                tracing::warn!(%error, "the batch's deliveries could not be archived; it will be retried");
+                for group in groups.drain(..) {
+                    for (i, _) in group {
+                        results[i] = Some(Err(RecordError::Retryable(error.to_string())));
+                    }
+                }
             }
         }
 
@@ -337,6 +391,7 @@ mod tests {
             poller: Arc::new(ScriptedPoller::default()),
             concurrency: 8,
             backoff: FAST,
+            archiver: Archiver::inline_only(),
         }
     }
 
@@ -512,5 +567,132 @@ mod tests {
             .collect();
         assert_eq!(failed, ["e-1"]);
         assert!(dead_letters.letters().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+    use std::time::Duration;
+
+    use jobhook::adapters::memory::{
+        InMemoryDeadLetters, InMemoryJobStore, InMemorySegments, ScriptedPoller, StaticSources,
+    };
+    use jobhook::clock::SystemClock;
+    use jobhook::ports::JobQuery;
+
+    const SOURCES: &str = r#"{"sources": {"acme": {"scheme": "github", "secrets": ["k"]}}}"#;
+
+    fn processor(store: Arc<InMemoryJobStore>, segments: Arc<InMemorySegments>) -> Processor {
+        Processor {
+            sources: SourcesCache::new(Arc::new(StaticSources(SOURCES.into())), Duration::from_secs(60)),
+            store,
+            dead_letters: Arc::new(InMemoryDeadLetters::default()),
+            poller: Arc::new(ScriptedPoller::default()),
+            concurrency: 8,
+            backoff: Backoff {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+                max_attempts: 2,
+                reserve: Duration::ZERO,
+            },
+            archiver: Archiver::new(Some(segments), "archive/"),
+        }
+    }
+
+    /// A delivery whose body is `padding` bytes of noise longer than usual,
+    /// which no compression brings under the inline bound.
+    fn delivery(event_id: &str, job_id: &str, padding: usize) -> (SqsMessage, Vec<u8>) {
+        let mut state = 0x2545_f491_u32 ^ padding as u32;
+        let noise: String = (0..padding)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                char::from(b'!' + (state % 90) as u8)
+            })
+            .collect();
+        let body = serde_json::json!({"id": event_id, "type": "job.completed", "note": noise,
+            "data": {"job_id": job_id, "status": "completed"}})
+        .to_string()
+        .into_bytes();
+        let envelope = Envelope::for_test("acme", event_id, &body);
+        let mut message = SqsMessage::default();
+        message.message_id = Some(event_id.into());
+        message.body = Some(envelope.to_json());
+        (message, body)
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    #[tokio::test]
+    async fn each_delivery_is_archived_byte_for_byte_once_the_large_ones_in_one_segment() {
+        let store = Arc::new(InMemoryJobStore::new(Arc::new(SystemClock)));
+        let segments = Arc::new(InMemorySegments::default());
+        let p = processor(store.clone(), segments.clone());
+        let deliveries = [
+            delivery("e1", "small", 0),
+            delivery("e2", "large", 3000),
+            delivery("e3", "larger", 9000),
+        ];
+        let messages: Vec<SqsMessage> = deliveries.iter().map(|(m, _)| m.clone()).collect();
+        let response = p.handle(batch(messages.clone()), deadline()).await.expect("handled");
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            segments.objects().len(),
+            1,
+            "one segment for the batch's two large deliveries"
+        );
+        for ((_, body), job) in deliveries.iter().zip(["small", "large", "larger"]) {
+            let timeline = store.timeline("acme", job).await.expect("timeline");
+            let [entry] = timeline.as_slice() else {
+                panic!("one entry: {timeline:?}")
+            };
+            let location = entry.archive.as_ref().expect("archived");
+            assert_eq!(matches!(location, ArchiveLocation::Inline(_)), job == "small", "{job}");
+            let record = p.archiver.read(location).await.expect("reads back");
+            assert_eq!(&record.body, body, "{job}: the raw bytes");
+            assert_eq!(
+                (record.source.as_str(), record.verification.as_deref()),
+                ("acme", Some("verified"))
+            );
+        }
+        // The batch again: every event is a duplicate and none is archived twice.
+        p.handle(batch(messages), deadline()).await.expect("handled");
+        for job in ["small", "large", "larger"] {
+            assert_eq!(store.timeline("acme", job).await.expect("timeline").len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_archive_cannot_be_written_is_retried_and_nothing_applied() {
+        let store = Arc::new(InMemoryJobStore::new(Arc::new(SystemClock)));
+        let segments = Arc::new(InMemorySegments::default());
+        segments.fail_puts(true);
+        let p = processor(store.clone(), segments.clone());
+        let (small, _) = delivery("e1", "small", 0);
+        let (large, _) = delivery("e2", "large", 3000);
+        let response = p.handle(batch(vec![small, large]), deadline()).await.expect("handled");
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["e1", "e2"]);
+        for job in ["small", "large"] {
+            assert_eq!(
+                store.get("acme", job).await.expect("get"),
+                None,
+                "{job} applied unarchived"
+            );
+        }
     }
 }

@@ -30,6 +30,7 @@ async fn start() -> Result<(), Error> {
         poller: Arc::new(HttpJobPoller::new(processor::FETCH_TIMEOUT)),
         concurrency: config.concurrency,
         backoff: jobhook::retry::Backoff::WRITES,
+        archiver: started.archiver(&config.archive),
     };
     let (processor, metrics) = (&processor, started.metrics);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -90,7 +90,7 @@ impl Receiver {
             }
         };
 
-        let envelope = Envelope::from_verified(&verified, req.headers(), rfc3339(now));
+        let envelope = Envelope::from_verified(&verified, rfc3339(now));
         match self.queue.enqueue(&envelope).await {
             Ok(()) => {}
             Err(EnqueueError::Unqueueable(why)) => {

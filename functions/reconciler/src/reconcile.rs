@@ -18,7 +18,8 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use jobhook::clock::{unix_ms, Clock};
+use jobhook::clock::{rfc3339, unix_ms, Clock};
+use jobhook::domain::archive::{ArchiveLocation, ArchiveRecord};
 use jobhook::domain::job::{JobStatus, Outcome};
 use jobhook::domain::provider::job_event_from_poll;
 use jobhook::domain::sources::{SourceConfig, Sources};
@@ -302,7 +303,11 @@ impl Reconciler {
                 return JobResult::ProviderError;
             }
         };
-        let event = job_event_from_poll(&source.name, &job.job_id, &answer);
+        let mut event = job_event_from_poll(&source.name, &job.job_id, &answer);
+        // An answer is bounded (its result at 8 KiB), so it is kept inline:
+        // written only if the apply records a new event, free for a repeat.
+        let record = ArchiveRecord::of_poll(&source.name, rfc3339(self.clock.now()), &answer);
+        event.archive = Some(ArchiveLocation::Inline(record.encode()));
         let applied = match self.store.apply(&event).await {
             Ok(applied) => applied,
             Err(error) => return self.store_error(job, "applying a poll answer", &error),

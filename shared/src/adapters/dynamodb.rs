@@ -34,12 +34,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use super::sdk_port_error;
 use crate::clock::{rfc3339, unix_ms, Clock};
+use crate::domain::archive::{ArchiveLocation, SegmentRef};
 use crate::domain::job::{
     decide, likely_previous_status, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome,
     TimelineEntry,
@@ -53,6 +55,10 @@ pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
 pub const EVENT_SK_PREFIX: &str = "EVT#";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// A timeline entry's archived record, compressed, when it is small.
+pub const ARCHIVE_ATTRIBUTE: &str = "archive";
+/// Where a larger record is kept (`s3://bucket/key#offset+len`).
+pub const ARCHIVE_REF_ATTRIBUTE: &str = "archive_ref";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -287,6 +293,15 @@ impl DynamoJobStore {
         if let Some(t) = event.provider_time.map(rfc3339) {
             item.insert("provider_time".into(), s(t));
         }
+        match &event.archive {
+            Some(ArchiveLocation::Inline(bytes)) => {
+                item.insert(ARCHIVE_ATTRIBUTE.into(), AttributeValue::B(Blob::new(bytes.clone())));
+            }
+            Some(ArchiveLocation::Segment(at)) => {
+                item.insert(ARCHIVE_REF_ATTRIBUTE.into(), s(at.to_uri()));
+            }
+            None => {}
+        }
         item
     }
 
@@ -492,17 +507,26 @@ fn timeline_entry_from_item(item: &Item) -> Option<TimelineEntry> {
         event_id: get_s(item, "event_id")?.to_owned(),
         outcome: get_s(item, "outcome")?.parse().ok()?,
         kind: get_s(item, "kind").unwrap_or_default().to_owned(),
-        origin: match get_s(item, "origin") {
-            Some("poll") => Origin::Poll,
-            _ => Origin::Webhook,
-        },
+        origin: get_s(item, "origin")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(Origin::Webhook),
         status: get_s(item, "status").and_then(|v| v.parse().ok()),
         progress: get_n(item, "progress"),
         received_at: get_s(item, "received_at").unwrap_or_default().to_owned(),
         provider_time: get_s(item, "provider_time").map(str::to_owned),
         repeats: get_n(item, "repeats"),
         last_received_at: get_s(item, "last_received_at").map(str::to_owned),
+        archive: archive_of(item),
     })
+}
+
+fn archive_of(item: &Item) -> Option<ArchiveLocation> {
+    if let Some(AttributeValue::B(bytes)) = item.get(ARCHIVE_ATTRIBUTE) {
+        return Some(ArchiveLocation::Inline(bytes.as_ref().to_vec()));
+    }
+    get_s(item, ARCHIVE_REF_ATTRIBUTE)
+        .and_then(SegmentRef::parse)
+        .map(ArchiveLocation::Segment)
 }
 
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
@@ -951,6 +975,7 @@ mod tests {
             error: None,
             result: None,
             provider_time: None,
+            archive: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock::{rfc3339, unix_ms, Clock};
+use crate::domain::archive::SegmentRef;
 use crate::domain::job::{
     decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
@@ -20,7 +21,8 @@ use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
 use crate::ports::{
-    DeadLetters, JobPoller, JobQuery, JobStore, OpenJob, OpenJobIndex, PollError, PollOutcome, PortError, SourcesLoader,
+    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, OpenJob, OpenJobIndex, PollError, PollOutcome,
+    PortError, SourcesLoader,
 };
 
 type JobKey = (String, String);
@@ -94,6 +96,7 @@ fn timeline_entry(event: &JobEvent, outcome: Outcome, now: &str) -> TimelineEntr
         provider_time: event.provider_time.map(rfc3339),
         repeats: None,
         last_received_at: None,
+        archive: event.archive.clone(),
     }
 }
 
@@ -297,6 +300,7 @@ impl OpenJobIndex for InMemoryJobStore {
                 provider_time: None,
                 repeats: Some(0),
                 last_received_at: None,
+                archive: None,
             });
         let repeats = entry.repeats.unwrap_or(0) + 1;
         entry.repeats = Some(repeats);
@@ -329,6 +333,7 @@ impl OpenJobIndex for InMemoryJobStore {
                 provider_time: None,
                 repeats: None,
                 last_received_at: None,
+                archive: None,
             },
         );
         Ok(true)
@@ -389,6 +394,60 @@ impl DeadLetters for InMemoryDeadLetters {
             source: source.map(str::to_owned),
         });
         Ok(())
+    }
+}
+
+/// Segments kept in memory: the fake beside the S3 bucket. A put can be
+/// made to fail, to see what a batch does when the bucket is unavailable.
+#[derive(Debug, Default)]
+pub struct InMemorySegments {
+    objects: Mutex<HashMap<String, Vec<u8>>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl InMemorySegments {
+    pub const BUCKET: &'static str = "memory";
+
+    pub fn objects(&self) -> HashMap<String, Vec<u8>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every put from now on fails transiently (or succeeds again).
+    pub fn fail_puts(&self, failing: bool) {
+        self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl ArchiveSegments for InMemorySegments {
+    fn bucket(&self) -> &str {
+        Self::BUCKET
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), PortError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::transient("s3:PutObject", "service unavailable"));
+        }
+        self.objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn read(&self, at: &SegmentRef) -> Result<Vec<u8>, PortError> {
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let object = objects
+            .get(&at.key)
+            .filter(|_| at.bucket == Self::BUCKET)
+            .ok_or_else(|| PortError::permanent("s3:GetObject", format!("no object {}", at.to_uri())))?;
+        let range = usize::try_from(at.offset)
+            .ok()
+            .zip(usize::try_from(at.offset + at.len).ok());
+        range
+            .and_then(|(start, end)| object.get(start..end))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| PortError::permanent("s3:GetObject", format!("{} is out of range", at.to_uri())))
     }
 }
 

@@ -5,6 +5,7 @@ pub mod eventbridge;
 pub mod file;
 pub mod memory;
 pub mod provider_http;
+pub mod s3;
 pub mod secrets_manager;
 pub mod sqs;
 
@@ -45,7 +46,7 @@ pub fn setup_fault(code: &str) -> Option<SetupFault> {
     match code {
         c if c.contains("AccessDenied") => Some(SetupFault::Denied),
         c if c.contains("NonExistentQueue") || c == "QueueDoesNotExist" => Some(SetupFault::NoQueue),
-        "ResourceNotFoundException" => Some(SetupFault::NoResource),
+        "ResourceNotFoundException" | "NoSuchBucket" => Some(SetupFault::NoResource),
         "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidClientTokenId" => {
             Some(SetupFault::Credentials)
         }

@@ -204,6 +204,7 @@ pub fn job_event_from_poll(source: &str, job_id: &str, answer: &PollAnswer) -> J
         error: answer.error.clone(),
         result: answer.result.clone(),
         provider_time: answer.updated_at,
+        archive: None,
     }
 }
 
@@ -345,6 +346,7 @@ mod tests {
             error: None,
             result: None,
             provider_time: None,
+            archive: None,
         };
         let updated = time::OffsetDateTime::from_unix_timestamp(1_778_673_605).expect("in range");
         let answer = |status| PollAnswer {

@@ -5,6 +5,7 @@
 //! compared with a candidate of exactly the same length, so an empty or
 //! truncated signature (a bare `v1,` or `sha256=`) can never match.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -162,6 +163,8 @@ pub struct VerifiedWebhook {
     scheme: Scheme,
     webhook_id: Option<String>,
     timestamp: Option<i64>,
+    /// The delivery's headers but those that carry a credential.
+    headers: BTreeMap<String, String>,
     body: Bytes,
 }
 
@@ -182,6 +185,11 @@ impl VerifiedWebhook {
     }
     pub fn body(&self) -> &Bytes {
         &self.body
+    }
+    /// The headers worth keeping with the delivery: never the scheme's token
+    /// nor any other credential.
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.headers
     }
     /// The delivery's identity: the scheme's id when it has one, otherwise
     /// the SHA-256 of the body (identical bytes are the same delivery).
@@ -223,11 +231,15 @@ pub fn verify<'a>(
             (None, None)
         }
     };
+    let secret_header = (signing.scheme == Scheme::HeaderToken)
+        .then_some(signing.header)
+        .flatten();
     Ok(VerifiedWebhook {
         source: signing.source.to_owned(),
         scheme: signing.scheme,
         webhook_id,
         timestamp,
+        headers: super::archive::archivable_headers(headers, secret_header),
         body,
     })
 }
