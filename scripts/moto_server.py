@@ -41,7 +41,8 @@ from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.awslambda.models import LambdaBackend
-from moto.events.models import EventBus
+from moto.events.models import Archive, EventBus
+from moto.s3.models import FakeBucket, s3_backends
 from moto.sqs.models import sqs_backends
 from moto.iam.models import Role, iam_backends
 from moto.scheduler.models import scheduler_backends
@@ -167,6 +168,42 @@ LambdaBackend.create_event_source_mapping = _create_mapping
 # `!Ref` of an event bus is its name; moto's EventBus has no physical id, so
 # the Ref resolved to the Python object (the notifier's JOBHOOK_EVENT_BUS).
 EventBus.physical_resource_id = property(lambda self: self.name)
+
+# An archive's EventPattern is JSON in a template, as a rule's is; moto's
+# Archive parsed it as a string only (TypeError, a 500).
+_moto_archive_from_cfn = Archive.create_from_cloudformation_json.__func__
+
+
+def _archive_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    properties = cloudformation_json["Properties"]
+    if isinstance(properties.get("EventPattern"), dict):
+        properties["EventPattern"] = json.dumps(properties["EventPattern"])
+    return _moto_archive_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+
+Archive.create_from_cloudformation_json = classmethod(_archive_from_cfn)
+# An archive's Ref is its name; moto's Archive had no physical id.
+Archive.physical_resource_id = property(lambda self: self.name)
+
+# A bucket's LifecycleConfiguration is its retention; moto's bucket ignored
+# it (and so would have kept the archive forever).
+_moto_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__
+
+
+def _bucket_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    bucket = _moto_bucket_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    rules = []
+    for rule in cloudformation_json.get("Properties", {}).get("LifecycleConfiguration", {}).get("Rules", []):
+        api_rule = {"ID": rule.get("Id"), "Status": rule["Status"], "Prefix": rule.get("Prefix", "")}
+        if "ExpirationInDays" in rule:
+            api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+        rules.append(api_rule)
+    if rules:
+        s3_backends[account_id]["aws"].put_bucket_lifecycle_configuration(bucket.name, rules)
+    return bucket
+
+
+FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)
 
 # `!If [Cond, x, !Ref AWS::NoValue]` inside a list removes the element; moto
 # kept a null (a role policy statement `null`).
