@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub mod dlq;
+pub mod events;
 pub mod listen;
 pub mod sign;
 use jobhook::clock::SystemClock;
@@ -112,6 +113,16 @@ pub enum Command {
     },
     /// Show every event received for a job, oldest first, with its outcome.
     Timeline {
+        #[command(flatten)]
+        job: JobRef,
+        #[command(flatten)]
+        table: Table,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the provider sent for a job: each archived delivery and poll
+    /// answer in order, raw body and headers, and what it did to the job.
+    Events {
         #[command(flatten)]
         job: JobRef,
         #[command(flatten)]
@@ -283,6 +294,18 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
             } else {
                 write(out, &status_text(&state))
             }
+        }
+        Command::Events { job, table, json } => {
+            check(&job)?;
+            let entries = store(aws, &table)?
+                .timeline(&job.source, &job.job_id)
+                .await
+                .map_err(|e| store_failed(&table.name, &e))?;
+            if entries.is_empty() {
+                return Err(failed(&table.name, format!("no events for {}/{}", job.source, job.job_id)));
+            }
+            let events = events::load(&jobhook::bootstrap::archive_reader(aws), entries).await;
+            events::print(&events, json, out)
         }
         Command::Sign(args) => sign::run(args, aws, out).await,
         Command::Dlq { command } => dlq::run(command, aws, out).await,

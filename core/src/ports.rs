@@ -96,6 +96,11 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// the reconciler polls it even if no webhook ever arrives. False if the
     /// job was already known (nothing is changed then).
     async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError>;
+    /// A replay's correction: writes `event`'s fields over the job's whatever
+    /// the state rule says, as one more transition with a timeline entry, if
+    /// the job still has `expected_transitions` (nothing applied since the
+    /// archive was read). False if it moved meanwhile: read and derive again.
+    async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError>;
 }
 
 /// What a job looks like and what became of each of its events: the reads

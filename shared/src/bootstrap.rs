@@ -110,6 +110,18 @@ pub fn archiver(aws: &aws_config::SdkConfig, settings: &crate::config::ArchiveSe
     crate::archive::Archiver::new(segments, settings.prefix.clone())
 }
 
+/// An archiver that reads records wherever their references point (each
+/// names its bucket), for the CLI and the dev tools.
+pub fn archive_reader(aws: &aws_config::SdkConfig) -> crate::archive::Archiver {
+    archiver(
+        aws,
+        &crate::config::ArchiveSettings {
+            bucket: Some(String::new()),
+            prefix: String::new(),
+        },
+    )
+}
+
 /// S3 with path-style addressing when an endpoint is overridden (a local
 /// server has no per-bucket host names).
 pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

@@ -39,6 +39,9 @@ enum Op {
     NotFound(usize),
     /// Every job due a day from now is abandoned.
     Abandon,
+    /// A replay's correction of the job to the event's fields, expecting its
+    /// transitions as read, or one more (a job that moved meanwhile).
+    Correct(usize, usize, bool),
 }
 
 fn event_spec() -> impl Strategy<Value = EventSpec> {
@@ -67,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reschedule),
         1 => (0..JOBS.len()).prop_map(Op::NotFound),
         1 => Just(Op::Abandon),
+        2 => (0..JOBS.len(), 0..4usize, any::<bool>()).prop_map(|(j, e, moved)| Op::Correct(j, e, moved)),
     ]
 }
 
@@ -155,6 +159,22 @@ impl Pair {
                     );
                     prop_assert_eq!(a, b, "{:?}", op);
                 }
+            }
+            Op::Correct(job, index, moved) => {
+                let stored = self.table.get(&self.source, JOBS[*job]).await.expect("table get");
+                let transitions = stored.map_or(0, |s| s.transitions);
+                let correction = JobEvent {
+                    event_id: format!("replay-{}", transitions + 1),
+                    kind: "replay".into(),
+                    origin: Origin::Replay,
+                    ..event(&self.source, *job, *index, &events[*index])
+                };
+                let expected = transitions + u64::from(*moved);
+                let (a, b) = (
+                    self.table.correct(&correction, expected).await.expect("table correct"),
+                    self.memory.correct(&correction, expected).await.expect("memory correct"),
+                );
+                prop_assert_eq!(a, b, "{:?}", op);
             }
         }
         self.reads_agree(op).await

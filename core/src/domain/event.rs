@@ -31,16 +31,26 @@ pub fn job_event_from_body(
     body: &[u8],
     profile: &dyn ProviderProfile,
 ) -> Result<WebhookEvent, PayloadError> {
+    job_event_from_delivery(&envelope.source, envelope.webhook_id.as_deref(), body, profile)
+}
+
+/// A delivery of `source` as a job event: what the processor does with a
+/// queued one and `jobhook replay` with an archived one.
+pub fn job_event_from_delivery(
+    source: &str,
+    webhook_id: Option<&str>,
+    body: &[u8],
+    profile: &dyn ProviderProfile,
+) -> Result<WebhookEvent, PayloadError> {
     let payload = profile.parse_webhook(body)?;
-    let event_id = envelope
-        .webhook_id
-        .clone()
+    let event_id = webhook_id
+        .map(str::to_owned)
         .or(payload.id)
         .unwrap_or_else(|| sha256_hex(body));
     Ok(WebhookEvent {
         event: JobEvent {
             event_id,
-            source: envelope.source.clone(),
+            source: source.to_owned(),
             job_id: payload.job_id,
             kind: payload.kind,
             origin: Origin::Webhook,

@@ -7,6 +7,7 @@ pub mod event;
 pub mod job;
 pub mod notification;
 pub mod provider;
+pub mod replay;
 pub mod schedule;
 pub mod signature;
 pub mod sources;

@@ -454,6 +454,9 @@ mod tests {
         async fn track(&self, source: &str, job_id: &str) -> Result<bool, PortError> {
             self.inner.track(source, job_id).await
         }
+        async fn correct(&self, event: &JobEvent, expected: u64) -> Result<bool, PortError> {
+            self.inner.correct(event, expected).await
+        }
     }
 
     /// A store whose every write fails with `kind`.
@@ -472,6 +475,9 @@ mod tests {
             Ok(false)
         }
         async fn track(&self, _: &str, _: &str) -> Result<bool, PortError> {
+            Ok(false)
+        }
+        async fn correct(&self, _: &JobEvent, _: u64) -> Result<bool, PortError> {
             Ok(false)
         }
     }

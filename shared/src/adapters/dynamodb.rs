@@ -100,14 +100,19 @@ struct StateUpdate {
     values: Item,
 }
 
-/// `transition` as one conditional update, from the `expected` status.
-fn state_update(
-    event: &JobEvent,
-    transition: &Transition,
-    expected: Option<JobStatus>,
-    now: &str,
-    now_ms: i64,
-) -> StateUpdate {
+/// What a state update is conditioned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// An apply: the job is at this status (None: not stored yet) and the
+    /// event moves it forward.
+    Forward(Option<JobStatus>),
+    /// A replay's correction: the job has exactly this many transitions, so
+    /// nothing was applied since the archive was read.
+    Transitions(u64),
+}
+
+/// `transition` as one conditional update, guarded by `guard`.
+fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &str, now_ms: i64) -> StateUpdate {
     let fields = transition.fields.clone();
     let mut names: HashMap<String, String> = [
         "pk",
@@ -182,9 +187,18 @@ fn state_update(
     // What brought the transition, for the notification the stream carries.
     values.insert(":origin".into(), s(transition.origin.as_str()));
     set.push("#last_origin = :origin");
-    if let Some(origin) = transition.terminal_origin {
-        values.insert(":terminal_origin".into(), s(origin.as_str()));
-        set.push("#terminal_origin = :terminal_origin");
+    match (transition.terminal_origin, guard) {
+        (Some(origin), Guard::Forward(_)) => {
+            values.insert(":terminal_origin".into(), s(origin.as_str()));
+            set.push("#terminal_origin = :terminal_origin");
+        }
+        // A correction of an ended job keeps who ended it first.
+        (Some(origin), Guard::Transitions(_)) => {
+            values.insert(":terminal_origin".into(), s(origin.as_str()));
+            set.push("#terminal_origin = if_not_exists(#terminal_origin, :terminal_origin)");
+        }
+        (None, Guard::Transitions(_)) => remove.push("#terminal_origin".to_owned()),
+        (None, Guard::Forward(_)) => {}
     }
     match transition.next_poll_at_ms {
         None => remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned)),
@@ -213,9 +227,13 @@ fn state_update(
 
     // The write succeeds only if the job is at `expected` and the event moves
     // it forward, so success also tells the previous status without a read.
-    let condition = match expected {
-        None => "attribute_not_exists(#pk)".to_owned(),
-        Some(previous) => {
+    let condition = match guard {
+        Guard::Transitions(expected) => {
+            values.insert(":expected_transitions".into(), n(expected));
+            "attribute_exists(#pk) AND #transitions = :expected_transitions".to_owned()
+        }
+        Guard::Forward(None) => "attribute_not_exists(#pk)".to_owned(),
+        Guard::Forward(Some(previous)) => {
             values.insert(":expected".into(), s(previous.as_str()));
             let mut forward = "#rank < :rank".to_owned();
             if fields.status == JobStatus::Processing && fields.progress.is_some() {
@@ -783,7 +801,7 @@ impl DynamoJobStore {
         } = state_update(
             event,
             &Transition::of(event, unix_ms(now), self.stale_after),
-            expected,
+            Guard::Forward(expected),
             &now_text,
             unix_ms(now),
         );
@@ -889,6 +907,56 @@ impl JobStore for DynamoJobStore {
         }
     }
 
+    async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let StateUpdate {
+            update,
+            condition,
+            names,
+            values,
+        } = state_update(
+            event,
+            &Transition::of(event, unix_ms(now), self.stale_after),
+            Guard::Transitions(expected_transitions),
+            &now_text,
+            unix_ms(now),
+        );
+        let state = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&event.source, &event.job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .expect("table, key and expression are set");
+        let timeline = self.timeline_item(event, Outcome::Applied, &now_text, now.unix_timestamp());
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(state).build())
+            .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled)
+                    if cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED)) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_port_error("dynamodb:TransactWriteItems", SdkError::ServiceError(ctx))),
+            },
+            Err(e) => Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+        }
+    }
+
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
         let out = self
             .client
@@ -981,7 +1049,7 @@ mod tests {
 
     fn update_for(event: &JobEvent, expected: Option<JobStatus>) -> StateUpdate {
         let transition = Transition::of(event, 1_000, Duration::from_secs(600));
-        state_update(event, &transition, expected, "2026-05-13T12:00:05.123Z", 1_000)
+        state_update(event, &transition, Guard::Forward(expected), "2026-05-13T12:00:05.123Z", 1_000)
     }
 
     fn placeholders(update: &StateUpdate) -> BTreeSet<&str> {

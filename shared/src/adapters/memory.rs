@@ -167,6 +167,41 @@ impl JobStore for InMemoryJobStore {
         })
     }
 
+    async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError> {
+        let now = self.clock.now();
+        let now_text = rfc3339(now);
+        let mut tables = self.tables();
+        let job = key(&event.source, &event.job_id);
+        let Some(stored) = tables.jobs.get(&job) else {
+            return Ok(false);
+        };
+        let replayed = tables.timelines.get(&job).is_some_and(|t| t.contains_key(&event.event_id));
+        if stored.state.transitions != expected_transitions || replayed {
+            return Ok(false);
+        }
+        let previous = stored.state.clone();
+        let transition = Transition::of(event, unix_ms(now), self.stale_after);
+        let state = JobState {
+            fields: transition.fields,
+            updated_at: now_text.clone(),
+            provider_time: event.provider_time.map(rfc3339),
+            transitions: previous.transitions + 1,
+            last_event_id: Some(event.event_id.clone()),
+            // An ended job keeps who ended it first.
+            terminal_origin: transition.terminal_origin.and(previous.terminal_origin.or(transition.terminal_origin)),
+            abandoned_at: None,
+            ..previous
+        };
+        let open = transition.next_poll_at_ms.map(|due| (due, 0));
+        tables.jobs.insert(job.clone(), Stored { state, open });
+        tables
+            .timelines
+            .entry(job)
+            .or_default()
+            .insert(event.event_id.clone(), timeline_entry(event, Outcome::Applied, &now_text));
+        Ok(true)
+    }
+
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
         Ok(self
             .tables()
