@@ -34,16 +34,71 @@ pub async fn load(archiver: &Archiver, entries: Vec<TimelineEntry>) -> Vec<Archi
     events
 }
 
-/// The body as the person reading should see it: pretty JSON when it is
-/// JSON, the text when it is text, base64 otherwise.
+/// The body as the person reading should see it: JSON indented (its keys
+/// in the order sent, its numbers as written), other text as it is, and
+/// anything else base64.
 fn body_text(body: &[u8]) -> String {
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        return serde_json::to_string_pretty(&value).expect("a value serializes");
-    }
     match std::str::from_utf8(body) {
+        Ok(text) if serde_json::from_str::<Value>(text).is_ok() => indent_json(text),
         Ok(text) => text.to_owned(),
         Err(_) => format!("(not UTF-8; base64) {}", BASE64.encode(body)),
     }
+}
+
+/// Re-indents valid JSON text token by token: nothing inside a string or a
+/// number changes, only the whitespace between tokens.
+fn indent_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                // An empty object or array stays on one line.
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|n| *n == '}' || *n == ']') {
+                    out.push(chars.next().expect("peeked"));
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn transition(entry: &TimelineEntry) -> Option<String> {
@@ -71,9 +126,14 @@ pub fn text(events: &[ArchivedEvent]) -> String {
             (outcome, Some(to)) => format!("{outcome} (said {to})"),
             (outcome, None) => outcome.to_owned(),
         };
+        // A record says when the receiver took it; the entry, when it was applied.
+        let at = match &event.record {
+            Some(Ok(record)) => &record.received_at,
+            _ => &e.received_at,
+        };
         lines.push(format!(
             "{}  {what}  {caused}  {} ({})",
-            printable(&e.received_at),
+            printable(at),
             printable(&e.event_id),
             printable(&e.kind)
         ));
@@ -106,7 +166,11 @@ pub fn text(events: &[ArchivedEvent]) -> String {
                     lines.extend(body_text(&record.body).lines().map(|l| format!("    {}", printable(l))));
                 }
                 if let Some(answer) = &record.answer {
-                    let label = if record.kind == RecordKind::Poll { "answer" } else { "the API answered" };
+                    let label = if record.kind == RecordKind::Poll {
+                        "answer"
+                    } else {
+                        "the API answered"
+                    };
                     lines.push(format!("  {label}:"));
                     let pretty = serde_json::to_string_pretty(answer).expect("an answer serializes");
                     lines.extend(pretty.lines().map(|l| format!("    {}", printable(l))));
@@ -161,8 +225,27 @@ pub fn json(events: &[ArchivedEvent]) -> Value {
 
 pub fn print(events: &[ArchivedEvent], as_json: bool, out: &mut dyn Write) -> Result<(), CliError> {
     if as_json {
-        write(out, &serde_json::to_string_pretty(&json(events)).expect("events serialize"))
+        write(
+            out,
+            &serde_json::to_string_pretty(&json(events)).expect("events serialize"),
+        )
     } else {
         write(out, &text(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_indented_with_its_keys_in_the_order_sent_and_its_strings_untouched() {
+        let body = br#"{"z":1,"a":{"s":"a, b: {c}","e":"\"q\"","n":[]},"list":[1.50,{}], "x" :null}"#;
+        assert_eq!(
+            body_text(body),
+            "{\n  \"z\": 1,\n  \"a\": {\n    \"s\": \"a, b: {c}\",\n    \"e\": \"\\\"q\\\"\",\n    \"n\": []\n  },\n  \"list\": [\n    1.50,\n    {}\n  ],\n  \"x\": null\n}"
+        );
+        assert_eq!(body_text(b"not json {"), "not json {");
+        assert_eq!(body_text(&[0xff, 0x00]), "(not UTF-8; base64) /wA=");
     }
 }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod dlq;
 pub mod events;
 pub mod listen;
+pub mod replay;
 pub mod sign;
 use jobhook::clock::SystemClock;
 use jobhook::domain::job::{JobState, TimelineEntry};
@@ -85,6 +86,38 @@ pub struct Table {
     pub name: String,
 }
 
+/// Where the sources document is: the functions' own loaders read it.
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    /// The sources document as a file…
+    #[arg(long, env = "JOBHOOK_SOURCES_FILE", conflicts_with = "sources_secret")]
+    pub sources_file: Option<std::path::PathBuf>,
+    /// …or as a Secrets Manager secret.
+    #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
+    pub sources_secret: Option<String>,
+}
+
+impl SourcesArgs {
+    pub async fn load(&self, aws: &aws_config::SdkConfig) -> Result<jobhook::Sources, CliError> {
+        use jobhook::config::SourcesLocation;
+        let location = match (&self.sources_file, &self.sources_secret) {
+            (Some(path), _) => SourcesLocation::File(path.clone()),
+            (None, Some(secret)) => SourcesLocation::Secret(secret.clone()),
+            (None, None) => {
+                return Err(CliError::Usage(
+                    "name the sources with --sources-file or --sources-secret (or JOBHOOK_SOURCES_FILE / JOBHOOK_SOURCES_SECRET)"
+                        .into(),
+                ))
+            }
+        };
+        let text = jobhook::bootstrap::sources_loader(&location, aws)
+            .load()
+            .await
+            .map_err(|e| CliError::Failed(format!("sources: {}", port_message(&e))))?;
+        jobhook::Sources::parse(&text).map_err(|e| CliError::Failed(e.to_string()))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct JobRef {
     pub source: String,
@@ -130,6 +163,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-derive a job (or every job of a source) from its archive through
+    /// the current provider profile; show the difference, and with --apply
+    /// write it as a new transition.
+    Replay(replay::ReplayArgs),
     /// Print the headers (or a curl command) for a correctly signed test delivery.
     Sign(sign::SignArgs),
     /// Subscribe to the notifications bus and forward each notification to
@@ -159,7 +196,7 @@ impl CliError {
     }
 }
 
-fn check(job: &JobRef) -> Result<(), CliError> {
+pub(crate) fn check(job: &JobRef) -> Result<(), CliError> {
     if !is_valid_source_name(&job.source) {
         return Err(CliError::Usage(format!(
             "source {:?} is not a valid source name (letters, digits, '-' and '_')",
@@ -172,7 +209,7 @@ fn check(job: &JobRef) -> Result<(), CliError> {
     Ok(())
 }
 
-fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<impl JobStore + JobQuery, CliError> {
+pub(crate) fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<impl JobStore + JobQuery, CliError> {
     // A tracked job is first due for a poll as the functions would have it.
     let stale_after =
         jobhook::config::stale_after(&jobhook::config::Env::process()).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -190,7 +227,7 @@ fn failed(table: &str, error: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("table {table}: {error}"))
 }
 
-fn store_failed(table: &str, error: &PortError) -> CliError {
+pub(crate) fn store_failed(table: &str, error: &PortError) -> CliError {
     failed(table, port_message(error))
 }
 
@@ -302,11 +339,15 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
                 .await
                 .map_err(|e| store_failed(&table.name, &e))?;
             if entries.is_empty() {
-                return Err(failed(&table.name, format!("no events for {}/{}", job.source, job.job_id)));
+                return Err(failed(
+                    &table.name,
+                    format!("no events for {}/{}", job.source, job.job_id),
+                ));
             }
             let events = events::load(&jobhook::bootstrap::archive_reader(aws), entries).await;
             events::print(&events, json, out)
         }
+        Command::Replay(args) => replay::run(args, aws, out).await,
         Command::Sign(args) => sign::run(args, aws, out).await,
         Command::Dlq { command } => dlq::run(command, aws, out).await,
         Command::Listen(args) => listen::run(args, aws, out).await,

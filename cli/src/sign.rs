@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use jobhook::domain::signature::sign::headers_for;
-use jobhook::Sources;
 
 use crate::{write, CliError};
 
@@ -20,12 +19,8 @@ pub struct SignArgs {
     /// when the URL ends in `/webhooks/`).
     #[arg(long)]
     pub url: Option<String>,
-    /// The sources document as a file…
-    #[arg(long, env = "JOBHOOK_SOURCES_FILE", conflicts_with = "sources_secret")]
-    pub sources_file: Option<PathBuf>,
-    /// …or as a Secrets Manager secret.
-    #[arg(long, env = "JOBHOOK_SOURCES_SECRET")]
-    pub sources_secret: Option<String>,
+    #[command(flatten)]
+    pub sources: crate::SourcesArgs,
     /// The delivery id, for schemes that carry one (default: a fresh one).
     #[arg(long)]
     pub id: Option<String>,
@@ -38,30 +33,8 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The sources document through the functions' own loaders (a file or a
-/// Secrets Manager secret).
-async fn load_sources(args: &SignArgs, aws: &aws_config::SdkConfig) -> Result<Sources, CliError> {
-    use jobhook::config::SourcesLocation;
-    let location = match (&args.sources_file, &args.sources_secret) {
-        (Some(path), _) => SourcesLocation::File(path.clone()),
-        (None, Some(secret)) => SourcesLocation::Secret(secret.clone()),
-        (None, None) => {
-            return Err(CliError::Usage(
-                "name the sources with --sources-file or --sources-secret (or JOBHOOK_SOURCES_FILE / JOBHOOK_SOURCES_SECRET)"
-                    .into(),
-            ))
-        }
-    };
-    let loader = jobhook::bootstrap::sources_loader(&location, aws);
-    let text = loader
-        .load()
-        .await
-        .map_err(|e| CliError::Failed(format!("sources: {}", crate::port_message(&e))))?;
-    Sources::parse(&text).map_err(|e| CliError::Failed(e.to_string()))
-}
-
 pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> Result<(), CliError> {
-    let sources = load_sources(&args, aws).await?;
+    let sources = args.sources.load(aws).await?;
     let source = sources
         .get(&args.source)
         .ok_or_else(|| CliError::Failed(format!("no source {:?} in the sources document", args.source)))?;

@@ -111,6 +111,16 @@ pub trait JobQuery: Send + Sync + std::fmt::Debug {
     async fn get(&self, source: &str, job_id: &str) -> Result<Option<JobState>, PortError>;
     /// Every distinct event received for the job, oldest first.
     async fn timeline(&self, source: &str, job_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
+    /// A page of `source`'s jobs, from where `cursor` (the previous page's
+    /// `next`) left off: for bulk tools, which may stop and resume there.
+    async fn jobs_of(&self, source: &str, cursor: Option<&str>) -> Result<JobsPage, PortError>;
+}
+
+/// One page of jobs; `next` is None on the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsPage {
+    pub jobs: Vec<JobState>,
+    pub next: Option<String>,
 }
 
 /// Where archive segments are kept (an S3 bucket): objects written once,

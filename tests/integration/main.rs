@@ -1,6 +1,7 @@
 //! One integration-test binary: every test runs against the moto server that
 //! `make test` starts, with its own queues, tables and secrets.
 
+mod archive;
 mod cli;
 mod faults;
 mod metrics;

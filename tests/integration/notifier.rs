@@ -352,3 +352,139 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
     let (ids, _) = distinct(&d.received().await);
     assert_eq!(ids, ["acme:job-r:2", "acme:job-r:3"], "the rest, in order");
 }
+
+/// A profile that reads one field wrongly: Replicate's, dropping the output
+/// URL, as a profile would after the provider renamed the field.
+#[derive(Debug)]
+struct MisreadsOutput(&'static dyn jobhook::domain::provider::ProviderProfile);
+
+impl jobhook::domain::provider::ProviderProfile for MisreadsOutput {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn parse_webhook(
+        &self,
+        body: &[u8],
+    ) -> Result<jobhook::domain::provider::WebhookPayload, jobhook::domain::provider::PayloadError> {
+        let mut payload = self.0.parse_webhook(body)?;
+        payload.output_url = None;
+        Ok(payload)
+    }
+    fn poll_request(
+        &self,
+        job_id: &str,
+    ) -> Result<jobhook::domain::provider::ApiRequest, jobhook::domain::provider::PayloadError> {
+        self.0.poll_request(job_id)
+    }
+    fn parse_poll(
+        &self,
+        body: &[u8],
+    ) -> Result<jobhook::domain::provider::PollAnswer, jobhook::domain::provider::PayloadError> {
+        self.0.parse_poll(body)
+    }
+}
+
+#[tokio::test]
+async fn a_job_a_profile_misread_is_repaired_by_replay_with_one_notification_and_a_second_replay_changes_nothing() {
+    use jobhook::domain::archive::{ArchiveLocation, ArchiveRecord, RecordKind};
+    use jobhook::domain::event::job_event_from_delivery;
+
+    let mut d = downstream().await;
+    let notifier = d.notifier();
+    let replicate = jobhook::domain::provider::profile("replicate").expect("profile");
+    let job_id = "rr4bt2k6k9rme0cg3s1vq6wqx8";
+    // Replicate's documented deliveries (events/providers/replicate/), of one prediction.
+    let mut starting: serde_json::Value =
+        serde_json::from_str(&jobhook_tests::fixture("providers/replicate/webhook-starting.json")).unwrap();
+    starting["id"] = json!(job_id);
+    let deliveries = [
+        ("msg_1", starting.to_string().into_bytes()),
+        (
+            "msg_2",
+            jobhook_tests::fixture("providers/replicate/webhook-succeeded-list-output.json").into_bytes(),
+        ),
+    ];
+    // Applied as the processor does, by the profile that misreads.
+    for (webhook_id, body) in &deliveries {
+        let record = ArchiveRecord {
+            kind: RecordKind::Delivery,
+            source: "rep".into(),
+            received_at: jobhook::clock::rfc3339(time::OffsetDateTime::now_utc()),
+            scheme: Some("standard-webhooks".into()),
+            verification: Some("verified".into()),
+            webhook_id: Some((*webhook_id).into()),
+            signed_at: None,
+            headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
+            body: body.clone(),
+            answer: None,
+        };
+        let mut event = job_event_from_delivery("rep", Some(webhook_id), body, &MisreadsOutput(replicate))
+            .expect("parses")
+            .event;
+        event.archive = Some(ArchiveLocation::Inline(record.encode()));
+        d.store.apply(&event).await.expect("applied");
+    }
+    d.pump(&notifier).await;
+    let before = d.received().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before[1].output_url, None, "the misread");
+
+    let sources = jobhook_tests::fixture_path("sources.fixtures.json");
+    let table = d.store.table().to_owned();
+    let replay = |apply: bool| {
+        let mut argv = vec!["jobhook", "replay", "rep", job_id, "--table", &table, "--json"];
+        argv.extend(["--sources-file", sources.to_str().unwrap()]);
+        if apply {
+            argv.push("--apply");
+        }
+        jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse")
+    };
+    use clap::Parser as _;
+    let config = aws().await;
+    let run = |cli| {
+        let config = config.clone();
+        async move {
+            let mut out = Vec::new();
+            jobhook_cli::run(cli, &config, &mut out).await.expect("replay");
+            serde_json::from_slice::<serde_json::Value>(&out).expect("json")
+        }
+    };
+
+    let dry = run(replay(false)).await;
+    assert_eq!(dry["applied"], false);
+    assert_eq!(dry["differences"][0]["field"], "output_url", "{dry}");
+    assert_eq!(
+        dry["differences"][0]["derived"],
+        "https://replicate.delivery/xezq/abc123/out-0.webp"
+    );
+    d.pump(&notifier).await;
+    assert!(d.received().await.is_empty(), "a dry run notifies nothing");
+
+    let applied = run(replay(true)).await;
+    assert_eq!(
+        (applied["applied"].clone(), applied["transition"].clone()),
+        (json!(true), json!(3))
+    );
+    d.pump(&notifier).await;
+    let after = d.received().await;
+    assert_eq!(
+        after.len(),
+        1,
+        "one notification for the one corrected transition: {after:?}"
+    );
+    assert_eq!(after[0].transition_id, format!("rep:{job_id}:3"));
+    assert_eq!(after[0].origin, Origin::Replay);
+    assert_eq!(
+        after[0].output_url.as_deref(),
+        Some("https://replicate.delivery/xezq/abc123/out-0.webp")
+    );
+    assert_eq!(after[0].from, Some(JobStatus::Completed));
+
+    let again = run(replay(true)).await;
+    assert_eq!(
+        (again["applied"].clone(), again["differences"].clone()),
+        (json!(false), json!([]))
+    );
+    d.pump(&notifier).await;
+    assert!(d.received().await.is_empty(), "nothing changed the second time");
+}

@@ -172,7 +172,10 @@ impl Pair {
                 let expected = transitions + u64::from(*moved);
                 let (a, b) = (
                     self.table.correct(&correction, expected).await.expect("table correct"),
-                    self.memory.correct(&correction, expected).await.expect("memory correct"),
+                    self.memory
+                        .correct(&correction, expected)
+                        .await
+                        .expect("memory correct"),
                 );
                 prop_assert_eq!(a, b, "{:?}", op);
             }

@@ -479,7 +479,9 @@ fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule
     // The archive: the stack's bucket, and timeline entries kept as long as
     // the bucket keeps the segments they point at.
     assert_eq!(processor.archive.bucket.as_ref(), Some(&outputs["ArchiveBucketName"]));
-    let retention_days = t["Parameters"]["ArchiveRetentionDays"]["Default"].as_u64().expect("a default");
+    let retention_days = t["Parameters"]["ArchiveRetentionDays"]["Default"]
+        .as_u64()
+        .expect("a default");
     assert_eq!(processor.event_ttl.as_secs(), retention_days * 86_400);
     let reconciler = ReconcilerConfig::from_env(&env_of("reconciler")).expect("the reconciler's deployed environment");
     assert_eq!(reconciler.table_name, outputs["JobsTableName"]);

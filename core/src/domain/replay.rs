@@ -13,7 +13,7 @@ use super::provider::{job_event_from_poll, thin_event_with_state, ProviderProfil
 /// What one archived record gives under the current profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reading {
-    Event(JobEvent),
+    Event(Box<JobEvent>),
     /// Not a job event now, or one of another job: it moves nothing.
     Ignored(String),
 }
@@ -52,26 +52,34 @@ impl Derivation {
 pub fn read(record: &ArchiveRecord, job_id: &str, profile: &dyn ProviderProfile) -> Reading {
     match record.kind {
         RecordKind::Poll => match &record.answer {
-            Some(answer) => Reading::Event(job_event_from_poll(&record.source, job_id, &answer.poll_answer())),
+            Some(answer) => Reading::Event(Box::new(job_event_from_poll(
+                &record.source,
+                job_id,
+                &answer.poll_answer(),
+            ))),
             None => Reading::Ignored("a poll record without its answer".into()),
         },
         RecordKind::Delivery => {
             if let Some(reason) = profile.not_a_job_event(&record.body) {
                 return Reading::Ignored(reason);
             }
-            let parsed = match job_event_from_delivery(&record.source, record.webhook_id.as_deref(), &record.body, profile)
-            {
-                Ok(parsed) => parsed,
-                Err(e) => return Reading::Ignored(format!("{} payload: {e}", profile.name())),
-            };
+            let parsed =
+                match job_event_from_delivery(&record.source, record.webhook_id.as_deref(), &record.body, profile) {
+                    Ok(parsed) => parsed,
+                    Err(e) => return Reading::Ignored(format!("{} payload: {e}", profile.name())),
+                };
             if parsed.event.job_id != job_id {
                 return Reading::Ignored(format!("it now reads as a delivery for job {:?}", parsed.event.job_id));
             }
             if !parsed.fetch {
-                return Reading::Event(parsed.event);
+                return Reading::Event(Box::new(parsed.event));
             }
-            match record.answer.as_ref().map(|a| thin_event_with_state(&parsed.event, &a.poll_answer())) {
-                Some(Some(event)) => Reading::Event(event),
+            match record
+                .answer
+                .as_ref()
+                .map(|a| thin_event_with_state(&parsed.event, &a.poll_answer()))
+            {
+                Some(Some(event)) => Reading::Event(Box::new(event)),
                 Some(None) => Reading::Ignored("the archived answer is behind what the delivery announced".into()),
                 None => Reading::Ignored("a thin delivery archived without the answer its fetch got".into()),
             }
@@ -89,7 +97,7 @@ pub fn derive(records: &[ArchiveRecord], job_id: &str, profile: &dyn ProviderPro
         if let Reading::Event(event) = &reading {
             let current = winner.as_ref().map(|w| (w.status, JobFields::from_event(w).progress));
             if seen.insert(event.event_id.clone()) && decide(current, event) == Decision::Apply {
-                winner = Some(event.clone());
+                winner = Some((**event).clone());
             }
         }
         let label = match &reading {
@@ -144,11 +152,17 @@ mod tests {
         let starting = delivery(fixture("replicate", "webhook-starting.json"));
         let succeeded = delivery(fixture("replicate", "webhook-succeeded.json"));
         let job_id = replicate.parse_webhook(&succeeded.body).expect("documented").job_id;
-        for records in [[starting.clone(), succeeded.clone()], [succeeded.clone(), starting.clone()]] {
+        for records in [
+            [starting.clone(), succeeded.clone()],
+            [succeeded.clone(), starting.clone()],
+        ] {
             let derivation = derive(&records, &job_id, replicate);
             let fields = derivation.fields().expect("a state");
             assert_eq!(fields.status, JobStatus::Completed);
-            assert!(fields.result.as_deref().is_some_and(|r| r.contains("hello Alice")), "{fields:?}");
+            assert!(
+                fields.result.as_deref().is_some_and(|r| r.contains("hello Alice")),
+                "{fields:?}"
+            );
         }
     }
 
@@ -164,10 +178,18 @@ mod tests {
         };
         let correction = derivation.correction(&stored(wrong, 3)).expect("a correction");
         assert_eq!(
-            (correction.event_id.as_str(), correction.origin, correction.output_url.as_deref()),
+            (
+                correction.event_id.as_str(),
+                correction.origin,
+                correction.output_url.as_deref()
+            ),
             ("replay-4", Origin::Replay, Some("https://cdn/right.mp4"))
         );
-        assert_eq!(derivation.correction(&stored(right, 4)), None, "nothing to correct the second time");
+        assert_eq!(
+            derivation.correction(&stored(right, 4)),
+            None,
+            "nothing to correct the second time"
+        );
     }
 
     #[test]
@@ -175,15 +197,26 @@ mod tests {
         let openai = profile("openai").expect("profile");
         let thin = delivery(fixture("openai", "webhook-batch-completed.json"));
         let job_id = openai.parse_webhook(&thin.body).expect("documented").job_id;
-        assert!(matches!(read(&thin, &job_id, openai), Reading::Ignored(_)), "no answer, no state");
+        assert!(
+            matches!(read(&thin, &job_id, openai), Reading::Ignored(_)),
+            "no answer, no state"
+        );
         let answer = PollAnswer {
             output_url: Some("https://files/out.jsonl".into()),
             ..PollAnswer::bare(JobStatus::Completed, None)
         };
-        let Reading::Event(event) = read(&thin.with_answer(&answer), &job_id, openai) else { panic!("an event") };
+        let Reading::Event(event) = read(&thin.with_answer(&answer), &job_id, openai) else {
+            panic!("an event")
+        };
         assert_eq!(event.output_url.as_deref(), Some("https://files/out.jsonl"));
-        let poll = ArchiveRecord::of_poll("rep", "2026-05-13T12:00:05Z".into(), &PollAnswer::bare(JobStatus::Processing, Some(40)));
-        let Reading::Event(event) = read(&poll, "j", openai) else { panic!("an event") };
+        let poll = ArchiveRecord::of_poll(
+            "rep",
+            "2026-05-13T12:00:05Z".into(),
+            &PollAnswer::bare(JobStatus::Processing, Some(40)),
+        );
+        let Reading::Event(event) = read(&poll, "j", openai) else {
+            panic!("an event")
+        };
         assert_eq!((event.origin, event.progress), (Origin::Poll, Some(40)));
     }
 
@@ -191,8 +224,15 @@ mod tests {
     fn a_record_that_no_longer_parses_or_names_another_job_moves_nothing() {
         let generic = profile("generic").expect("profile");
         let other = br#"{"id":"e1","type":"job.completed","data":{"job_id":"other","status":"completed"}}"#;
-        let derivation = derive(&[delivery(b"not json".to_vec()), delivery(other.to_vec())], "j", generic);
+        let derivation = derive(
+            &[delivery(b"not json".to_vec()), delivery(other.to_vec())],
+            "j",
+            generic,
+        );
         assert_eq!(derivation.winner, None);
-        assert!(derivation.readings.iter().all(|(_, r)| matches!(r, Reading::Ignored(_))));
+        assert!(derivation
+            .readings
+            .iter()
+            .all(|(_, r)| matches!(r, Reading::Ignored(_))));
     }
 }

@@ -90,7 +90,7 @@ type JobGroup = Vec<(usize, Pending)>;
 
 /// What a message carries.
 enum Parsed {
-    Event(Pending),
+    Event(Box<Pending>),
     /// A well-formed delivery about something other than a job.
     NotAJobEvent {
         source: String,
@@ -129,11 +129,11 @@ impl Processor {
         }
         let WebhookEvent { event, fetch } = job_event_from_body(&envelope, &body, profile)
             .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))?;
-        Ok(Parsed::Event(Pending {
+        Ok(Parsed::Event(Box::new(Pending {
             event,
             fetch_from: fetch.then(|| Box::new(source.clone())),
             record: ArchiveRecord::of_delivery(&envelope, body),
-        }))
+        })))
     }
 
     /// A thin event's state, read from the provider. Anything that may pass
@@ -273,7 +273,7 @@ impl Processor {
                         groups.push(Vec::new());
                         groups.len() - 1
                     });
-                    groups[g].push((i, event));
+                    groups[g].push((i, *event));
                 }
                 Err(error) => results[i] = Some(Err(error)),
             }

@@ -49,7 +49,7 @@ use crate::domain::job::{
 use crate::domain::notification::StateImage;
 use crate::domain::stored::{Transition, ABANDONED_KIND, NOT_FOUND_KIND};
 use crate::domain::stored::{ABANDONED_EVENT_ID, NOT_FOUND_EVENT_ID};
-use crate::ports::{JobQuery, JobStore, OpenJob, OpenJobIndex, PortError};
+use crate::ports::{JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PortError};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
@@ -397,6 +397,45 @@ impl JobQuery for DynamoJobStore {
                 .then_with(|| a.event_id.cmp(&b.event_id))
         });
         Ok(entries)
+    }
+
+    /// A Scan of the table filtered to `source`'s state items: a bulk tool's
+    /// read, never the functions'. The cursor is where the Scan stopped
+    /// (`pk` and `sk`, which may be any item's), so a page may be empty.
+    async fn jobs_of(&self, source: &str, cursor: Option<&str>) -> Result<JobsPage, PortError> {
+        let start = match cursor {
+            None => None,
+            Some(cursor) => {
+                let (pk, sk) = cursor.split_once('\n').ok_or_else(|| {
+                    PortError::permanent("dynamodb:Scan", "the resume point is not one this tool wrote")
+                })?;
+                Some(HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
+            }
+        };
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :state AND #source = :source")
+            .expression_attribute_names("#source", "source")
+            .expression_attribute_values(":state", s(STATE_SK))
+            .expression_attribute_values(":source", s(source))
+            .set_exclusive_start_key(start)
+            .limit(200)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_port_error("dynamodb:Scan", e))?;
+        let jobs = out
+            .items()
+            .iter()
+            .filter_map(|item| StateItem::from_item(item.clone()))
+            .map(StateItem::job_state)
+            .collect();
+        let next = out
+            .last_evaluated_key
+            .and_then(|key| Some(format!("{}\n{}", get_s(&key, "pk")?, get_s(&key, "sk")?)));
+        Ok(JobsPage { jobs, next })
     }
 }
 
@@ -951,7 +990,10 @@ impl JobStore for DynamoJobStore {
                 {
                     Ok(false)
                 }
-                _ => Err(sdk_port_error("dynamodb:TransactWriteItems", SdkError::ServiceError(ctx))),
+                _ => Err(sdk_port_error(
+                    "dynamodb:TransactWriteItems",
+                    SdkError::ServiceError(ctx),
+                )),
             },
             Err(e) => Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
         }
@@ -1049,7 +1091,13 @@ mod tests {
 
     fn update_for(event: &JobEvent, expected: Option<JobStatus>) -> StateUpdate {
         let transition = Transition::of(event, 1_000, Duration::from_secs(600));
-        state_update(event, &transition, Guard::Forward(expected), "2026-05-13T12:00:05.123Z", 1_000)
+        state_update(
+            event,
+            &transition,
+            Guard::Forward(expected),
+            "2026-05-13T12:00:05.123Z",
+            1_000,
+        )
     }
 
     fn placeholders(update: &StateUpdate) -> BTreeSet<&str> {

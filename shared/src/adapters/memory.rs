@@ -21,8 +21,8 @@ use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
 use crate::ports::{
-    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, OpenJob, OpenJobIndex, PollError, PollOutcome,
-    PortError, SourcesLoader,
+    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PollError,
+    PollOutcome, PortError, SourcesLoader,
 };
 
 type JobKey = (String, String);
@@ -175,7 +175,10 @@ impl JobStore for InMemoryJobStore {
         let Some(stored) = tables.jobs.get(&job) else {
             return Ok(false);
         };
-        let replayed = tables.timelines.get(&job).is_some_and(|t| t.contains_key(&event.event_id));
+        let replayed = tables
+            .timelines
+            .get(&job)
+            .is_some_and(|t| t.contains_key(&event.event_id));
         if stored.state.transitions != expected_transitions || replayed {
             return Ok(false);
         }
@@ -188,17 +191,18 @@ impl JobStore for InMemoryJobStore {
             transitions: previous.transitions + 1,
             last_event_id: Some(event.event_id.clone()),
             // An ended job keeps who ended it first.
-            terminal_origin: transition.terminal_origin.and(previous.terminal_origin.or(transition.terminal_origin)),
+            terminal_origin: transition
+                .terminal_origin
+                .and(previous.terminal_origin.or(transition.terminal_origin)),
             abandoned_at: None,
             ..previous
         };
         let open = transition.next_poll_at_ms.map(|due| (due, 0));
         tables.jobs.insert(job.clone(), Stored { state, open });
-        tables
-            .timelines
-            .entry(job)
-            .or_default()
-            .insert(event.event_id.clone(), timeline_entry(event, Outcome::Applied, &now_text));
+        tables.timelines.entry(job).or_default().insert(
+            event.event_id.clone(),
+            timeline_entry(event, Outcome::Applied, &now_text),
+        );
         Ok(true)
     }
 
@@ -267,6 +271,27 @@ impl JobQuery for InMemoryJobStore {
                 .then_with(|| a.event_id.cmp(&b.event_id))
         });
         Ok(entries)
+    }
+
+    async fn jobs_of(&self, source: &str, cursor: Option<&str>) -> Result<JobsPage, PortError> {
+        const PAGE: usize = 2;
+        let tables = self.tables();
+        let mut ids: Vec<&String> = tables
+            .jobs
+            .keys()
+            .filter(|(s, id)| s == source && cursor.is_none_or(|after| id.as_str() > after))
+            .map(|(_, id)| id)
+            .collect();
+        ids.sort();
+        let jobs: Vec<JobState> = ids
+            .iter()
+            .take(PAGE)
+            .map(|id| tables.jobs[&key(source, id)].state.clone())
+            .collect();
+        let next = (ids.len() > PAGE)
+            .then(|| jobs.last().map(|j| j.job_id.clone()))
+            .flatten();
+        Ok(JobsPage { jobs, next })
     }
 }
 
