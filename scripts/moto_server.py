@@ -21,12 +21,15 @@ Usage: python scripts/moto_server.py HOST PORT
 """
 
 import copy
+import datetime
 import html
 import json
 import re
 import sys
 import threading
+import time
 import types
+import uuid
 
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import (
@@ -41,7 +44,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.awslambda.models import LambdaBackend
-from moto.events.models import Archive, EventBus
+from moto.events.models import Archive, EventBus, Replay, ReplayState, events_backends
 from moto.s3.models import FakeBucket, s3_backends
 from moto.sqs.models import sqs_backends
 from moto.iam.models import Role, iam_backends
@@ -184,6 +187,36 @@ def _archive_from_cfn(cls, resource_name, cloudformation_json, account_id, regio
 Archive.create_from_cloudformation_json = classmethod(_archive_from_cfn)
 # An archive's Ref is its name; moto's Archive had no physical id.
 Archive.physical_resource_id = property(lambda self: self.name)
+
+# A replay sends the archived events of its time window, and only those, to
+# the bus's rules, and a replayed event is not archived again (EventBridge
+# user guide, "Replaying archived events"). moto replayed the whole archive,
+# into the archive's own rule as well, so each replay doubled the archive.
+def _event_time(event):
+    value = event.get("time")
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _replay_events(self, archive):
+    backend = events_backends[self.account_id][self.region]
+    bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+    start, end = float(self.event_start_time), float(self.event_end_time)
+    for event in list(archive.events):
+        if not start <= _event_time(event) < end:
+            continue
+        for rule in bus.rules.values():
+            if rule.name == f"Events-Archive-{archive.name}":
+                continue
+            rule.send_to_targets(
+                dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}), transform_input=False
+            )
+    self.state = ReplayState.COMPLETED
+    self.end_time = time.time()
+
+
+Replay.replay_events = _replay_events
 
 # A bucket's LifecycleConfiguration is its retention; moto's bucket ignored
 # it (and so would have kept the archive forever).

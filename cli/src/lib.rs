@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod dlq;
 pub mod events;
 pub mod listen;
+pub mod notifications;
 pub mod replay;
 pub mod sign;
 use jobhook::clock::SystemClock;
@@ -172,6 +173,11 @@ pub enum Command {
     /// Subscribe to the notifications bus and forward each notification to
     /// a local app, signed with Standard Webhooks (or print it).
     Listen(listen::ListenArgs),
+    /// Send notifications again from the bus's archive (EventBridge replay).
+    Notifications {
+        #[command(subcommand)]
+        command: notifications::NotificationsCommand,
+    },
     /// Inspect or redrive the dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -351,6 +357,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
         Command::Sign(args) => sign::run(args, aws, out).await,
         Command::Dlq { command } => dlq::run(command, aws, out).await,
         Command::Listen(args) => listen::run(args, aws, out).await,
+        Command::Notifications { command } => notifications::run(command, aws, out).await,
         Command::Timeline { job, table, json } => {
             check(&job)?;
             let entries = store(aws, &table)?

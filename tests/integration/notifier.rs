@@ -488,3 +488,94 @@ async fn a_job_a_profile_misread_is_repaired_by_replay_with_one_notification_and
     d.pump(&notifier).await;
     assert!(d.received().await.is_empty(), "nothing changed the second time");
 }
+
+#[tokio::test]
+async fn notifications_replay_sends_a_window_of_missed_notifications_again_with_their_transition_ids() {
+    let mut d = downstream().await;
+    let notifier = d.notifier();
+    let config = aws().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let bus_arn = events
+        .describe_event_bus()
+        .name(d.bus.name())
+        .send()
+        .await
+        .expect("bus")
+        .arn
+        .expect("arn");
+    let archive = unique_name("arch");
+    events
+        .create_archive()
+        .archive_name(&archive)
+        .event_source_arn(&bus_arn)
+        .event_pattern(r#"{"source": ["jobhook"], "detail-type": ["jobhook.transition"]}"#)
+        .send()
+        .await
+        .expect("archive");
+
+    // One notification before the window, two in it that the consumer missed.
+    d.store
+        .apply(&job_event("acme", "early", "r0", JobStatus::Processing, None))
+        .await
+        .expect("applied");
+    d.pump(&notifier).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let since = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for (id, status) in [("r1", JobStatus::Processing), ("r2", JobStatus::Completed)] {
+        d.store
+            .apply(&job_event("acme", "missed", id, status, None))
+            .await
+            .expect("applied");
+    }
+    d.pump(&notifier).await;
+    let missed = d.received().await;
+    assert_eq!(missed.len(), 3, "{missed:?}");
+
+    let since_text = jobhook::clock::rfc3339(since);
+    let mut argv = vec!["jobhook", "notifications", "replay", "--since", &since_text, "--json"];
+    argv.extend(["--archive", &archive, "--bus", d.bus.name(), "--poll-secs", "0.1"]);
+    use clap::Parser as _;
+    let cli = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
+    let mut out = Vec::new();
+    jobhook_cli::run(cli, &config, &mut out).await.expect("replay");
+    let answer: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(answer["state"], "COMPLETED", "{answer}");
+
+    let again = d.received().await;
+    let (ids, repeats) = distinct(&again);
+    assert_eq!(
+        ids,
+        ["acme:missed:1", "acme:missed:2"],
+        "the window's notifications, and only those"
+    );
+    assert_eq!(repeats, 0);
+    let first: Vec<&str> = missed[1..].iter().map(|n| n.transition_id.as_str()).collect();
+    assert_eq!(first, ids, "the same transition ids, for consumers to dedupe on");
+
+    // A second replay of the window sends them once more, not twice: a
+    // replayed notification is not archived again.
+    let mut argv = vec!["jobhook", "notifications", "replay", "--since", &since_text];
+    argv.extend(["--archive", &archive, "--bus", d.bus.name(), "--poll-secs", "0.1"]);
+    let cli = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
+    let mut out = Vec::new();
+    jobhook_cli::run(cli, &config, &mut out).await.expect("replay");
+    assert_eq!(distinct(&d.received().await), (ids, 0));
+
+    let argv = [
+        "jobhook",
+        "notifications",
+        "replay",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--archive",
+        "a",
+        "--bus",
+        "b",
+    ];
+    let cli = jobhook_cli::Cli::try_parse_from(argv).expect("arguments parse");
+    let error = jobhook_cli::run(cli, &config, &mut Vec::new())
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, jobhook_cli::CliError::Usage(_)), "{error}");
+}

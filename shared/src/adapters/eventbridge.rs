@@ -38,6 +38,11 @@ impl EventBridgeBus {
             bus: bus.into(),
         }
     }
+
+    /// The bus's name.
+    pub fn name(&self) -> &str {
+        &self.bus
+    }
 }
 
 #[async_trait]
