@@ -229,6 +229,12 @@ pub struct Summary {
     pub wrong_final_states: Vec<String>,
     pub duplicate_transitions: usize,
     pub lost_events: usize,
+    /// Distinct deliveries the receiver accepted, and how many of them the
+    /// archive gives back byte for byte.
+    pub distinct_deliveries: usize,
+    pub deliveries_archived: usize,
+    /// Of those, the ones too large for their timeline entry, read from the bucket.
+    pub archived_in_bucket: usize,
     pub left_on_queue: u64,
     pub left_on_dlq: u64,
     pub converged: bool,
@@ -247,6 +253,7 @@ impl Summary {
             && self.wrong_final_states.is_empty()
             && self.duplicate_transitions == 0
             && self.lost_events == 0
+            && self.deliveries_archived == self.distinct_deliveries
             && self.left_on_dlq == 0
             && self.deliveries.server_errors_other_than_503 == 0
             && self
@@ -293,6 +300,10 @@ impl Summary {
         println!("correct final states   {}/{}", self.correct_final_states, self.jobs);
         println!("duplicate transitions  {}", self.duplicate_transitions);
         println!("lost events            {}", self.lost_events);
+        println!(
+            "deliveries archived    {} of {} distinct, byte for byte ({} from the bucket)",
+            self.deliveries_archived, self.distinct_deliveries, self.archived_in_bucket
+        );
         println!("left on queue / DLQ    {} / {}", self.left_on_queue, self.left_on_dlq);
         println!("wall time              {:.1} s", self.wall_time_secs);
         if !self.wrong_final_states.is_empty() {
@@ -348,6 +359,8 @@ pub struct Simulator {
     pub source: SourceConfig,
     pub receiver_url: String,
     pub store: DynamoJobStore,
+    /// Reads back what the archive kept of each delivery.
+    pub archiver: jobhook::archive::Archiver,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
@@ -566,7 +579,7 @@ impl Simulator {
             started.elapsed().as_secs_f64()
         );
 
-        let summary = self.converge(&jobs, &log.accepted, stats, started).await?;
+        let summary = self.converge(&jobs, &log.accepted, &log.sent, stats, started).await?;
         server.abort();
         Ok(summary)
     }
@@ -622,6 +635,7 @@ impl Simulator {
         &self,
         jobs: &[SimJob],
         accepted: &HashMap<String, String>,
+        sent: &HashMap<String, Vec<String>>,
         stats: DeliveryStats,
         started: Instant,
     ) -> Result<Summary, Error> {
@@ -665,6 +679,9 @@ impl Simulator {
             wrong_final_states: vec![],
             duplicate_transitions: 0,
             lost_events: 0,
+            distinct_deliveries: 0,
+            deliveries_archived: 0,
+            archived_in_bucket: 0,
             left_on_queue: approximate_messages(&self.sqs, &self.queue_url).await,
             left_on_dlq: approximate_messages(&self.sqs, &self.dlq_url).await,
             converged,
@@ -694,6 +711,31 @@ impl Simulator {
                 .filter_map(|e| accepted.get(&e.webhook_id))
                 .filter(|event_id| !recorded.contains(event_id.as_str()))
                 .count();
+            // Each distinct delivery's record reads back as bytes it was sent with.
+            let distinct: HashSet<&str> = job
+                .events
+                .iter()
+                .filter_map(|e| accepted.get(&e.webhook_id).map(String::as_str))
+                .collect();
+            summary.distinct_deliveries += distinct.len();
+            for entry in timeline.iter().filter(|e| distinct.contains(e.event_id.as_str())) {
+                let (Some(bodies), Some(location)) = (sent.get(&entry.event_id), &entry.archive) else {
+                    continue;
+                };
+                match self.archiver.read(location).await {
+                    Ok(record) if bodies.iter().any(|b| b.as_bytes() == record.body) => {
+                        summary.deliveries_archived += 1;
+                        if matches!(location, jobhook::domain::archive::ArchiveLocation::Segment(_)) {
+                            summary.archived_in_bucket += 1;
+                        }
+                    }
+                    Ok(_) => println!(
+                        "simulator: {}: the archived body differs from the one sent",
+                        entry.event_id
+                    ),
+                    Err(e) => println!("simulator: {}: archive unreadable: {e}", entry.event_id),
+                }
+            }
             match state.as_ref().and_then(|s| s.terminal_origin) {
                 Some(Origin::Poll) => summary.recovered_by_polling += 1,
                 Some(Origin::Webhook) => summary.ended_by_webhook += 1,
@@ -728,6 +770,9 @@ struct DeliveryLog {
     /// Deliveries the receiver accepted (202), by webhook id, with the event
     /// id jobhook records for each.
     accepted: HashMap<String, String>,
+    /// The bodies accepted for each event id: a duplicate of a delivery may
+    /// differ from the first (a provider that stamps each send).
+    sent: HashMap<String, Vec<String>>,
     /// Per job, event indexes in the order they were first accepted.
     arrival: BTreeMap<usize, Vec<usize>>,
 }
@@ -801,6 +846,8 @@ async fn deliver(
                 l.other_failures += 1;
             }
             if ok {
+                let event_id = job.dialect.event_id(&event.webhook_id, &body);
+                l.sent.entry(event_id).or_default().push(body.clone());
                 if !l.accepted.contains_key(&event.webhook_id) {
                     let event_id = job.dialect.event_id(&event.webhook_id, &body);
                     l.accepted.insert(event.webhook_id.clone(), event_id);

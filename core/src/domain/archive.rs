@@ -58,8 +58,9 @@ pub struct ArchiveRecord {
     /// Lower-case names; never a header that carries a credential.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The raw bytes, exactly as received (base64 in the JSON).
-    #[serde(with = "base64_bytes")]
+    /// The raw bytes, exactly as received: in the JSON as text when they
+    /// are UTF-8 (which compresses as text does), else as base64.
+    #[serde(flatten, with = "body_field")]
     pub body: Vec<u8>,
     /// For a thin delivery, what the provider's API answered for it; for a
     /// poll, the answer itself.
@@ -115,18 +116,49 @@ impl ArchivedAnswer {
     }
 }
 
-mod base64_bytes {
+mod body_field {
     use super::BASE64;
     use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Body {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_base64: Option<String>,
+    }
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&BASE64.encode(bytes))
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Body {
+                body: Some(text.to_owned()),
+                body_base64: None,
+            },
+            Err(_) => Body {
+                body: None,
+                body_base64: Some(BASE64.encode(bytes)),
+            },
+        }
+        .serialize(serializer)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        BASE64.decode(text).map_err(serde::de::Error::custom)
+        match Body::deserialize(deserializer)? {
+            Body {
+                body: Some(text),
+                body_base64: None,
+            } => Ok(text.into_bytes()),
+            Body {
+                body: None,
+                body_base64: Some(b64),
+            } => BASE64.decode(b64).map_err(serde::de::Error::custom),
+            Body {
+                body: None,
+                body_base64: None,
+            } => Ok(Vec::new()),
+            Body { .. } => Err(serde::de::Error::custom("a record has one body, as text or as base64")),
+        }
     }
 }
 
@@ -301,15 +333,23 @@ impl ArchivePlan {
 /// Headers that carry a credential, whatever the scheme: never archived.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
 
+/// Headers the stack's own front door adds or derives, which say nothing of
+/// what the provider sent (its address, `x-forwarded-for`, is kept).
+const TRANSPORT_HEADERS: &[&str] = &["host", "content-length", "x-forwarded-port", "x-forwarded-proto", "via"];
+
 /// The headers of a delivery worth keeping: every header but those that
 /// carry a credential (`secret_header` is the scheme's own, such as
-/// `header-token`'s) and those that are not visible text. Lower-case names.
+/// `header-token`'s), the front door's own (`x-amzn-*` and the like) and
+/// those that are not visible text. Lower-case names.
 pub fn archivable_headers(headers: &http::HeaderMap, secret_header: Option<&str>) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter(|(name, _)| {
             let name = name.as_str();
-            !CREDENTIAL_HEADERS.contains(&name) && secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name))
+            !CREDENTIAL_HEADERS.contains(&name)
+                && !TRANSPORT_HEADERS.contains(&name)
+                && !name.starts_with("x-amzn-")
+                && secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name))
         })
         .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .collect()
@@ -367,6 +407,27 @@ mod tests {
                 record.answer.unwrap().poll_answer().updated_at
             );
         }
+    }
+
+    #[test]
+    fn a_text_body_is_kept_as_text_so_it_compresses_as_text() {
+        let json = String::from_utf8(
+            DeflateDecoder::new(delivery(b"{\"id\":\"evt\"}").encode().as_slice())
+                .bytes()
+                .collect::<Result<Vec<u8>, _>>()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(json.contains(r#""body":"{\"id\":\"evt\"}""#), "{json}");
+        let binary = delivery(&[0xff, 0]).encode();
+        let json = String::from_utf8(
+            DeflateDecoder::new(binary.as_slice())
+                .bytes()
+                .collect::<Result<Vec<u8>, _>>()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(json.contains(r#""body_base64":"/wA=""#), "{json}");
     }
 
     #[test]
@@ -457,13 +518,16 @@ mod tests {
             ("x-assemblyai-token", "tok"),
             ("webhook-signature", "v1,abc"),
             ("content-type", "application/json"),
+            ("host", "abc.execute-api.us-east-1.amazonaws.com"),
+            ("x-amzn-trace-id", "Root=1-abc"),
+            ("x-forwarded-for", "203.0.113.9"),
         ] {
             headers.insert(http::HeaderName::from_static(name), value.parse().unwrap());
         }
         let kept = archivable_headers(&headers, Some("X-AssemblyAI-Token"));
         assert_eq!(
             kept.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["content-type", "webhook-signature"]
+            ["content-type", "webhook-signature", "x-forwarded-for"]
         );
     }
 }
