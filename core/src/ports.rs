@@ -136,6 +136,27 @@ pub trait ArchiveSegments: Send + Sync + std::fmt::Debug {
     async fn read(&self, at: &SegmentRef) -> Result<Vec<u8>, PortError>;
 }
 
+/// Where kept outputs are written (the user's S3 bucket): whole when small,
+/// in parts when large, so no output needs memory of its size.
+#[async_trait]
+pub trait ObjectUpload: Send + Sync + std::fmt::Debug {
+    async fn put(&self, bucket: &str, key: &str, content_type: Option<&str>, bytes: Vec<u8>) -> Result<(), PortError>;
+    /// Starts a multipart upload; its id.
+    async fn start(&self, bucket: &str, key: &str, content_type: Option<&str>) -> Result<String, PortError>;
+    /// Uploads part `number` (from 1); its ETag.
+    async fn part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        number: i32,
+        bytes: Vec<u8>,
+    ) -> Result<String, PortError>;
+    async fn complete(&self, bucket: &str, key: &str, upload: &str, parts: &[(i32, String)]) -> Result<(), PortError>;
+    /// Drops the parts of an upload that will not complete.
+    async fn abort(&self, bucket: &str, key: &str, upload: &str) -> Result<(), PortError>;
+}
+
 /// Where the application hears of each applied transition.
 #[async_trait]
 pub trait NotificationBus: Send + Sync + std::fmt::Debug {

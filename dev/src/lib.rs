@@ -4,6 +4,7 @@
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub mod faults;
+pub mod outputs;
 pub mod seed;
 pub mod stack;
 pub mod streams;

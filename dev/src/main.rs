@@ -100,6 +100,14 @@ enum Command {
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         moto_url: String,
     },
+    /// Keep one generated output of `--bytes` into a bucket (moto), as the
+    /// copy of outputs does, and print the time and this process's peak RSS.
+    KeepOutputBench {
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        #[arg(long, default_value_t = jobhook::outputs::DEFAULT_PART_BYTES)]
+        part_bytes: usize,
+    },
     /// Run the provider simulator against the receiver, then check the result.
     Simulate {
         #[command(flatten)]
@@ -258,6 +266,46 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
             )
             .await?;
             Ok(0)
+        }
+        Command::KeepOutputBench { bytes, part_bytes } => {
+            let s3 = jobhook::bootstrap::s3_client(aws);
+            let bucket = format!("keep-bench-{}", std::process::id());
+            s3.create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .map_err(|e| format!("bucket: {e}"))?;
+            let base = jobhook_dev::outputs::serve().await?;
+            let url = format!("{base}/outputs/bench/{bytes}");
+            let started = std::time::Instant::now();
+            let kept = jobhook::outputs::keep_output(
+                &reqwest::Client::new(),
+                &jobhook::adapters::s3::S3Upload::new(s3),
+                &url,
+                &jobhook::outputs::Destination {
+                    bucket: &bucket,
+                    key: "bench/out.mp4",
+                    max_bytes: bytes,
+                    part_bytes,
+                },
+            )
+            .await
+            .map_err(|e| format!("keep: {e}"))?;
+            let secs = started.elapsed().as_secs_f64();
+            let expected = jobhook_dev::outputs::sha256_of("bench", bytes);
+            let peak = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+                .unwrap_or_else(|| "VmHWM: unknown".into());
+            println!(
+                "keep-output: {} bytes in parts of {part_bytes} in {secs:.1} s ({:.0} MiB/s); sha256 {} ({}); peak RSS {}",
+                kept.bytes,
+                kept.bytes as f64 / secs / 1_048_576.0,
+                kept.sha256,
+                if kept.sha256 == expected { "matches the bytes served" } else { "DIFFERS from the bytes served" },
+                peak.trim_start_matches("VmHWM:").trim()
+            );
+            Ok(if kept.sha256 == expected { 0 } else { 1 })
         }
         Command::Bench { args, moto_url } => {
             let out_dir = args.out_dir.clone();

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod outcomes;
+pub mod outputs;
 pub mod replay;
 pub mod retry;
 pub mod sources_cache;

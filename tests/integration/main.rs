@@ -6,6 +6,7 @@ mod cli;
 mod faults;
 mod metrics;
 mod notifier;
+mod outputs;
 mod processor;
 mod providers;
 mod receiver;
