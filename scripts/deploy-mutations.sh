@@ -11,6 +11,7 @@ mkdir -p "$out"
 
 declare -A expected=(
   [processor-without-getitem]="denied dynamodb:GetItem"
+  [processor-without-putobject]="s3:PutObject failed: AccessDenied"
   [receiver-without-sendmessage]="denied sqs:SendMessage"
   [open-jobs-index-key-renamed]="missed key schema element"
   [table-stream-removed]="StreamArn"

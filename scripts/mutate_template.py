@@ -31,6 +31,16 @@ def processor_without_getitem(template):
     remove_action(template, "ProcessorFunction", "dynamodb:GetItem")
 
 
+def processor_without_putobject(template):
+    # Its statement grants that one action: the mistake is granting another.
+    for policy in resources(template)["ProcessorFunction"]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []):
+            if isinstance(statement, dict) and statement.get("Action") == ["s3:PutObject"]:
+                statement["Action"] = ["s3:GetObject"]
+                return
+    raise SystemExit("ProcessorFunction has no statement with s3:PutObject alone")
+
+
 def receiver_without_sendmessage(template):
     remove_action(template, "ReceiverFunction", "sqs:SendMessage")
 
@@ -61,6 +71,7 @@ def processor_table_variable_renamed(template):
 
 MUTATIONS = {
     "processor-without-getitem": processor_without_getitem,
+    "processor-without-putobject": processor_without_putobject,
     "receiver-without-sendmessage": receiver_without_sendmessage,
     "open-jobs-index-key-renamed": open_jobs_index_key_renamed,
     "table-stream-removed": table_stream_removed,
