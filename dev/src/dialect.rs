@@ -145,8 +145,10 @@ impl Dialect {
                     (JobStatus::Canceled, _) => "job.canceled",
                     (JobStatus::Submitted, _) => "job.submitted",
                 };
+                // A field jobhook does not read, as providers add them: the
+                // logs make half the jobs' later deliveries archive to the bucket.
                 json!({"id": format!("evt_{job}_{index}"), "type": kind,
-                       "created_at": jobhook::clock::rfc3339(now),
+                       "created_at": jobhook::clock::rfc3339(now), "logs": logs(job, Some(state)),
                        "data": {"job_id": job, "status": state.status.as_str(), "progress": state.progress,
                                 "output_url": if terminal && state.status == JobStatus::Completed { self.output_url(job) } else { None },
                                 "error": (state.status == JobStatus::Failed).then(|| self.error(job))}})

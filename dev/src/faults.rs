@@ -61,10 +61,14 @@ pub enum Fault {
     AmbiguousSend,
     /// `DeleteMessage(Batch)`: deleted, then 500 (ambiguous).
     AmbiguousDelete,
+    /// S3 `PutObject`: 503 `SlowDown`, not stored (S3's answer to a burst).
+    SlowDown,
+    /// S3 `PutObject`: stored, then 500 (ambiguous: a retry stores it again).
+    AmbiguousPut,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 10] = [
         Fault::TransactionConflict,
         Fault::ConflictException,
         Fault::Throttling,
@@ -73,6 +77,8 @@ impl Fault {
         Fault::SendFailure,
         Fault::AmbiguousSend,
         Fault::AmbiguousDelete,
+        Fault::SlowDown,
+        Fault::AmbiguousPut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,8 @@ impl Fault {
             Fault::SendFailure => "send_failure",
             Fault::AmbiguousSend => "ambiguous_send",
             Fault::AmbiguousDelete => "ambiguous_delete",
+            Fault::SlowDown => "slow_down",
+            Fault::AmbiguousPut => "ambiguous_put",
         }
     }
 
@@ -99,13 +107,14 @@ impl Fault {
             Fault::Throttling | Fault::InternalError | Fault::AmbiguousWrite => operation.is_dynamodb_write(),
             Fault::SendFailure | Fault::AmbiguousSend => operation.is_sqs("SendMessage"),
             Fault::AmbiguousDelete => operation.is_sqs("DeleteMessageBatch") || operation.is_sqs("DeleteMessage"),
+            Fault::SlowDown | Fault::AmbiguousPut => operation.0 == S3_PUT_OBJECT,
         }
     }
 
     fn is_ambiguous(self) -> bool {
         matches!(
             self,
-            Fault::AmbiguousWrite | Fault::AmbiguousSend | Fault::AmbiguousDelete
+            Fault::AmbiguousWrite | Fault::AmbiguousSend | Fault::AmbiguousDelete | Fault::AmbiguousPut
         )
     }
 }
@@ -155,6 +164,8 @@ impl FaultPlan {
             (Fault::SendFailure, 0.03),
             (Fault::AmbiguousSend, 0.03),
             (Fault::AmbiguousDelete, 0.05),
+            (Fault::SlowDown, 0.05),
+            (Fault::AmbiguousPut, 0.03),
         ];
         Self {
             rates: rates.into_iter().collect(),
@@ -199,20 +210,30 @@ impl FromStr for FaultPlan {
     }
 }
 
+/// An S3 `PutObject` (S3 names no operation in a header).
+const S3_PUT_OBJECT: &str = "S3.PutObject";
+
 /// The service operation of a request, from its `x-amz-target` header
-/// (both DynamoDB and the SQS JSON protocol name the operation there).
+/// (both DynamoDB and the SQS JSON protocol name the operation there); a
+/// path-style `PUT /bucket/key` without a part number is S3's `PutObject`.
 #[derive(Debug, Clone, Default)]
 struct Operation(String);
 
 impl Operation {
-    fn of(headers: &HeaderMap) -> Self {
-        Self(
-            headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-        )
+    fn of(parts: &axum::http::request::Parts) -> Self {
+        let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+        let path = parts.uri.path().trim_start_matches('/');
+        let query = parts.uri.query().unwrap_or_default();
+        match target {
+            Some(target) => Self(target.to_owned()),
+            None if parts.method == axum::http::Method::PUT
+                && path.split_once('/').is_some_and(|(_, key)| !key.is_empty())
+                && !query.contains("uploadId") =>
+            {
+                Self(S3_PUT_OBJECT.to_owned())
+            }
+            None => Self::default(),
+        }
     }
     fn is_dynamodb(&self, name: &str) -> bool {
         self.0.strip_prefix("DynamoDB_20120810.") == Some(name)
@@ -397,8 +418,27 @@ fn conflict_exception() -> Response {
     aws_json_error(400, &format!("{DDB}TransactionConflictException"), json!({}))
 }
 
+/// An S3 error as S3 answers one: XML.
+fn s3_error(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).expect("a status");
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response
+}
+
 fn server_error(operation: &Operation) -> Response {
-    if operation.0.starts_with("AmazonSQS.") {
+    if operation.0 == S3_PUT_OBJECT {
+        s3_error(
+            500,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        )
+    } else if operation.0.starts_with("AmazonSQS.") {
         let mut response = aws_json_error(500, "com.amazonaws.sqs#InternalError", json!({}));
         response
             .headers_mut()
@@ -480,7 +520,7 @@ impl FaultProxy {
         let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request body over 16 MiB").into_response();
         };
-        let operation = Operation::of(&parts.headers);
+        let operation = Operation::of(&parts);
         let text = String::from_utf8_lossy(&bytes);
         let parsed: Value = if operation.is_dynamodb_write() {
             serde_json::from_str(&text).unwrap_or(Value::Null)
@@ -540,6 +580,7 @@ impl FaultProxy {
                     Fault::Throttling => {
                         aws_json_error(400, &format!("{DDB}ProvisionedThroughputExceededException"), json!({}))
                     }
+                    Fault::SlowDown => s3_error(503, "SlowDown", "Please reduce your request rate."),
                     _ => server_error(&operation),
                 };
             }
