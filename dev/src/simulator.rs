@@ -657,6 +657,10 @@ impl Simulator {
             let queued = approximate_messages(&self.sqs, &self.queue_url).await;
             if pending.is_empty() && queued == 0 {
                 converged = true;
+                println!(
+                    "simulator: every job final after {:.1} s; checking the store, the archive and the notifications",
+                    started.elapsed().as_secs_f64()
+                );
                 break;
             }
             if last_report.elapsed() > Duration::from_secs(10) {
