@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::archive::SegmentRef;
+use crate::domain::archive_ref::SegmentRef;
 use crate::domain::envelope::Envelope;
 use std::time::Duration;
 

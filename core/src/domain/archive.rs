@@ -16,6 +16,7 @@ use flate2::write::DeflateEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
+pub use super::archive_ref::{ArchiveLocation, SegmentRef};
 use super::envelope::Envelope;
 use super::provider::PollAnswer;
 
@@ -231,46 +232,6 @@ impl ArchiveRecord {
     }
 }
 
-/// Where a record was kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArchiveLocation {
-    /// The compressed record itself, in the timeline entry.
-    Inline(Vec<u8>),
-    /// Bytes `offset..offset + len` of a segment object.
-    Segment(SegmentRef),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentRef {
-    pub bucket: String,
-    pub key: String,
-    pub offset: u64,
-    pub len: u64,
-}
-
-impl SegmentRef {
-    /// `s3://bucket/key#offset+len`: one attribute, readable by a person.
-    pub fn to_uri(&self) -> String {
-        format!("s3://{}/{}#{}+{}", self.bucket, self.key, self.offset, self.len)
-    }
-
-    pub fn parse(uri: &str) -> Option<Self> {
-        let rest = uri.strip_prefix("s3://")?;
-        let (path, range) = rest.rsplit_once('#')?;
-        let (bucket, key) = path.split_once('/')?;
-        let (offset, len) = range.split_once('+')?;
-        if bucket.is_empty() || key.is_empty() {
-            return None;
-        }
-        Some(Self {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            offset: offset.parse().ok()?,
-            len: len.parse().ok()?,
-        })
-    }
-}
-
 /// How a batch's records are kept: the small ones inline, the rest laid end
 /// to end in one segment, each addressed by its byte range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,31 +289,6 @@ impl ArchivePlan {
             })
             .collect()
     }
-}
-
-/// Headers that carry a credential, whatever the scheme: never archived.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
-
-/// Headers the stack's own front door adds or derives, which say nothing of
-/// what the provider sent (its address, `x-forwarded-for`, is kept).
-const TRANSPORT_HEADERS: &[&str] = &["host", "content-length", "x-forwarded-port", "x-forwarded-proto", "via"];
-
-/// The headers of a delivery worth keeping: every header but those that
-/// carry a credential (`secret_header` is the scheme's own, such as
-/// `header-token`'s), the front door's own (`x-amzn-*` and the like) and
-/// those that are not visible text. Lower-case names.
-pub fn archivable_headers(headers: &http::HeaderMap, secret_header: Option<&str>) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.as_str();
-            !CREDENTIAL_HEADERS.contains(&name)
-                && !TRANSPORT_HEADERS.contains(&name)
-                && !name.starts_with("x-amzn-")
-                && secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name))
-        })
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect()
 }
 
 #[cfg(test)]
@@ -477,50 +413,5 @@ mod tests {
         let at = |max| ArchivePlan::with_inline_max(std::slice::from_ref(&record), max).placements;
         assert!(matches!(at(len)[0], Placement::Inline(_)));
         assert!(matches!(at(len - 1)[0], Placement::InSegment { offset: 0, .. }));
-    }
-
-    #[test]
-    fn a_segment_reference_reads_back_from_its_uri_and_nonsense_does_not() {
-        let at = SegmentRef {
-            bucket: "b".into(),
-            key: "archive/2026/05/13/a#b".into(),
-            offset: 12,
-            len: 900,
-        };
-        assert_eq!(SegmentRef::parse(&at.to_uri()), Some(at));
-        for bad in [
-            "",
-            "s3://",
-            "s3://b#1+2",
-            "s3:///k#1+2",
-            "s3://b/k#1",
-            "s3://b/k#x+2",
-            "http://b/k#1+2",
-        ] {
-            assert_eq!(SegmentRef::parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn credentials_never_reach_the_archive_and_every_other_header_does() {
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in [
-            ("authorization", "Bearer sk-live"),
-            ("x-api-key", "k"),
-            ("cookie", "c"),
-            ("x-assemblyai-token", "tok"),
-            ("webhook-signature", "v1,abc"),
-            ("content-type", "application/json"),
-            ("host", "abc.execute-api.us-east-1.amazonaws.com"),
-            ("x-amzn-trace-id", "Root=1-abc"),
-            ("x-forwarded-for", "203.0.113.9"),
-        ] {
-            headers.insert(http::HeaderName::from_static(name), value.parse().unwrap());
-        }
-        let kept = archivable_headers(&headers, Some("X-AssemblyAI-Token"));
-        assert_eq!(
-            kept.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["content-type", "webhook-signature", "x-forwarded-for"]
-        );
     }
 }

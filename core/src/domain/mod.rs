@@ -1,6 +1,7 @@
 //! Pure domain logic: no AWS types, no I/O.
 
 pub mod archive;
+pub mod archive_ref;
 pub mod digest;
 pub mod envelope;
 pub mod event;

@@ -239,9 +239,35 @@ pub fn verify<'a>(
         scheme: signing.scheme,
         webhook_id,
         timestamp,
-        headers: super::archive::archivable_headers(headers, secret_header),
+        headers: archivable_headers(headers, secret_header),
         body,
     })
+}
+
+/// Headers that carry a credential, whatever the scheme: never kept with a
+/// delivery (the archive keeps the rest).
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
+
+/// Headers the stack's own front door adds or derives, which say nothing of
+/// what the provider sent (its address, `x-forwarded-for`, is kept).
+const TRANSPORT_HEADERS: &[&str] = &["host", "content-length", "x-forwarded-port", "x-forwarded-proto", "via"];
+
+/// The headers of a delivery worth keeping: every header but those that
+/// carry a credential (`secret_header` is the scheme's own, such as
+/// `header-token`'s), the front door's own (`x-amzn-*` and the like) and
+/// those that are not visible text. Lower-case names.
+pub fn archivable_headers(headers: &http::HeaderMap, secret_header: Option<&str>) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            !CREDENTIAL_HEADERS.contains(&name)
+                && !TRANSPORT_HEADERS.contains(&name)
+                && !name.starts_with("x-amzn-")
+                && secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name))
+        })
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect()
 }
 
 /// The first of `names` present in `headers`, as visible ASCII.
@@ -352,3 +378,31 @@ pub mod sign {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod kept_headers_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_archive_and_every_other_header_does() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer sk-live"),
+            ("x-api-key", "k"),
+            ("cookie", "c"),
+            ("x-assemblyai-token", "tok"),
+            ("webhook-signature", "v1,abc"),
+            ("content-type", "application/json"),
+            ("host", "abc.execute-api.us-east-1.amazonaws.com"),
+            ("x-amzn-trace-id", "Root=1-abc"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ] {
+            headers.insert(http::HeaderName::from_static(name), value.parse().unwrap());
+        }
+        let kept = archivable_headers(&headers, Some("X-AssemblyAI-Token"));
+        assert_eq!(
+            kept.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["content-type", "webhook-signature", "x-forwarded-for"]
+        );
+    }
+}
