@@ -35,7 +35,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
@@ -822,15 +824,15 @@ enum Attempt {
 const MAX_APPLY_ATTEMPTS: u32 = 4;
 
 impl DynamoJobStore {
-    /// One `TransactWriteItems`: the state update conditioned on the job
-    /// being at `expected` and the event moving it forward, plus the
-    /// `applied` timeline put conditioned on the event id being new.
-    async fn try_apply(
+    /// One `TransactWriteItems` of a transition: the state update `guard`
+    /// conditions, and the `applied` timeline put conditioned on the event id
+    /// being new. None once written; otherwise why it was cancelled.
+    async fn write_transition(
         &self,
         event: &JobEvent,
-        expected: Option<JobStatus>,
+        guard: Guard,
         now: OffsetDateTime,
-    ) -> Result<Attempt, PortError> {
+    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
         let now_text = rfc3339(now);
         let StateUpdate {
             update,
@@ -840,7 +842,7 @@ impl DynamoJobStore {
         } = state_update(
             event,
             &Transition::of(event, unix_ms(now), self.stale_after),
-            Guard::Forward(expected),
+            guard,
             &now_text,
             unix_ms(now),
         );
@@ -863,20 +865,31 @@ impl DynamoJobStore {
             .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
             .send()
             .await;
-        let reasons = match result {
-            Ok(_) => return Ok(Attempt::Applied),
+        match result {
+            Ok(_) => Ok(None),
             Err(SdkError::ServiceError(ctx)) => match ctx.err() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    cancelled.cancellation_reasons().to_vec()
+                    Ok(Some(cancelled.cancellation_reasons().to_vec()))
                 }
-                _ => {
-                    return Err(sdk_port_error(
-                        "dynamodb:TransactWriteItems",
-                        SdkError::ServiceError(ctx),
-                    ))
-                }
+                _ => Err(sdk_port_error(
+                    "dynamodb:TransactWriteItems",
+                    SdkError::ServiceError(ctx),
+                )),
             },
-            Err(e) => return Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+            Err(e) => Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+        }
+    }
+
+    /// One apply attempt: the state update conditioned on the job being at
+    /// `expected` and the event moving it forward.
+    async fn try_apply(
+        &self,
+        event: &JobEvent,
+        expected: Option<JobStatus>,
+        now: OffsetDateTime,
+    ) -> Result<Attempt, PortError> {
+        let Some(reasons) = self.write_transition(event, Guard::Forward(expected), now).await? else {
+            return Ok(Attempt::Applied);
         };
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some(CONDITIONAL_CHECK_FAILED);
         let current = reasons.first().and_then(|r| r.item()).and_then(status_of);
@@ -885,18 +898,22 @@ impl DynamoJobStore {
         } else if failed(0) {
             Ok(Attempt::NotApplied(current))
         } else {
-            // Cancelled for another reason: nothing was written. A concurrent
-            // transaction on the item (`TransactionConflict`), throttling or
-            // a 500 clear up, so a retry is safe; a request DynamoDB refuses
-            // (`ValidationError`, an item collection over its size) never will.
-            let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-            let message = format!("transaction cancelled: {codes:?}");
-            if codes.iter().any(|c| PERMANENT_CANCELLATION_CODES.contains(c)) {
-                Err(PortError::permanent("dynamodb:TransactWriteItems", message))
-            } else {
-                Err(PortError::transient("dynamodb:TransactWriteItems", message))
-            }
+            Err(cancelled(&reasons))
         }
+    }
+}
+
+/// A transaction cancelled for a reason other than its conditions: nothing
+/// was written. A concurrent transaction on the item (`TransactionConflict`),
+/// throttling or a 500 clear up, so a retry is safe; a request DynamoDB
+/// refuses (`ValidationError`, an item collection over its size) never will.
+fn cancelled(reasons: &[CancellationReason]) -> PortError {
+    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+    let message = format!("transaction cancelled: {codes:?}");
+    if codes.iter().any(|c| PERMANENT_CANCELLATION_CODES.contains(c)) {
+        PortError::permanent("dynamodb:TransactWriteItems", message)
+    } else {
+        PortError::transient("dynamodb:TransactWriteItems", message)
     }
 }
 
@@ -947,55 +964,12 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError> {
-        let now = self.clock.now();
-        let now_text = rfc3339(now);
-        let StateUpdate {
-            update,
-            condition,
-            names,
-            values,
-        } = state_update(
-            event,
-            &Transition::of(event, unix_ms(now), self.stale_after),
-            Guard::Transitions(expected_transitions),
-            &now_text,
-            unix_ms(now),
-        );
-        let state = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(&event.source, &event.job_id)))
-            .key("sk", s(STATE_SK))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .expect("table, key and expression are set");
-        let timeline = self.timeline_item(event, Outcome::Applied, &now_text, now.unix_timestamp());
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(state).build())
-            .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled)
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED)) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(sdk_port_error(
-                    "dynamodb:TransactWriteItems",
-                    SdkError::ServiceError(ctx),
-                )),
-            },
-            Err(e) => Err(sdk_port_error("dynamodb:TransactWriteItems", e)),
+        let guard = Guard::Transitions(expected_transitions);
+        match self.write_transition(event, guard, self.clock.now()).await? {
+            None => Ok(true),
+            // The job moved since it was read, or this replay ran already.
+            Some(reasons) if reasons.iter().any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED)) => Ok(false),
+            Some(reasons) => Err(cancelled(&reasons)),
         }
     }
 
