@@ -17,7 +17,9 @@ export DEMO_JOBS=${E2E_JOBS:-30} DEMO_SUMMARY=target/e2e/summary.json
 # Then each provider briefly, on the same stack and faults.
 export PROVIDERS=${E2E_PROVIDERS:-generic opusclip replicate openai mux assemblyai} DEMO_MORE_JOBS=${E2E_MORE_JOBS:-12}
 export JOBHOOK_STALE_AFTER_SECS=5 JOBHOOK_POLL_INTERVAL_SECS=2 JOBHOOK_MAX_POLL_INTERVAL_SECS=8 JOBHOOK_DEV_SCHEDULE_SECS=3
-export JOBHOOK_FAULTS=${E2E_FAULTS:-aws,transaction_conflict=0.1,conflict_exception=0.3,throttling=0.1,internal_error=0.05,ambiguous_write=0.1,send_failure=0.1,ambiguous_send=0.1,ambiguous_delete=0.25}
+# S3 puts are few (a segment per batch with a large delivery, about 15 in the
+# first run): their faults are set high enough that each kind meets one.
+export JOBHOOK_FAULTS=${E2E_FAULTS:-aws,transaction_conflict=0.1,conflict_exception=0.3,throttling=0.1,internal_error=0.05,ambiguous_write=0.1,send_failure=0.1,ambiguous_send=0.1,ambiguous_delete=0.25,slow_down=0.4,ambiguous_put=0.6}
 every_fault_met() {
   "$venv/bin/python" - "$DEMO_SUMMARY" <<'PY'
 import json, sys
