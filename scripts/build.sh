@@ -6,7 +6,7 @@
 set -euo pipefail
 venv=${VENV:-.venv}
 export PATH="$PWD/$venv/bin:$PATH"
-functions=(--bin receiver --bin processor --bin reconciler --bin notifier)
+functions=(--bin receiver --bin processor --bin reconciler --bin notifier --bin keeper)
 
 arch=--arm64
 if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
@@ -20,6 +20,6 @@ fi
 cargo lambda build --release "$arch" "${functions[@]}" --output-format zip
 target_dir=${CARGO_TARGET_DIR:-target}
 echo "zipped bootstraps ($arch):"
-for f in receiver processor reconciler notifier; do
+for f in receiver processor reconciler notifier keeper; do
   printf '  %-11s %s bytes\n' "$f" "$(stat -c %s "$target_dir/lambda/$f/bootstrap.zip")"
 done

@@ -54,11 +54,13 @@ TOOL_OUTPUTS = {
     "JOBHOOK_EVENT_BUS": "NotificationsBusName",
     "JOBHOOK_ARCHIVE_BUCKET": "ArchiveBucketName",
     "JOBHOOK_NOTIFICATIONS_ARCHIVE": "NotificationsArchiveName",
+    "JOBHOOK_OUTPUTS_QUEUE_URL": "OutputsQueueUrl",
+    "JOBHOOK_OUTPUTS_DLQ_URL": "OutputsDlqUrl",
 }
 
 
 # Settings of the deployed functions that the CLI reads too.
-SHARED_WITH_TOOLS = ["JOBHOOK_STALE_AFTER_SECS"]
+SHARED_WITH_TOOLS = ["JOBHOOK_STALE_AFTER_SECS", "JOBHOOK_OUTPUTS_BUCKET"]
 
 
 class DeployError(Exception):
@@ -305,6 +307,9 @@ def deploy(args):
     # The translator reads the region from the environment.
     os.environ["AWS_DEFAULT_REGION"] = args.region
     upload_placeholder(client("s3"))
+    # The outputs bucket is the user's, made before the stack: here, made now.
+    if parameters.get("OutputsBucketName"):
+        client("s3").create_bucket(Bucket=parameters["OutputsBucketName"])
     cfn_template = translate(template, parameters)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "template.json"), "w") as f:

@@ -19,7 +19,7 @@ fi
 sam build
 target_dir=${CARGO_TARGET_DIR:-target}
 echo "sam build artifacts:"
-for pair in ReceiverFunction:receiver ProcessorFunction:processor ReconcilerFunction:reconciler NotifierFunction:notifier; do
+for pair in ReceiverFunction:receiver ProcessorFunction:processor ReconcilerFunction:reconciler NotifierFunction:notifier KeeperFunction:keeper; do
   artifact=.aws-sam/build/${pair%%:*}/bootstrap
   made=$target_dir/lambda/${pair#*:}/bootstrap
   same="(no make build bootstrap to compare)"

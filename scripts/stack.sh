@@ -24,7 +24,7 @@ stack_name=${JOBHOOK_STACK:-jobhook-dev}
 target_dir=${CARGO_TARGET_DIR:-target}
 dev=$target_dir/debug/jobhook-dev
 run_dir=${JOBHOOK_DEV_DIR:-target/dev}
-functions=(receiver processor notifier reconciler)
+functions=(receiver processor notifier reconciler keeper)
 stack_pids=()
 
 stop_stack() {
@@ -57,6 +57,8 @@ stack_parameters() {
   echo "TableDeletionProtection=false"
   echo "EventsVisibilityTimeoutSecs=${JOBHOOK_DEV_VISIBILITY_SECS:-10}"
   echo "ReconcileSchedule=rate(${JOBHOOK_DEV_SCHEDULE_SECS:-10} seconds)"
+  # The user's bucket on AWS; deploy_local.py makes it in the emulator.
+  echo "OutputsBucketName=${JOBHOOK_DEV_OUTPUTS_BUCKET:-jobhook-dev-outputs}"
   local setting parameter
   for setting in STALE_AFTER_SECS:StaleAfterSecs POLL_INTERVAL_SECS:PollIntervalSecs \
       MAX_POLL_INTERVAL_SECS:MaxPollIntervalSecs MAX_POLLS_PER_RUN:MaxPollsPerRun \

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::domain::job::{ApplyResult, JobEvent, JobState, JobStatus, TimelineEntry};
 use crate::domain::notification::Notification;
+use crate::domain::outputs::{KeepRequest, KeptOutput};
 use crate::domain::provider::PollAnswer;
 use crate::domain::sources::SourceConfig;
 
@@ -101,7 +102,29 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// the job still has `expected_transitions` (nothing applied since the
     /// archive was read). False if it moved meanwhile: read and derive again.
     async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError>;
+    /// Records where a completed job's outputs were kept, as one more
+    /// transition (origin `keep`, event [`KEPT_OUTPUTS_EVENT_ID`]) whose
+    /// notification carries them, if the job is still completed with
+    /// `output_url` and has none recorded. False otherwise: kept already, or
+    /// overtaken by a correction.
+    async fn record_kept_outputs(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        kept: &[KeptOutput],
+    ) -> Result<bool, PortError>;
 }
+
+/// Where the notifier asks for a completed job's outputs to be kept (the
+/// outputs queue).
+#[async_trait]
+pub trait OutputRequests: Send + Sync + std::fmt::Debug {
+    async fn request(&self, request: &KeepRequest) -> Result<(), PortError>;
+}
+
+/// The `last_event_id` of the transition that records kept outputs.
+pub const KEPT_OUTPUTS_EVENT_ID: &str = "outputs-kept";
 
 /// What a job looks like and what became of each of its events: the reads
 /// behind `jobhook status` and `jobhook timeline`, and the dev tools' checks.

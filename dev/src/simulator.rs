@@ -743,7 +743,7 @@ impl Simulator {
             match state.as_ref().and_then(|s| s.terminal_origin) {
                 Some(Origin::Poll) => summary.recovered_by_polling += 1,
                 Some(Origin::Webhook) => summary.ended_by_webhook += 1,
-                Some(Origin::Replay) | None => {}
+                Some(Origin::Replay | Origin::Keep) | None => {}
             }
         }
         if let Some(consumer) = &self.consumer {

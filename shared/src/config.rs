@@ -175,16 +175,48 @@ impl ProcessorConfig {
 
 pub const EVENT_BUS: &str = "JOBHOOK_EVENT_BUS";
 
-/// The notifier: where notifications go.
+pub const OUTPUTS_QUEUE_URL: &str = "JOBHOOK_OUTPUTS_QUEUE_URL";
+
+/// The notifier: where notifications go, and where completed jobs' outputs
+/// are asked to be kept (only where the stack keeps outputs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifierConfig {
     pub event_bus: String,
+    pub outputs_queue_url: Option<String>,
 }
 
 impl NotifierConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus: env.required(EVENT_BUS)?,
+            outputs_queue_url: env.optional(OUTPUTS_QUEUE_URL),
+        })
+    }
+}
+
+pub const OUTPUTS_BUCKET: &str = "JOBHOOK_OUTPUTS_BUCKET";
+pub const OUTPUTS_PREFIX: &str = "JOBHOOK_OUTPUTS_PREFIX";
+
+/// The keeper: the job table it records kept outputs in, the sources (each
+/// source's `keep_outputs`), and the one bucket and prefix the stack lets it
+/// write to, so that a source naming another is refused with its reason
+/// rather than denied by IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeeperConfig {
+    pub table_name: String,
+    pub sources: SourcesSettings,
+    /// None where the stack keeps no outputs: every request is refused.
+    pub bucket: Option<String>,
+    pub prefix: String,
+}
+
+impl KeeperConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env.required(TABLE_NAME)?,
+            sources: SourcesSettings::from_env(env)?,
+            bucket: env.optional(OUTPUTS_BUCKET),
+            prefix: env.optional(OUTPUTS_PREFIX).unwrap_or_default(),
         })
     }
 }

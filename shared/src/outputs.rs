@@ -11,17 +11,7 @@ use crate::ports::{ObjectUpload, PortError};
 pub const DEFAULT_PART_BYTES: usize = 8 * 1024 * 1024;
 const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 
-/// An output, kept.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeptOutput {
-    pub source_url: String,
-    pub s3_uri: String,
-    pub bytes: u64,
-    /// Hex SHA-256 of the bytes kept.
-    pub sha256: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-}
+pub use crate::domain::outputs::KeptOutput;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeepError {

@@ -29,6 +29,9 @@ pub mod names {
     pub const NOTIFICATIONS_PUBLISHED: &str = "NotificationsPublished";
     pub const DELIVERIES_IGNORED: &str = "DeliveriesIgnored";
     pub const THIN_EVENT_FETCHES: &str = "ThinEventFetches";
+    pub const OUTPUTS_KEPT: &str = "OutputsKept";
+    pub const OUTPUTS_EXPIRED_BEFORE_KEPT: &str = "OutputsExpiredBeforeKept";
+    pub const OUTPUTS_NOT_KEPT: &str = "OutputsNotKept";
 }
 
 /// Logging as Lambda's advanced logging controls set it: the level from

@@ -112,6 +112,7 @@ impl Downstream {
     fn notifier(&self) -> Notifier {
         Notifier {
             bus: Arc::new(self.bus.clone()),
+            outputs: None,
             backoff: TEST_BACKOFF,
         }
     }
@@ -237,6 +238,7 @@ async fn a_partial_putevents_failure_is_retried_until_every_entry_is_accepted() 
     });
     let notifier = Notifier {
         bus: bus.clone(),
+        outputs: None,
         backoff: TEST_BACKOFF,
     };
     d.pump(&notifier).await;
@@ -292,6 +294,7 @@ async fn a_notification_the_bus_keeps_refusing_stops_the_batch_and_is_retried_fr
     });
     let notifier = Notifier {
         bus: bus.clone(),
+        outputs: None,
         backoff: jobhook::retry::Backoff {
             max_attempts: 2,
             ..TEST_BACKOFF

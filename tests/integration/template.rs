@@ -2,7 +2,7 @@
 //! production: queue timing, least privilege, configuration, triggers.
 
 use jobhook::adapters::dynamodb::{OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
-use jobhook::config::{NotifierConfig, ProcessorConfig, ReceiverConfig};
+use jobhook::config::{KeeperConfig, NotifierConfig, ProcessorConfig, ReceiverConfig};
 use reconciler::ReconcilerConfig;
 use serde_yaml_ng::Value;
 
@@ -57,6 +57,8 @@ fn functions(t: &Value) -> Vec<(String, &Value)> {
         .collect()
 }
 
+/// A function's policy statements; one under `!If [condition, statement,
+/// AWS::NoValue]` counts as its statement (granted when the condition holds).
 fn statements(function: &Value) -> Vec<&Value> {
     function["Properties"]["Policies"]
         .as_sequence()
@@ -64,9 +66,80 @@ fn statements(function: &Value) -> Vec<&Value> {
             ps.iter()
                 .filter_map(|p| p["Statement"].as_sequence())
                 .flatten()
+                .map(|s| match s {
+                    Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value[1],
+                    other => other,
+                })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The condition a statement is granted under, if any.
+fn statement_condition(function: &Value, action: &str) -> Option<String> {
+    function["Properties"]["Policies"]
+        .as_sequence()?
+        .iter()
+        .filter_map(|p| p["Statement"].as_sequence())
+        .flatten()
+        .find_map(|s| match s {
+            Value::Tagged(tagged)
+                if tagged.tag == "If" && strings(&tagged.value[1]["Action"]).iter().any(|a| a == action) =>
+            {
+                tagged.value[0].as_str().map(str::to_owned)
+            }
+            _ => None,
+        })
+}
+
+#[test]
+fn the_keeper_copies_under_the_outputs_prefix_only_and_only_where_the_stack_keeps_outputs() {
+    let t = template();
+    let keeper = resource(&t, "KeeperFunction");
+    assert_eq!(
+        keeper["Properties"]["Timeout"].as_u64(),
+        Some(keeper::TIMEOUT.as_secs())
+    );
+    let grants: Vec<(Vec<String>, Vec<String>)> = statements(keeper)
+        .iter()
+        .map(|s| (strings(&s["Action"]), mentions(&s["Resource"])))
+        .collect();
+    let put = grants
+        .iter()
+        .find(|(a, _)| a.contains(&"s3:PutObject".to_owned()))
+        .expect("PutObject is allowed");
+    assert_eq!(put.0, ["s3:PutObject", "s3:AbortMultipartUpload"]);
+    assert!(
+        put.1
+            .iter()
+            .any(|r| r.contains("${OutputsBucketName}/${OutputsPrefix}*")),
+        "only under the prefix: {put:?}"
+    );
+    assert_eq!(
+        statement_condition(keeper, "s3:PutObject").as_deref(),
+        Some("KeepOutputs")
+    );
+    assert!(
+        !grants
+            .iter()
+            .any(|(a, _)| a.iter().any(|x| x.starts_with("s3:Get") || x.starts_with("s3:Delete"))),
+        "the keeper reads and deletes nothing of the user's bucket"
+    );
+    // The notifier asks for copies only where the stack keeps outputs.
+    let notifier = resource(&t, "NotifierFunction");
+    assert_eq!(
+        statement_condition(notifier, "sqs:SendMessage").as_deref(),
+        Some("KeepOutputs")
+    );
+    let queue = &resource(&t, "OutputsQueue")["Properties"];
+    let visibility = queue["VisibilityTimeout"].as_u64().expect("visibility");
+    assert!(visibility >= 6 * keeper::TIMEOUT.as_secs(), "visibility {visibility} s");
+    assert!(mentions(&queue["RedrivePolicy"])
+        .iter()
+        .any(|m| m.starts_with("OutputsDlq")));
+    let trigger = &keeper["Properties"]["Events"]["Queue"]["Properties"];
+    assert_eq!(trigger["BatchSize"].as_u64(), Some(1), "one copy per invocation");
+    assert!(strings(&trigger["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".to_owned()));
 }
 
 #[test]
@@ -207,9 +280,20 @@ fn every_function_s_config_loader_accepts_its_template_environment() {
     assert_eq!(reconciler.table_name, "resource:JobsTable");
     let notifier = NotifierConfig::from_env(&env_of("NotifierFunction")).expect("the notifier's variables");
     assert_eq!(notifier.event_bus, "resource:NotificationsBus");
+    assert_eq!(notifier.outputs_queue_url.as_deref(), Some("resource:OutputsQueue"));
     // The notifier verifies nothing, so it is not given the signing secrets.
     assert_eq!(env_of("NotifierFunction").0("JOBHOOK_SOURCES_SECRET"), None);
-    for name in ["ReceiverFunction", "ProcessorFunction", "ReconcilerFunction"] {
+    let keeper = KeeperConfig::from_env(&env_of("KeeperFunction")).expect("the keeper's variables");
+    assert_eq!(
+        (keeper.table_name.as_str(), keeper.prefix.as_str()),
+        ("resource:JobsTable", "jobhook/")
+    );
+    for name in [
+        "ReceiverFunction",
+        "ProcessorFunction",
+        "ReconcilerFunction",
+        "KeeperFunction",
+    ] {
         assert_eq!(
             env_of(name).0("JOBHOOK_SOURCES_SECRET").as_deref(),
             Some("resource:SourcesSecret"),
@@ -226,6 +310,7 @@ fn every_function_is_built_from_its_own_package() {
         "ProcessorFunction",
         "ReconcilerFunction",
         "NotifierFunction",
+        "KeeperFunction",
     ] {
         let function = resource(&t, resource_name);
         assert_eq!(
@@ -404,6 +489,14 @@ fn each_alarm_watches_the_metric_it_is_named_for() {
             "NotifierFailuresAlarm",
             &[("AWS/SQS", "ApproximateNumberOfMessagesVisible")],
         ),
+        (
+            "OutputsExpiredAlarm",
+            &[(NAMESPACE, names::OUTPUTS_EXPIRED_BEFORE_KEPT)],
+        ),
+        (
+            "OutputsDlqNotEmptyAlarm",
+            &[("AWS/SQS", "ApproximateNumberOfMessagesVisible")],
+        ),
     ];
     let mut alarms: Vec<&str> = t["Resources"]
         .as_mapping()
@@ -462,7 +555,7 @@ fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule
         "resource types the emulator did not create: {:?}",
         deployed.not_created_by_emulator
     );
-    for binary in ["receiver", "processor", "reconciler", "notifier"] {
+    for binary in ["receiver", "processor", "reconciler", "notifier", "keeper"] {
         assert!(deployed.functions.contains_key(binary), "{binary} deployed");
     }
     // Each function's own loader accepts what was deployed, and reads the
@@ -489,6 +582,12 @@ fn the_deployed_template_gives_each_function_its_variables_triggers_and_schedule
     assert!(outputs.contains_key("NotificationsArchiveName"));
     let notifier = NotifierConfig::from_env(&env_of("notifier")).expect("the notifier's deployed environment");
     assert_eq!(notifier.event_bus, outputs["NotificationsBusName"]);
+    assert_eq!(notifier.outputs_queue_url, None, "no outputs bucket, no keep requests");
+    let keeper = KeeperConfig::from_env(&env_of("keeper")).expect("the keeper's deployed environment");
+    assert_eq!(
+        (keeper.table_name.as_str(), keeper.bucket),
+        (outputs["JobsTableName"].as_str(), None)
+    );
     // The table's stream and the queue are the mappings' sources, with the
     // template's settings as Lambda will apply them.
     let queue = deployed.mappings_from("sqs").next().expect("the queue's mapping");

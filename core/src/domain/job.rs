@@ -79,6 +79,9 @@ pub enum Origin {
     Poll,
     /// `jobhook replay` re-derived the job from its archive.
     Replay,
+    /// The job's outputs were kept: a transition that moves no status and
+    /// announces where the copies are.
+    Keep,
 }
 
 impl Origin {
@@ -87,6 +90,7 @@ impl Origin {
             Self::Webhook => "webhook",
             Self::Poll => "poll",
             Self::Replay => "replay",
+            Self::Keep => "keep",
         }
     }
 }
@@ -98,6 +102,7 @@ impl FromStr for Origin {
             "webhook" => Ok(Self::Webhook),
             "poll" => Ok(Self::Poll),
             "replay" => Ok(Self::Replay),
+            "keep" => Ok(Self::Keep),
             _ => Err(()),
         }
     }
@@ -317,6 +322,9 @@ pub struct JobState {
     /// When the reconciler gave up polling it (RFC 3339), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abandoned_at: Option<String>,
+    /// The copies of its outputs, once kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_outputs: Option<Vec<super::outputs::KeptOutput>>,
 }
 
 /// One distinct event received for a job, with what became of it.

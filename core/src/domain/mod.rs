@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod event;
 pub mod job;
 pub mod notification;
+pub mod outputs;
 pub mod provider;
 pub mod replay;
 pub mod schedule;

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::job::{JobStatus, Origin};
+use super::outputs::{KeepRequest, KeptOutput};
 
 pub const NOTIFICATION_VERSION: u32 = 1;
 
@@ -38,6 +39,27 @@ pub struct Notification {
     pub occurred_at: String,
     /// When the provider says it happened, if it said.
     pub provider_time: Option<String>,
+    /// The copies of the job's outputs, once kept: announced by a transition
+    /// of its own (origin `keep`), so a completion is never held back by a
+    /// copy that takes minutes, or fails.
+    pub kept_outputs: Option<Vec<KeptOutput>>,
+}
+
+impl Notification {
+    /// What the keeper is asked to copy for this transition: a completion
+    /// with an output URL whose outputs are not kept yet.
+    pub fn keep_request(&self) -> Option<KeepRequest> {
+        if self.to != JobStatus::Completed || self.kept_outputs.is_some() || self.origin == Origin::Keep {
+            return None;
+        }
+        Some(KeepRequest {
+            source: self.source.clone(),
+            job_id: self.job_id.clone(),
+            output_url: self.output_url.clone()?,
+            transition: self.transition,
+            completed_at: self.provider_time.clone().unwrap_or_else(|| self.occurred_at.clone()),
+        })
+    }
 }
 
 /// A job's state item as far as notifications need it: a stream image may
@@ -58,6 +80,7 @@ pub struct StateImage {
     pub last_origin: Option<Origin>,
     pub updated_at: Option<String>,
     pub provider_time: Option<String>,
+    pub kept_outputs: Option<Vec<KeptOutput>>,
 }
 
 /// Why a changed state item carries no notification.
@@ -98,6 +121,7 @@ pub fn notification_for(old: Option<&StateImage>, new: &StateImage) -> Result<Op
         event_id: new.last_event_id.clone().ok_or_else(|| missing("last_event_id"))?,
         occurred_at: new.updated_at.clone().ok_or_else(|| missing("updated_at"))?,
         provider_time: new.provider_time.clone(),
+        kept_outputs: new.kept_outputs.clone(),
     }))
 }
 
@@ -158,6 +182,13 @@ mod tests {
             .collect();
         let full = StateImage {
             output_url: Some("https://x".into()),
+            kept_outputs: Some(vec![KeptOutput {
+                source_url: "https://x".into(),
+                s3_uri: "s3://kept/acme/j1/x".into(),
+                bytes: 3,
+                sha256: "ab".repeat(32),
+                content_type: Some("video/mp4".into()),
+            }]),
             error: Some("e".into()),
             provider_time: Some("2026-05-13T12:00:00.000Z".into()),
             ..image(JobStatus::Completed, Some(100), 2, "e2")
@@ -186,11 +217,72 @@ mod tests {
                         allowed("string") || rule["enum"].as_array().is_some_and(|e| e.contains(v))
                     }
                     serde_json::Value::Number(_) => allowed("integer") || rule["const"] == *v,
+                    serde_json::Value::Array(items) => {
+                        allowed("array")
+                            && items.iter().all(|item| {
+                                let item_rule = &rule["items"];
+                                item.as_object().is_some_and(|o| {
+                                    item_rule["required"]
+                                        .as_array()
+                                        .is_some_and(|r| r.iter().all(|k| o.contains_key(k.as_str().unwrap_or(""))))
+                                        && o.keys().all(|k| item_rule["properties"].get(k).is_some())
+                                })
+                            })
+                    }
                     _ => false,
                 };
                 assert!(ok, "{name} = {v} does not fit {rule}");
             }
         }
+    }
+
+    #[test]
+    fn only_a_completion_with_an_output_not_yet_kept_asks_for_its_outputs_to_be_kept() {
+        let old = image(JobStatus::Processing, Some(40), 2, "e2");
+        let completed = StateImage {
+            output_url: Some("https://cdn.example.com/j1.mp4".into()),
+            provider_time: Some("2026-05-13T12:00:04.000Z".into()),
+            ..image(JobStatus::Completed, Some(100), 3, "e3")
+        };
+        let notified = |new: &StateImage| notification_for(Some(&old), new).expect("complete").expect("some");
+        let request = notified(&completed).keep_request().expect("a request");
+        assert_eq!(
+            (
+                request.output_url.as_str(),
+                request.transition,
+                request.completed_at.as_str()
+            ),
+            ("https://cdn.example.com/j1.mp4", 3, "2026-05-13T12:00:04.000Z"),
+            "the provider's end time, which its retention counts from"
+        );
+        let unstamped = StateImage {
+            provider_time: None,
+            ..completed.clone()
+        };
+        assert_eq!(
+            notified(&unstamped).keep_request().expect("a request").completed_at,
+            "2026-05-13T12:00:05.123Z"
+        );
+        let no_output = image(JobStatus::Completed, Some(100), 3, "e3");
+        assert_eq!(notified(&no_output).keep_request(), None);
+        let failed = StateImage {
+            output_url: Some("https://cdn.example.com/j1.mp4".into()),
+            ..image(JobStatus::Failed, None, 3, "e3")
+        };
+        assert_eq!(notified(&failed).keep_request(), None);
+        let kept = StateImage {
+            kept_outputs: Some(Vec::new()),
+            last_origin: Some(Origin::Keep),
+            transitions: 4,
+            ..completed.clone()
+        };
+        assert_eq!(
+            notification_for(Some(&completed), &kept)
+                .expect("ok")
+                .expect("some")
+                .keep_request(),
+            None
+        );
     }
 
     #[test]

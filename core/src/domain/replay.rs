@@ -143,6 +143,7 @@ mod tests {
             last_event_id: None,
             terminal_origin: None,
             abandoned_at: None,
+            kept_outputs: None,
         }
     }
 

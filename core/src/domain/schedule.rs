@@ -12,6 +12,14 @@ pub fn doubling(first: Duration, max: Duration, step: u32) -> Duration {
     first.saturating_mul(factor).min(max)
 }
 
+/// The wait before the next poll of a job whose outputs are kept and whose
+/// provider deletes them `retention` after the job ends: at most half of it,
+/// so a completion whose webhook was missed is found with half the retention
+/// left for the copy.
+pub fn within_retention(wait: Duration, retention: Option<Duration>) -> Duration {
+    retention.map_or(wait, |r| wait.min(r / 2))
+}
+
 /// How long after its last applied event (or its tracking) an open job is
 /// first due for a poll, unless set otherwise (`JOBHOOK_STALE_AFTER_SECS`).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
@@ -19,6 +27,17 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
 #[cfg(test)]
 mod doubling_tests {
     use super::*;
+
+    #[test]
+    fn a_job_whose_outputs_expire_is_polled_within_half_their_retention() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(within_retention(hour, Some(hour)), Duration::from_secs(1800));
+        assert_eq!(
+            within_retention(Duration::from_secs(300), Some(hour)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(within_retention(hour, None), hour, "outputs that stay set no bound");
+    }
 
     #[test]
     fn each_wait_doubles_the_last_until_the_cap() {

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
+use super::outputs::{KeepOutputs, DEFAULT_MAX_OUTPUT_BYTES};
 use super::provider;
 use super::signature::Signing;
 pub use super::signature::{Scheme, SigningKey};
@@ -56,6 +57,18 @@ pub struct SourceConfig {
     pub header: Option<String>,
     pub provider: String,
     pub api: Option<ApiConfig>,
+    /// Where completed jobs' outputs are copied; None: they are not.
+    pub keep_outputs: Option<KeepOutputs>,
+}
+
+impl SourceConfig {
+    /// How long the provider keeps an output after the job ends, for a
+    /// source that keeps outputs: the source's word, else its profile's.
+    pub fn output_retention(&self) -> Option<std::time::Duration> {
+        let keep = self.keep_outputs.as_ref()?;
+        keep.retention
+            .or_else(|| provider::profile(&self.provider).and_then(|p| p.output_retention()))
+    }
 }
 
 impl<'a> From<&'a SourceConfig> for Signing<'a> {
@@ -100,7 +113,15 @@ fn field_error(source: &str, field: impl Into<String>, problem: impl Into<String
     }
 }
 
-const SOURCE_FIELDS: &[&str] = &["scheme", "secrets", "tolerance_secs", "header", "provider", "api"];
+const SOURCE_FIELDS: &[&str] = &[
+    "scheme",
+    "secrets",
+    "tolerance_secs",
+    "header",
+    "provider",
+    "api",
+    "keep_outputs",
+];
 
 impl Sources {
     pub fn parse(text: &str) -> Result<Self, SourcesError> {
@@ -306,6 +327,11 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         Some(value) => Some(parse_api(name, &provider, value)?),
     };
 
+    let keep_outputs = match fields.get("keep_outputs") {
+        None => None,
+        Some(value) => Some(parse_keep_outputs(name, value)?),
+    };
+
     Ok(SourceConfig {
         name: name.to_owned(),
         scheme,
@@ -314,6 +340,93 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         header,
         provider,
         api,
+        keep_outputs,
+    })
+}
+
+/// S3's bucket naming rules, the ones a typo breaks: 3 to 63 lower-case
+/// letters, digits, `-` and `.`, starting and ending with a letter or digit.
+fn is_valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn parse_keep_outputs(source: &str, value: &Value) -> Result<KeepOutputs, SourcesError> {
+    let Value::Object(fields) = value else {
+        return Err(field_error(
+            source,
+            "keep_outputs",
+            "must be an object with bucket and prefix",
+        ));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !["bucket", "prefix", "max_bytes", "retention_secs"].contains(&k.as_str()))
+    {
+        return Err(field_error(source, format!("keep_outputs.{unknown}"), "unknown field"));
+    }
+    let bucket = match fields.get("bucket") {
+        Some(Value::String(b)) if is_valid_bucket_name(b) => b.clone(),
+        Some(_) => return Err(field_error(source, "keep_outputs.bucket", "must be an S3 bucket name")),
+        None => return Err(field_error(source, "keep_outputs.bucket", "is required")),
+    };
+    let prefix = match fields.get("prefix") {
+        None => String::new(),
+        Some(Value::String(p))
+            if p.len() <= 512
+                && !p.starts_with('/')
+                && (p.is_empty() || p.ends_with('/'))
+                && !p.split('/').any(|segment| segment == "..")
+                && !p.chars().any(char::is_control) =>
+        {
+            p.clone()
+        }
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "keep_outputs.prefix",
+                "must be empty or end in '/', not start with one, and hold no '..' segment",
+            ))
+        }
+    };
+    let max_bytes = match fields.get("max_bytes") {
+        None => DEFAULT_MAX_OUTPUT_BYTES,
+        Some(value) => value
+            .as_u64()
+            .filter(|bytes| (1..=DEFAULT_MAX_OUTPUT_BYTES).contains(bytes))
+            .ok_or_else(|| {
+                field_error(
+                    source,
+                    "keep_outputs.max_bytes",
+                    "must be a whole number from 1 to 5 GiB",
+                )
+            })?,
+    };
+    let retention = match fields.get("retention_secs") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .filter(|secs| (60..=90 * 86_400).contains(secs))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    field_error(
+                        source,
+                        "keep_outputs.retention_secs",
+                        "must be a whole number of seconds from 60 to 90 days",
+                    )
+                })?,
+        ),
+    };
+    Ok(KeepOutputs {
+        bucket,
+        prefix,
+        max_bytes,
+        retention,
     })
 }
 
@@ -423,6 +536,73 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use base64::Engine as _;
+
+    #[test]
+    fn a_source_keeps_outputs_where_it_says_for_as_long_as_its_provider_keeps_them() {
+        let with = |keep: Value, provider: &str| {
+            Sources::parse(
+                &json!({"sources": {"acme": {"scheme": "github", "secrets": ["s"], "provider": provider, "keep_outputs": keep}}})
+                    .to_string(),
+            )
+            .map(|s| s.get("acme").expect("acme").clone())
+        };
+        let kept = with(
+            json!({"bucket": "my-outputs", "prefix": "jobhook/", "max_bytes": 1024}),
+            "replicate",
+        )
+        .expect("valid");
+        let keep = kept.keep_outputs.as_ref().expect("kept");
+        assert_eq!(
+            (keep.bucket.as_str(), keep.prefix.as_str(), keep.max_bytes),
+            ("my-outputs", "jobhook/", 1024)
+        );
+        assert_eq!(
+            kept.output_retention(),
+            Some(std::time::Duration::from_secs(3600)),
+            "Replicate's hour"
+        );
+        let generic = with(json!({"bucket": "my-outputs"}), "generic").expect("valid");
+        assert_eq!(
+            generic.keep_outputs.as_ref().map(|k| k.max_bytes),
+            Some(DEFAULT_MAX_OUTPUT_BYTES)
+        );
+        assert_eq!(generic.output_retention(), None, "no profile retention, none stated");
+        let stated = with(json!({"bucket": "my-outputs", "retention_secs": 120}), "replicate").expect("valid");
+        assert_eq!(
+            stated.output_retention(),
+            Some(std::time::Duration::from_secs(120)),
+            "the source's word first"
+        );
+        let plain = Sources::parse(
+            &json!({"sources": {"acme": {"scheme": "github", "secrets": ["s"], "provider": "replicate"}}}).to_string(),
+        )
+        .expect("valid");
+        assert_eq!(
+            plain.get("acme").expect("acme").output_retention(),
+            None,
+            "nothing kept, nothing scheduled for it"
+        );
+        for (keep, field) in [
+            (json!("my-outputs"), "keep_outputs"),
+            (json!({}), "keep_outputs.bucket"),
+            (json!({"bucket": "My_Bucket"}), "keep_outputs.bucket"),
+            (json!({"bucket": "ok-bucket", "prefix": "/abs/"}), "keep_outputs.prefix"),
+            (
+                json!({"bucket": "ok-bucket", "prefix": "no-slash"}),
+                "keep_outputs.prefix",
+            ),
+            (json!({"bucket": "ok-bucket", "prefix": "a/../"}), "keep_outputs.prefix"),
+            (json!({"bucket": "ok-bucket", "max_bytes": 0}), "keep_outputs.max_bytes"),
+            (
+                json!({"bucket": "ok-bucket", "retention_secs": 5}),
+                "keep_outputs.retention_secs",
+            ),
+            (json!({"bucket": "ok-bucket", "region": "x"}), "keep_outputs.region"),
+        ] {
+            let error = with(keep.clone(), "generic").expect_err("refused").to_string();
+            assert!(error.contains(&format!("{field:?}")), "{keep}: {error}");
+        }
+    }
 
     #[test]
     fn the_api_document_splits_off_and_merges_back_to_the_same_sources() {

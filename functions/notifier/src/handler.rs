@@ -6,6 +6,11 @@
 //! batch stops there: Lambda retries from that record, so nothing is lost or
 //! published out of order (what was accepted after it may be published
 //! again: consumers dedupe on `transition_id`).
+//!
+//! Where the stack keeps outputs, a completion with an output URL is also
+//! asked to be kept (the outputs queue) before its notification is
+//! published: the stream retries a record until both are done, so no
+//! completion's output is forgotten; a request sent twice is kept once.
 
 use std::sync::Arc;
 
@@ -14,7 +19,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use jobhook::adapters::dynamodb::state_image_from_stream;
 use jobhook::domain::notification::{notification_for, Notification};
 use jobhook::outcomes;
-use jobhook::ports::{NotificationBus, PortError};
+use jobhook::ports::{NotificationBus, OutputRequests, PortError};
 use jobhook::retry::Backoff;
 use tokio::time::Instant;
 
@@ -25,6 +30,9 @@ pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Notifier {
     pub bus: Arc<dyn NotificationBus>,
+    /// Where completions' outputs are asked to be kept; None where the stack
+    /// keeps none.
+    pub outputs: Option<Arc<dyn OutputRequests>>,
     pub backoff: Backoff,
 }
 
@@ -55,10 +63,34 @@ impl Notifier {
                 }
             }
         }
+        // The records whose outputs could not be asked for are published no
+        // further than the first of them; the stream retries from there.
+        if let Some(stuck) = self.request_outputs(&pending, deadline).await {
+            let before: Vec<_> = pending.into_iter().take_while(|(s, _)| *s != stuck).collect();
+            return self.publish_then_fail(before, stuck, deadline).await;
+        }
         if let Some(failed) = self.publish(&pending, deadline).await {
             response.batch_item_failures.push(failure(failed));
         }
         response
+    }
+
+    /// Asks for each completion's outputs to be kept; the sequence number of
+    /// the first record whose request could not be sent.
+    async fn request_outputs(&self, pending: &[(String, Notification)], deadline: Instant) -> Option<String> {
+        let outputs = self.outputs.as_ref()?;
+        for (sequence, notification) in pending {
+            let Some(request) = notification.keep_request() else {
+                continue;
+            };
+            let (result, _) = self.backoff.run(deadline, || outputs.request(&request)).await;
+            if let Err(error) = result {
+                tracing::warn!(%error, sequence, source = %request.source, job_id = %request.job_id,
+                    "keep request not sent; the stream retries from it");
+                return Some(sequence.clone());
+            }
+        }
+        None
     }
 
     async fn publish_then_fail(

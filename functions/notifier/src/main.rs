@@ -15,6 +15,10 @@ async fn start() -> Result<(), Error> {
     let config = NotifierConfig::from_env(&Env::process())?;
     let notifier = Notifier {
         bus: Arc::new(started.bus(&config.event_bus)),
+        outputs: config
+            .outputs_queue_url
+            .as_deref()
+            .map(|url| Arc::new(started.queue(url)) as Arc<dyn jobhook::ports::OutputRequests>),
         backoff: jobhook::retry::Backoff::WRITES,
     };
     let (notifier, metrics) = (&notifier, started.metrics);

@@ -457,6 +457,15 @@ mod tests {
         async fn correct(&self, event: &JobEvent, expected: u64) -> Result<bool, PortError> {
             self.inner.correct(event, expected).await
         }
+        async fn record_kept_outputs(
+            &self,
+            source: &str,
+            job_id: &str,
+            url: &str,
+            kept: &[jobhook::domain::outputs::KeptOutput],
+        ) -> Result<bool, PortError> {
+            self.inner.record_kept_outputs(source, job_id, url, kept).await
+        }
     }
 
     /// A store whose every write fails with `kind`.
@@ -478,6 +487,15 @@ mod tests {
             Ok(false)
         }
         async fn correct(&self, _: &JobEvent, _: u64) -> Result<bool, PortError> {
+            Ok(false)
+        }
+        async fn record_kept_outputs(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[jobhook::domain::outputs::KeptOutput],
+        ) -> Result<bool, PortError> {
             Ok(false)
         }
     }

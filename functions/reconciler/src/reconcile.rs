@@ -290,7 +290,7 @@ impl Reconciler {
                     let reason = format!("the provider answered 404 {count} times");
                     return self.abandon(job, &reason).await;
                 }
-                return match self.after_fruitless_poll(job).await {
+                return match self.after_fruitless_poll(source, job).await {
                     JobResult::Unchanged => JobResult::NotFound,
                     other => other,
                 };
@@ -317,12 +317,12 @@ impl Reconciler {
             // The apply made the job due again, `stale_after` from now.
             JobResult::Advanced(event.status)
         } else {
-            self.after_fruitless_poll(job).await
+            self.after_fruitless_poll(source, job).await
         }
     }
 
     /// Pushes the job back, or gives up on it once it is too old.
-    async fn after_fruitless_poll(&self, job: &OpenJob) -> JobResult {
+    async fn after_fruitless_poll(&self, source: &SourceConfig, job: &OpenJob) -> JobResult {
         let now_ms = unix_ms(self.clock.now());
         let age_ms = job.first_seen_ms.map(|first| now_ms - first);
         if age_ms.is_some_and(|age| age > self.settings.abandon_after.as_millis() as i64) {
@@ -333,7 +333,11 @@ impl Reconciler {
             return self.abandon(job, &reason).await;
         }
         let misses = job.poll_misses + 1;
-        let next = now_ms + self.settings.backoff(misses).as_millis() as i64;
+        // A source that keeps outputs is polled well inside its provider's
+        // retention, so a missed completion is found while its output exists.
+        let wait =
+            jobhook::domain::schedule::within_retention(self.settings.backoff(misses), source.output_retention());
+        let next = now_ms + wait.as_millis() as i64;
         match self.index.reschedule(job, next, misses).await {
             Ok(()) => JobResult::Unchanged,
             Err(error) => self.store_error(job, "rescheduling a poll", &error),

@@ -49,9 +49,10 @@ use crate::domain::job::{
     TimelineEntry,
 };
 use crate::domain::notification::StateImage;
+use crate::domain::outputs::KeptOutput;
 use crate::domain::stored::{Transition, ABANDONED_KIND, NOT_FOUND_KIND};
 use crate::domain::stored::{ABANDONED_EVENT_ID, NOT_FOUND_EVENT_ID};
-use crate::ports::{JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PortError};
+use crate::ports::{JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PortError, KEPT_OUTPUTS_EVENT_ID};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
 pub const STATE_SK: &str = "STATE";
@@ -138,6 +139,7 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
         "abandoned_at",
         "terminal_origin",
         "last_origin",
+        "kept_outputs",
     ]
     .into_iter()
     .map(|a| (format!("#{a}"), a.to_owned()))
@@ -201,6 +203,11 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
         }
         (None, Guard::Transitions(_)) => remove.push("#terminal_origin".to_owned()),
         (None, Guard::Forward(_)) => {}
+    }
+    // The corrected job's outputs are kept again, as it says them now (an
+    // apply never moves a completed job, so it leaves them).
+    if matches!(guard, Guard::Transitions(_)) {
+        remove.push("#kept_outputs".to_owned());
     }
     match transition.next_poll_at_ms {
         None => remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned)),
@@ -486,6 +493,9 @@ pub struct StateItem {
     pub last_activity: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_misses: Option<u32>,
+    /// A list of maps: where the job's outputs were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_outputs: Option<Vec<KeptOutput>>,
 }
 
 impl StateItem {
@@ -520,6 +530,7 @@ impl StateItem {
             last_event_id: self.last_event_id,
             terminal_origin: self.terminal_origin,
             abandoned_at: self.abandoned_at,
+            kept_outputs: self.kept_outputs,
         }
     }
 
@@ -537,6 +548,7 @@ impl StateItem {
             last_origin: self.last_origin,
             updated_at: Some(self.updated_at).filter(|t| !t.is_empty()),
             provider_time: self.provider_time,
+            kept_outputs: self.kept_outputs,
         }
     }
 
@@ -945,6 +957,7 @@ impl JobStore for DynamoJobStore {
             next_poll_at: Some(self.due_after_activity(now)),
             last_activity: Some(unix_ms(now)),
             poll_misses: None,
+            kept_outputs: None,
         };
         let item: Item =
             serde_dynamo::to_item(state).map_err(|e| PortError::permanent("dynamodb:PutItem", e.to_string()))?;
@@ -970,6 +983,51 @@ impl JobStore for DynamoJobStore {
             // The job moved since it was read, or this replay ran already.
             Some(reasons) if reasons.iter().any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED)) => Ok(false),
             Some(reasons) => Err(cancelled(&reasons)),
+        }
+    }
+
+    async fn record_kept_outputs(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        kept: &[KeptOutput],
+    ) -> Result<bool, PortError> {
+        let kept = serde_dynamo::to_attribute_value(kept)
+            .map_err(|e| PortError::permanent("dynamodb:UpdateItem", e.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression(
+                "SET #kept = :kept, #transitions = #transitions + :one, #last_event_id = :event_id, \
+                 #last_origin = :keep, #updated_at = :now",
+            )
+            .condition_expression("#status = :completed AND #output_url = :url AND attribute_not_exists(#kept)")
+            .set_expression_attribute_names(Some(names(&[
+                "transitions",
+                "last_event_id",
+                "last_origin",
+                "updated_at",
+                "status",
+                "output_url",
+            ])))
+            .expression_attribute_names("#kept", "kept_outputs")
+            .expression_attribute_values(":kept", kept)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":event_id", s(KEPT_OUTPUTS_EVENT_ID))
+            .expression_attribute_values(":keep", s(Origin::Keep.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(self.clock.now())))
+            .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
+            .expression_attribute_values(":url", s(output_url))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(sdk_port_error("dynamodb:UpdateItem", e)),
         }
     }
 

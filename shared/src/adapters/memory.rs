@@ -15,14 +15,15 @@ use crate::domain::archive::SegmentRef;
 use crate::domain::job::{
     decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
+use crate::domain::outputs::{KeepRequest, KeptOutput};
 use crate::domain::schedule::DEFAULT_STALE_AFTER;
 use crate::domain::sources::SourceConfig;
 use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
 use crate::ports::{
-    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PollError,
-    PollOutcome, PortError, SourcesLoader,
+    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, OutputRequests,
+    PollError, PollOutcome, PortError, SourcesLoader, KEPT_OUTPUTS_EVENT_ID,
 };
 
 type JobKey = (String, String);
@@ -156,6 +157,8 @@ impl JobStore for InMemoryJobStore {
                 .terminal_origin
                 .or_else(|| previous.as_ref().and_then(|p| p.terminal_origin)),
             abandoned_at: None,
+            // Only a completed job has them, and nothing applies over it.
+            kept_outputs: previous.and_then(|p| p.kept_outputs),
         };
         let open = transition.next_poll_at_ms.map(|due| (due, 0));
         tables.jobs.insert(job, Stored { state, open });
@@ -195,6 +198,8 @@ impl JobStore for InMemoryJobStore {
                 .terminal_origin
                 .and(previous.terminal_origin.or(transition.terminal_origin)),
             abandoned_at: None,
+            // The corrected job's outputs are kept again, as it says them now.
+            kept_outputs: None,
             ..previous
         };
         let open = transition.next_poll_at_ms.map(|due| (due, 0));
@@ -203,6 +208,32 @@ impl JobStore for InMemoryJobStore {
             event.event_id.clone(),
             timeline_entry(event, Outcome::Applied, &now_text),
         );
+        Ok(true)
+    }
+
+    async fn record_kept_outputs(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        kept: &[KeptOutput],
+    ) -> Result<bool, PortError> {
+        let now_text = rfc3339(self.clock.now());
+        let mut tables = self.tables();
+        let Some(stored) = tables.jobs.get_mut(&key(source, job_id)) else {
+            return Ok(false);
+        };
+        let state = &mut stored.state;
+        if state.fields.status != JobStatus::Completed
+            || state.fields.output_url.as_deref() != Some(output_url)
+            || state.kept_outputs.is_some()
+        {
+            return Ok(false);
+        }
+        state.kept_outputs = Some(kept.to_vec());
+        state.transitions += 1;
+        state.last_event_id = Some(KEPT_OUTPUTS_EVENT_ID.to_owned());
+        state.updated_at = now_text;
         Ok(true)
     }
 
@@ -239,6 +270,7 @@ impl JobStore for InMemoryJobStore {
             last_event_id: None,
             terminal_origin: None,
             abandoned_at: None,
+            kept_outputs: None,
         };
         let due = due_after_activity(unix_ms(now), self.stale_after);
         tables.jobs.insert(
@@ -453,6 +485,31 @@ impl DeadLetters for InMemoryDeadLetters {
             reason: reason.to_owned(),
             source: source.map(str::to_owned),
         });
+        Ok(())
+    }
+}
+
+/// Keep requests kept in memory: the fake beside the outputs queue. While
+/// `refuse` is set, every request fails as a throttled SQS does.
+#[derive(Debug, Default)]
+pub struct InMemoryOutputRequests {
+    pub requests: Mutex<Vec<KeepRequest>>,
+    pub refuse: std::sync::atomic::AtomicBool,
+}
+
+impl InMemoryOutputRequests {
+    pub fn taken(&self) -> Vec<KeepRequest> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl OutputRequests for InMemoryOutputRequests {
+    async fn request(&self, request: &KeepRequest) -> Result<(), PortError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::transient("sqs:SendMessage", "throttled"));
+        }
+        self.requests.lock().expect("lock").push(request.clone());
         Ok(())
     }
 }

@@ -4,7 +4,8 @@ use aws_sdk_sqs::Client;
 
 use super::sdk_port_error;
 use crate::domain::envelope::{text_safe, Envelope};
-use crate::ports::{DeadLetters, EnqueueError, EventQueue, PortError};
+use crate::domain::outputs::KeepRequest;
+use crate::ports::{DeadLetters, EnqueueError, EventQueue, OutputRequests, PortError};
 
 /// The most an SQS message may hold, body and attributes together
 /// (SendMessage API reference: 1 MiB).
@@ -141,6 +142,23 @@ impl DeadLetters for SqsQueue {
             send = send.message_attributes("source", string_attribute(source));
         }
         send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+    }
+}
+
+#[async_trait]
+impl OutputRequests for SqsQueue {
+    async fn request(&self, request: &KeepRequest) -> Result<(), PortError> {
+        let body =
+            serde_json::to_string(request).map_err(|e| PortError::permanent("sqs:SendMessage", e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("source", string_attribute(&request.source))
+            .send()
             .await
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:SendMessage", e))

@@ -165,6 +165,12 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
     fn authorization(&self, token: &str) -> String {
         format!("Bearer {token}")
     }
+    /// How long the provider keeps a job's output files after the job
+    /// ends, where it deletes them; None where they stay (a hosted asset, a
+    /// transcript kept until deleted) or the profile has no output URL.
+    fn output_retention(&self) -> Option<std::time::Duration> {
+        None
+    }
     fn api_defaults(&self) -> ApiDefaults {
         ApiDefaults {
             base_url: None,

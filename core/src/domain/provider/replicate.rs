@@ -118,6 +118,13 @@ impl ProviderProfile for Replicate {
         "replicate"
     }
 
+    /// "For predictions created through the API, all input parameters,
+    /// output values, output files, and logs are automatically removed after
+    /// an hour" (replicate.com/docs/topics/predictions/data-retention).
+    fn output_retention(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(3600))
+    }
+
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookPayload, PayloadError> {
         let p = parse(body, "body")?;
         Ok(WebhookPayload {

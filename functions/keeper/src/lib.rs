@@ -1,0 +1,3 @@
+pub mod handler;
+
+pub use handler::{output_client, Keeper, TIMEOUT};
