@@ -7,6 +7,36 @@ use jobhook::domain::digest::sha256_hex;
 use jobhook::domain::job::JobStatus;
 use serde_json::{json, Value};
 
+/// Where this run's simulator serves outputs, and how large they are.
+#[derive(Debug, Clone)]
+pub struct ServedOutputs {
+    /// `http://127.0.0.1:{port}`.
+    pub base: String,
+    pub max_bytes: u64,
+}
+
+impl ServedOutputs {
+    /// A job's output size, from its id: most between 1 KiB and 256 KiB,
+    /// one in 25 `max_bytes` (past a multipart upload's first part).
+    pub fn size_of(&self, job: &str) -> u64 {
+        let digest = sha256_hex(job.as_bytes());
+        let n = u64::from_str_radix(&digest[..12], 16).unwrap_or(0);
+        if n % 25 == 0 {
+            self.max_bytes
+        } else {
+            (1024 + n % (255 * 1024)).min(self.max_bytes)
+        }
+    }
+}
+
+static OUTPUTS: std::sync::OnceLock<ServedOutputs> = std::sync::OnceLock::new();
+
+/// Makes generic and Replicate jobs' outputs the simulator's own, once per
+/// process (one simulator runs per process).
+pub fn serve_outputs(outputs: ServedOutputs) {
+    let _ = OUTPUTS.set(outputs);
+}
+
 /// A provider the simulator can play, by the source's `provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -102,8 +132,16 @@ impl Dialect {
         }
     }
 
-    /// The output URL jobhook must end with for a completed job.
+    /// The output URL jobhook must end with for a completed job. Where the
+    /// simulator serves outputs ([`serve_outputs`]), a generic or Replicate
+    /// job's output is one of its own, that expires.
     pub fn output_url(self, job: &str) -> Option<String> {
+        let served = OUTPUTS
+            .get()
+            .filter(|_| matches!(self, Self::Generic | Self::Replicate));
+        if let Some(outputs) = served {
+            return Some(format!("{}/outputs/{job}/{}", outputs.base, outputs.size_of(job)));
+        }
         match self {
             Self::Generic => Some(format!("https://cdn.example.com/{job}.mp4")),
             Self::Replicate => Some(format!("https://replicate.delivery/sim/{job}/out-0.png")),

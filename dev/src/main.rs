@@ -375,6 +375,7 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 receiver_url,
                 store: simulator::store(aws, &table)?,
                 archiver: jobhook::bootstrap::archive_reader(aws),
+                s3: jobhook::bootstrap::s3_client(aws),
                 sqs: aws_sdk_sqs::Client::new(aws),
                 queue_url,
                 dlq_url,

@@ -77,6 +77,14 @@ pub struct SimArgs {
     pub converge_timeout_secs: u64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// The largest output a generic or Replicate job completes with (1 in 25
+    /// jobs; the rest are 1 to 256 KiB). Up to 5 GiB, streamed, never held.
+    #[arg(long, default_value_t = 9 * 1024 * 1024)]
+    pub output_max_bytes: u64,
+    /// An output is gone (404) this long after its job ended, as at the
+    /// provider; the source's `keep_outputs.retention_secs` says the same.
+    #[arg(long, default_value_t = 240)]
+    pub output_retention_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +243,16 @@ pub struct Summary {
     pub deliveries_archived: usize,
     /// Of those, the ones too large for their timeline entry, read from the bucket.
     pub archived_in_bucket: usize,
+    /// Completed jobs whose outputs the source keeps; how many were kept,
+    /// how many of the copies in the bucket hash as the provider's bytes, and
+    /// how many the provider deleted first.
+    pub outputs_to_keep: usize,
+    pub outputs_kept: usize,
+    pub outputs_checksum_match: usize,
+    pub outputs_lost_to_expiry: usize,
+    /// The least time left before a kept output expired at the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closest_to_expiry_secs: Option<f64>,
     pub left_on_queue: u64,
     pub left_on_dlq: u64,
     pub converged: bool,
@@ -254,6 +272,8 @@ impl Summary {
             && self.duplicate_transitions == 0
             && self.lost_events == 0
             && self.deliveries_archived == self.distinct_deliveries
+            && self.outputs_kept == self.outputs_to_keep
+            && self.outputs_checksum_match == self.outputs_to_keep
             && self.left_on_dlq == 0
             && self.deliveries.server_errors_other_than_503 == 0
             && self
@@ -304,6 +324,16 @@ impl Summary {
             "deliveries archived    {} of {} distinct, byte for byte ({} from the bucket)",
             self.deliveries_archived, self.distinct_deliveries, self.archived_in_bucket
         );
+        if self.outputs_to_keep > 0 {
+            let closest = self
+                .closest_to_expiry_secs
+                .map(|s| format!(" (the closest kept {s:.0} s before its output expired)"))
+                .unwrap_or_default();
+            println!(
+                "outputs kept           {}/{}, sha256 match {}, lost to expiry {}{closest}",
+                self.outputs_kept, self.outputs_to_keep, self.outputs_checksum_match, self.outputs_lost_to_expiry
+            );
+        }
         println!("left on queue / DLQ    {} / {}", self.left_on_queue, self.left_on_dlq);
         println!("wall time              {:.1} s", self.wall_time_secs);
         if !self.wrong_final_states.is_empty() {
@@ -317,6 +347,39 @@ struct Api {
     token: String,
     dialect: Dialect,
     started: Instant,
+    output_retention: Duration,
+}
+
+impl SimJob {
+    /// When the job ended, into the run.
+    fn ended_at(&self) -> Duration {
+        self.events.last().map_or(Duration::ZERO, |e| e.at)
+    }
+}
+
+/// A completed job's output, as a provider's CDN serves it (no credentials):
+/// its bytes until `output_retention` after the job ended, then 404.
+async fn get_output(
+    State(api): State<Arc<Api>>,
+    axum::extract::Path((job, len)): axum::extract::Path<(String, u64)>,
+) -> Response {
+    let Some(sim) = api.jobs.get(&job) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let elapsed = api.started.elapsed();
+    let completed = sim.truth.status == JobStatus::Completed && elapsed >= sim.ended_at();
+    if !completed || elapsed > sim.ended_at() + api.output_retention {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let stream = futures::stream::iter(jobhook_dev::outputs::chunks(&job, len).map(Ok::<_, std::convert::Infallible>));
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Every provider's polling path ends with the job's id; OpusClip's clip
@@ -361,6 +424,8 @@ pub struct Simulator {
     pub store: DynamoJobStore,
     /// Reads back what the archive kept of each delivery.
     pub archiver: jobhook::archive::Archiver,
+    /// Reads back the kept outputs.
+    pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
@@ -469,6 +534,12 @@ impl Simulator {
         let mut rng = StdRng::seed_from_u64(self.args.seed);
         let dialect = Dialect::for_provider(&self.source.provider)
             .ok_or_else(|| format!("the simulator does not speak provider {:?}", self.source.provider))?;
+        let base = format!("http://{}", listener.local_addr()?);
+        crate::dialect::serve_outputs(crate::dialect::ServedOutputs {
+            base,
+            max_bytes: self.args.output_max_bytes,
+        });
+        let started_wall = time::OffsetDateTime::now_utc();
         let jobs = plan(&self.args, dialect, &mut rng);
         let token = self
             .source
@@ -499,8 +570,12 @@ impl Simulator {
             token,
             dialect,
             started,
+            output_retention: Duration::from_secs(self.args.output_retention_secs),
         });
-        let app = Router::new().route("/{*path}", get(get_job)).with_state(api);
+        let app = Router::new()
+            .route("/outputs/{job}/{len}", get(get_output))
+            .route("/{*path}", get(get_job))
+            .with_state(api);
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
         // Plan the deliveries: drops, duplicates and jitter.
@@ -579,7 +654,9 @@ impl Simulator {
             started.elapsed().as_secs_f64()
         );
 
-        let summary = self.converge(&jobs, &log.accepted, &log.sent, stats, started).await?;
+        let summary = self
+            .converge(&jobs, &log.accepted, &log.sent, stats, (started, started_wall))
+            .await?;
         server.abort();
         Ok(summary)
     }
@@ -637,8 +714,13 @@ impl Simulator {
         accepted: &HashMap<String, String>,
         sent: &HashMap<String, Vec<String>>,
         stats: DeliveryStats,
-        started: Instant,
+        (started, started_wall): (Instant, time::OffsetDateTime),
     ) -> Result<Summary, Error> {
+        let retention = Duration::from_secs(self.args.output_retention_secs);
+        // A job whose output is to be kept is final once it is kept, or once
+        // the provider deleted it (then it is lost, and counted).
+        let keeps = |job: &SimJob| self.source.keep_outputs.is_some() && job.truth.output_url.is_some();
+        let expired = |job: &SimJob| started.elapsed() > job.ended_at() + retention + Duration::from_secs(5);
         let deadline = Instant::now() + Duration::from_secs(self.args.converge_timeout_secs);
         let mut converged = false;
         let mut last_report = Instant::now();
@@ -649,7 +731,8 @@ impl Simulator {
             let mut still = Vec::new();
             for job in pending {
                 let state = self.store.get(&self.source.name, &job.id).await?;
-                if state.map(|s| truth_of(&s.fields)) != Some(job.truth.clone()) {
+                let unkept = keeps(job) && !expired(job) && state.as_ref().is_none_or(|s| s.kept_outputs.is_none());
+                if state.map(|s| truth_of(&s.fields)) != Some(job.truth.clone()) || unkept {
                     still.push(job);
                 }
             }
@@ -686,6 +769,11 @@ impl Simulator {
             distinct_deliveries: 0,
             deliveries_archived: 0,
             archived_in_bucket: 0,
+            outputs_to_keep: 0,
+            outputs_kept: 0,
+            outputs_checksum_match: 0,
+            outputs_lost_to_expiry: 0,
+            closest_to_expiry_secs: None,
             left_on_queue: approximate_messages(&self.sqs, &self.queue_url).await,
             left_on_dlq: approximate_messages(&self.sqs, &self.dlq_url).await,
             converged,
@@ -703,7 +791,13 @@ impl Simulator {
             let applied: Vec<_> = timeline.iter().filter(|e| e.outcome == Outcome::Applied).collect();
             let distinct: HashSet<(Option<JobStatus>, Option<u8>)> =
                 applied.iter().map(|e| (e.status, e.progress)).collect();
-            let transitions = state.as_ref().map(|s| s.transitions).unwrap_or(0) as usize;
+            // The transition that records kept outputs has no timeline entry.
+            let kept_transition = state.as_ref().is_some_and(|s| s.kept_outputs.is_some()) as usize;
+            let transitions = state.as_ref().map(|s| s.transitions).unwrap_or(0) as usize - kept_transition;
+            if keeps(job) {
+                self.check_kept_output(job, state.as_ref(), (started_wall, retention), &mut summary)
+                    .await;
+            }
             // A transition applied twice shows as a repeated (status, progress)
             // among applied entries, or a counter ahead of the entries.
             summary.duplicate_transitions +=
@@ -751,6 +845,65 @@ impl Simulator {
         }
         summary.wall_time_secs = started.elapsed().as_secs_f64();
         Ok(summary)
+    }
+}
+
+impl Simulator {
+    /// Whether `job`'s output was kept, byte for byte, and how close to its
+    /// expiry; or lost to it.
+    async fn check_kept_output(
+        &self,
+        job: &SimJob,
+        state: Option<&jobhook::domain::job::JobState>,
+        (started_wall, retention): (time::OffsetDateTime, Duration),
+        summary: &mut Summary,
+    ) {
+        summary.outputs_to_keep += 1;
+        let url = job.truth.output_url.as_deref().unwrap_or_default();
+        let len: u64 = url.rsplit('/').next().and_then(|l| l.parse().ok()).unwrap_or(0);
+        let expires_at = started_wall + job.ended_at() + retention;
+        let Some(kept) = state.and_then(|s| s.kept_outputs.as_ref()).and_then(|k| k.first()) else {
+            if time::OffsetDateTime::now_utc() > expires_at {
+                summary.outputs_lost_to_expiry += 1;
+            }
+            println!("simulator: {}: output not kept", job.id);
+            return;
+        };
+        summary.outputs_kept += 1;
+        if let Some(kept_at) = state.and_then(|s| {
+            time::OffsetDateTime::parse(&s.updated_at, &time::format_description::well_known::Rfc3339).ok()
+        }) {
+            let margin = (expires_at - kept_at).as_seconds_f64();
+            summary.closest_to_expiry_secs = Some(summary.closest_to_expiry_secs.map_or(margin, |m| m.min(margin)));
+        }
+        let expected = jobhook_dev::outputs::sha256_of(&job.id, len);
+        match self.object_sha256(&kept.s3_uri).await {
+            Ok((sha, bytes)) if sha == expected && kept.sha256 == expected && bytes == len && kept.bytes == len => {
+                summary.outputs_checksum_match += 1;
+            }
+            Ok((sha, bytes)) => println!(
+                "simulator: {}: the kept copy ({bytes} bytes, sha256 {sha}) is not the output ({len} bytes, sha256 {expected})",
+                job.id
+            ),
+            Err(e) => println!("simulator: {}: the kept copy is unreadable: {e}", job.id),
+        }
+    }
+
+    /// The SHA-256 and length of the object at `s3://bucket/key`, streamed.
+    async fn object_sha256(&self, uri: &str) -> Result<(String, u64), Error> {
+        use sha2::Digest as _;
+        let (bucket, key) = uri
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| format!("{uri} is not an s3:// URI"))?;
+        let mut body = self.s3.get_object().bucket(bucket).key(key).send().await?.body;
+        let mut digest = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.try_next().await? {
+            bytes += chunk.len() as u64;
+            digest.update(&chunk);
+        }
+        Ok((hex::encode(digest.finalize()), bytes))
     }
 }
 

@@ -205,6 +205,9 @@ pub const OUTPUTS_PREFIX: &str = "JOBHOOK_OUTPUTS_PREFIX";
 pub struct KeeperConfig {
     pub table_name: String,
     pub sources: SourcesSettings,
+    /// The api document's secret (on AWS): a source's API host is the one
+    /// place an output may come from over plain http.
+    pub api_secret: Option<String>,
     /// None where the stack keeps no outputs: every request is refused.
     pub bucket: Option<String>,
     pub prefix: String,
@@ -215,6 +218,7 @@ impl KeeperConfig {
         Ok(Self {
             table_name: env.required(TABLE_NAME)?,
             sources: SourcesSettings::from_env(env)?,
+            api_secret: env.optional(API_SECRET),
             bucket: env.optional(OUTPUTS_BUCKET),
             prefix: env.optional(OUTPUTS_PREFIX).unwrap_or_default(),
         })

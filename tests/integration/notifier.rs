@@ -582,3 +582,94 @@ async fn notifications_replay_sends_a_window_of_missed_notifications_again_with_
         .expect_err("refused");
     assert!(matches!(error, jobhook_cli::CliError::Usage(_)), "{error}");
 }
+
+/// A fake outputs queue that refuses while asked to, then takes requests.
+#[tokio::test]
+async fn a_completion_with_an_output_is_asked_to_be_kept_before_it_is_notified_and_its_keep_is_notified_with_the_copies(
+) {
+    use jobhook::adapters::memory::InMemoryOutputRequests;
+    use std::sync::atomic::Ordering;
+    let mut d = downstream().await;
+    let outputs = Arc::new(InMemoryOutputRequests::default());
+    outputs.refuse.store(true, Ordering::SeqCst);
+    let notifier = Notifier {
+        bus: Arc::new(d.bus.clone()),
+        outputs: Some(outputs.clone()),
+        backoff: jobhook::retry::Backoff {
+            max_attempts: 1,
+            ..TEST_BACKOFF
+        },
+    };
+    for (event_id, status) in [("e1", JobStatus::Processing), ("e2", JobStatus::Completed)] {
+        d.store
+            .apply(&job_event("acme", "j1", event_id, status, None))
+            .await
+            .expect("apply");
+    }
+    // The outputs queue refuses: the processing transition is notified, the
+    // completion is not, and the stream holds it.
+    let (shard, records) = d.reader.next_batch(100).await.expect("records");
+    let event: Event = serde_json::from_value(json!({
+        "Records": records.iter().map(|r| lambda_record(r, &d.stream_arn, "us-east-1")).collect::<Vec<_>>()
+    }))
+    .expect("a stream event");
+    let response = notifier.handle(event, deadline()).await;
+    let failed = response.batch_item_failures.first().expect("the completion is retried");
+    d.reader
+        .retry_from(&shard, failed.item_identifier.as_deref().expect("sequence"))
+        .await
+        .expect("retry");
+    let heard: Vec<u64> = d.received().await.iter().map(|n| n.transition).collect();
+    assert_eq!(heard, [1], "only what came before the refused request");
+    assert!(outputs.taken().is_empty());
+
+    outputs.refuse.store(false, Ordering::SeqCst);
+    d.pump(&notifier).await;
+    let requests = outputs.taken();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (
+            requests[0].job_id.as_str(),
+            requests[0].output_url.as_str(),
+            requests[0].transition
+        ),
+        ("j1", "https://cdn.example.com/j1.mp4", 2)
+    );
+    let completed = d.received().await;
+    assert_eq!(completed.iter().map(|n| n.transition).collect::<Vec<_>>(), [2]);
+    assert_eq!(
+        completed[0].kept_outputs, None,
+        "the completion is not held back for the copy"
+    );
+
+    // The keeper records the copies: one more transition, origin keep, that
+    // carries them and asks for nothing more.
+    let kept = [jobhook::domain::outputs::KeptOutput {
+        source_url: "https://cdn.example.com/j1.mp4".into(),
+        s3_uri: "s3://kept/acme/j1/j1.mp4".into(),
+        bytes: 3,
+        sha256: "a".repeat(64),
+        content_type: Some("video/mp4".into()),
+    }];
+    assert!(d
+        .store
+        .record_kept_outputs("acme", "j1", "https://cdn.example.com/j1.mp4", &kept)
+        .await
+        .expect("record"));
+    assert!(
+        !d.store
+            .record_kept_outputs("acme", "j1", "https://cdn.example.com/j1.mp4", &kept)
+            .await
+            .expect("record again"),
+        "kept once"
+    );
+    d.pump(&notifier).await;
+    let announced = d.received().await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        (announced[0].transition, announced[0].origin, announced[0].to),
+        (3, Origin::Keep, JobStatus::Completed)
+    );
+    assert_eq!(announced[0].kept_outputs.as_deref(), Some(&kept[..]));
+    assert_eq!(outputs.taken().len(), 1, "the keep transition asks for no copy");
+}

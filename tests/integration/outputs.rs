@@ -111,3 +111,161 @@ async fn an_output_gone_or_over_its_cap_is_refused_and_leaves_no_object_or_part_
         .expect("uploads");
     assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
 }
+
+/// The keeper over the table and a bucket on moto, fetching from a real
+/// HTTP server that plays the provider's CDN.
+mod keeper_runs {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use jobhook::adapters::dynamodb::DynamoJobStore;
+    use jobhook::adapters::memory::StaticSources;
+    use jobhook::adapters::s3::S3Upload;
+    use jobhook::clock::SystemClock;
+    use jobhook::domain::job::JobStatus;
+    use jobhook::domain::outputs::KeepRequest;
+    use jobhook::ports::{JobQuery, JobStore};
+    use jobhook::sources_cache::SourcesCache;
+    use jobhook_dev::outputs::{serve, sha256_of};
+    use jobhook_tests::{aws, dynamodb, job_event};
+    use keeper::handler::{Done, Retry};
+    use keeper::Keeper;
+    use serde_json::json;
+
+    struct Setup {
+        keeper: Keeper,
+        store: Arc<DynamoJobStore>,
+        s3: aws_sdk_s3::Client,
+        bucket: String,
+        base: String,
+    }
+
+    async fn setup(stack_bucket: Option<&str>) -> Setup {
+        let config = aws().await;
+        let s3 = jobhook::bootstrap::s3_client(&config);
+        let bucket = super::bucket(&s3).await;
+        let base = serve().await.expect("serve");
+        let ddb = aws_sdk_dynamodb::Client::new(&config);
+        let table = dynamodb::create_table(&ddb, "keep").await;
+        let store = Arc::new(DynamoJobStore::new(
+            ddb,
+            table,
+            Duration::from_secs(86_400),
+            Arc::new(SystemClock),
+        ));
+        let sources = json!({"sources": {
+            "acme": {"scheme": "github", "secrets": ["s"], "api": {"base_url": base, "token": "t"},
+                     "keep_outputs": {"bucket": bucket, "prefix": "jobhook/acme/", "max_bytes": 1024 * 1024}},
+            "plain": {"scheme": "github", "secrets": ["s"]}}})
+        .to_string();
+        let keeper = Keeper {
+            sources: SourcesCache::new(Arc::new(StaticSources(sources)), Duration::from_secs(60)),
+            store: store.clone(),
+            jobs: store.clone(),
+            upload: Arc::new(S3Upload::new(s3.clone())),
+            http: keeper::output_client(),
+            bucket: Some(stack_bucket.unwrap_or(&bucket).to_owned()),
+            prefix: "jobhook/".into(),
+            part_bytes: jobhook::outputs::DEFAULT_PART_BYTES,
+        };
+        Setup {
+            keeper,
+            store,
+            s3,
+            bucket,
+            base,
+        }
+    }
+
+    /// A completed job whose output is `url`, and the keeper's request for it.
+    async fn completed(store: &DynamoJobStore, source: &str, job: &str, url: &str) -> KeepRequest {
+        let mut event = job_event(source, job, "e1", JobStatus::Completed, None);
+        event.output_url = Some(url.to_owned());
+        store.apply(&event).await.expect("apply");
+        KeepRequest {
+            source: source.into(),
+            job_id: job.into(),
+            output_url: url.into(),
+            transition: 1,
+            completed_at: "2026-12-03T10:00:00.000Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_completed_job_s_output_is_kept_once_and_recorded_on_the_job() {
+        let s = setup(None).await;
+        let url = format!("{}/outputs/j1/300000", s.base);
+        let request = completed(&s.store, "acme", "j1", &url).await;
+        assert_eq!(s.keeper.keep(&request).await.expect("kept"), Done::Kept);
+        let job = s.store.get("acme", "j1").await.expect("get").expect("job");
+        let kept = job.kept_outputs.expect("recorded");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (kept[0].bytes, kept[0].sha256.as_str(), kept[0].s3_uri.as_str()),
+            (
+                300_000,
+                sha256_of("j1", 300_000).as_str(),
+                format!("s3://{}/jobhook/acme/acme/j1/300000", s.bucket).as_str()
+            )
+        );
+        assert_eq!(job.transitions, 2, "one more transition, which announces the copy");
+        let (sha, _) = super::kept_sha256(&s.s3, &s.bucket, "jobhook/acme/acme/j1/300000").await;
+        assert_eq!(sha, kept[0].sha256, "the object is the output, byte for byte");
+        // A redelivered request keeps nothing again.
+        assert_eq!(
+            s.keeper.keep(&request).await.expect("done"),
+            Done::Skipped("kept already")
+        );
+        assert_eq!(
+            s.store.get("acme", "j1").await.expect("get").expect("job").transitions,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn an_output_the_provider_deleted_is_counted_as_expired_and_not_retried() {
+        let s = setup(None).await;
+        let request = completed(&s.store, "acme", "j2", &format!("{}/gone/j2.mp4", s.base)).await;
+        assert_eq!(s.keeper.keep(&request).await.expect("done"), Done::Expired);
+        let job = s.store.get("acme", "j2").await.expect("get").expect("job");
+        assert_eq!((job.kept_outputs, job.transitions), (None, 1));
+        // Over the source's 1 MiB cap: never kept, and not retried either.
+        let big = completed(
+            &s.store,
+            "acme",
+            "j3",
+            &format!("{}/outputs/j3/{}", s.base, 2 * 1024 * 1024),
+        )
+        .await;
+        assert_eq!(s.keeper.keep(&big).await.expect("done"), Done::NotKept);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_is_not_the_job_s_or_its_source_s_to_keep_keeps_nothing() {
+        let s = setup(None).await;
+        let url = format!("{}/outputs/j4/10", s.base);
+        let plain = completed(&s.store, "plain", "j4", &url).await;
+        assert_eq!(
+            s.keeper.keep(&plain).await.expect("done"),
+            Done::Skipped("the source keeps no outputs")
+        );
+        let mut overtaken = completed(&s.store, "acme", "j4", &url).await;
+        overtaken.output_url = format!("{}/outputs/j4-old/10", s.base);
+        assert_eq!(
+            s.keeper.keep(&overtaken).await.expect("done"),
+            Done::Skipped("the job no longer has this output")
+        );
+        // Plain http from anywhere but the source's own API host is refused.
+        let elsewhere = completed(&s.store, "acme", "j5", "http://cdn.example/j5.mp4").await;
+        assert_eq!(s.keeper.keep(&elsewhere).await.expect("done"), Done::NotKept);
+    }
+
+    #[tokio::test]
+    async fn a_source_keeping_outputs_where_the_stack_may_not_write_is_retried_with_its_reason() {
+        let s = setup(Some("another-bucket")).await;
+        let request = completed(&s.store, "acme", "j6", &format!("{}/outputs/j6/10", s.base)).await;
+        let error = s.keeper.keep(&request).await.expect_err("not kept");
+        assert!(matches!(error, Retry::Misconfigured(_)), "{error:?}");
+        assert!(error.to_string().contains("s3://another-bucket/jobhook/"), "{error}");
+    }
+}

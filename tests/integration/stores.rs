@@ -42,6 +42,8 @@ enum Op {
     /// A replay's correction of the job to the event's fields, expecting its
     /// transitions as read, or one more (a job that moved meanwhile).
     Correct(usize, usize, bool),
+    /// The keeper records the job's kept outputs, for its output URL or another.
+    KeepOutputs(usize, bool),
 }
 
 fn event_spec() -> impl Strategy<Value = EventSpec> {
@@ -71,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..JOBS.len()).prop_map(Op::NotFound),
         1 => Just(Op::Abandon),
         2 => (0..JOBS.len(), 0..4usize, any::<bool>()).prop_map(|(j, e, moved)| Op::Correct(j, e, moved)),
+        2 => (0..JOBS.len(), any::<bool>()).prop_map(|(j, same)| Op::KeepOutputs(j, same)),
     ]
 }
 
@@ -176,6 +179,32 @@ impl Pair {
                         .correct(&correction, expected)
                         .await
                         .expect("memory correct"),
+                );
+                prop_assert_eq!(a, b, "{:?}", op);
+            }
+            Op::KeepOutputs(job, same_url) => {
+                let job = JOBS[*job];
+                let url = if *same_url {
+                    format!("https://cdn.example.com/{job}.mp4")
+                } else {
+                    "https://cdn.example.com/other.mp4".to_owned()
+                };
+                let kept = [jobhook::domain::outputs::KeptOutput {
+                    source_url: url.clone(),
+                    s3_uri: format!("s3://kept/{job}"),
+                    bytes: 7,
+                    sha256: "0".repeat(64),
+                    content_type: None,
+                }];
+                let (a, b) = (
+                    self.table
+                        .record_kept_outputs(&self.source, job, &url, &kept)
+                        .await
+                        .expect("table keep"),
+                    self.memory
+                        .record_kept_outputs(&self.source, job, &url, &kept)
+                        .await
+                        .expect("memory keep"),
                 );
                 prop_assert_eq!(a, b, "{:?}", op);
             }

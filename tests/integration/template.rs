@@ -189,6 +189,7 @@ fn the_public_receiver_cannot_read_the_provider_api_tokens() {
         ("ReceiverFunction", false),
         ("ProcessorFunction", true),
         ("ReconcilerFunction", true),
+        ("KeeperFunction", true),
     ] {
         let function = resource(&t, name);
         let secret_resources: Vec<String> = function["Properties"]["Policies"]

@@ -24,7 +24,9 @@ async fn start() -> Result<(), Error> {
         Arc::new(SystemClock),
     ));
     let keeper = Keeper {
-        sources: started.loaded_sources(&config.sources, None).await?,
+        sources: started
+            .loaded_sources(&config.sources, config.api_secret.as_deref())
+            .await?,
         store: store.clone(),
         jobs: store,
         upload: Arc::new(S3Upload::new(jobhook::bootstrap::s3_client(&started.aws))),
