@@ -123,6 +123,14 @@ pub trait OutputRequests: Send + Sync + std::fmt::Debug {
     async fn request(&self, request: &KeepRequest) -> Result<(), PortError>;
 }
 
+/// A queue message handed back for another try sooner than its visibility
+/// timeout would (a long-running consumer's queue hides a message for six
+/// function timeouts; a failed copy should not wait that long).
+#[async_trait]
+pub trait Redelivery: Send + Sync + std::fmt::Debug {
+    async fn redeliver_in(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError>;
+}
+
 /// The `last_event_id` of the transition that records kept outputs.
 pub const KEPT_OUTPUTS_EVENT_ID: &str = "outputs-kept";
 

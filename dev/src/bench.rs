@@ -348,6 +348,10 @@ impl Running {
     }
 
     async fn invoke(&mut self, payload: Vec<u8>) -> Result<Outcome, Error> {
+        self.invoke_within(payload, Duration::from_secs(30)).await
+    }
+
+    async fn invoke_within(&mut self, payload: Vec<u8>, limit: Duration) -> Result<Outcome, Error> {
         self.seq += 1;
         let (done, rx) = oneshot::channel();
         self.sender
@@ -358,9 +362,9 @@ impl Running {
             })
             .await
             .map_err(|_| "the emulator stopped")?;
-        Ok(tokio::time::timeout(Duration::from_secs(30), rx)
+        Ok(tokio::time::timeout(limit, rx)
             .await
-            .map_err(|_| "an invocation took over 30 s")??)
+            .map_err(|_| format!("an invocation took over {} s", limit.as_secs()))??)
     }
 
     async fn stop(self) {
@@ -375,6 +379,130 @@ impl Running {
         drop(sender);
         server.abort();
     }
+}
+
+// --- The keeper: one large output, the real binary ----------------------------
+
+/// What keeping one output cost the `keeper` binary.
+#[derive(Debug, Serialize)]
+pub struct KeeperRun {
+    pub bytes: u64,
+    pub wall_secs: f64,
+    pub peak_rss_mb: f64,
+    /// The job's recorded SHA-256 is the served bytes', and so is the object's length.
+    pub checksum_matches: bool,
+}
+
+/// Runs the release `keeper` in `bin_dir` under the Runtime API emulator
+/// on one keep request for an output of `bytes`, served by a local HTTP
+/// server and kept in a bucket on moto, then reads its peak RSS.
+pub async fn keeper_run(
+    aws: &aws_config::SdkConfig,
+    moto_url: &str,
+    bin_dir: &std::path::Path,
+    out_dir: &std::path::Path,
+    bytes: u64,
+) -> Result<KeeperRun, Error> {
+    use jobhook::domain::job::{JobEvent, JobStatus, Origin};
+    use jobhook::ports::{JobQuery as _, JobStore as _};
+    let pid = std::process::id();
+    let template = jobhook_dev::template::Template::load()?;
+    let ddb = aws_sdk_dynamodb::Client::new(aws);
+    let table = format!("keeper-bench-jobs-{pid}");
+    template.create_table(&ddb, "JobsTable", &table).await?;
+    let s3 = jobhook::bootstrap::s3_client(aws);
+    let bucket = format!("keeper-bench-{pid}");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    let base = jobhook_dev::outputs::serve().await?;
+    let url = format!("{base}/outputs/bench/{bytes}");
+    let store = jobhook::adapters::dynamodb::DynamoJobStore::new(
+        ddb,
+        &table,
+        Duration::from_secs(86_400),
+        Arc::new(jobhook::clock::SystemClock),
+    );
+    store
+        .apply(&JobEvent {
+            event_id: "e1".into(),
+            source: "bench".into(),
+            job_id: "big".into(),
+            kind: "job.completed".into(),
+            origin: Origin::Webhook,
+            status: JobStatus::Completed,
+            progress: None,
+            output_url: Some(url.clone()),
+            error: None,
+            result: None,
+            provider_time: None,
+            archive: None,
+        })
+        .await?;
+    std::fs::create_dir_all(out_dir)?;
+    let sources_file = out_dir.join("keeper-sources.json");
+    let sources = json!({"sources": {"bench": {"scheme": "standard-webhooks", "secrets": [SECRET],
+        "api": {"base_url": base, "token": "t"},
+        "keep_outputs": {"bucket": bucket, "prefix": "jobhook/"}}}});
+    std::fs::write(&sources_file, sources.to_string())?;
+    let pass = |name: &str, default: &str| {
+        (
+            name.to_owned(),
+            std::env::var(name).unwrap_or_else(|_| default.to_owned()),
+        )
+    };
+    let shared = vec![
+        pass("AWS_ACCESS_KEY_ID", "testing"),
+        pass("AWS_SECRET_ACCESS_KEY", "testing"),
+        pass("PATH", "/usr/bin:/bin"),
+        ("AWS_ENDPOINT_URL".to_owned(), moto_url.to_owned()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ];
+    let keeper = Function {
+        name: "keeper",
+        program: bin_dir.join("keeper"),
+        args: vec![],
+        cwd: None,
+        env: vec![
+            ("RUST_LOG".into(), "info".into()),
+            ("JOBHOOK_TABLE_NAME".into(), table),
+            ("JOBHOOK_SOURCES_FILE".into(), sources_file.display().to_string()),
+            ("JOBHOOK_OUTPUTS_BUCKET".into(), bucket),
+            ("JOBHOOK_OUTPUTS_PREFIX".into(), "jobhook/".into()),
+        ],
+    };
+    let request = jobhook::domain::outputs::KeepRequest {
+        source: "bench".into(),
+        job_id: "big".into(),
+        output_url: url,
+        transition: 1,
+        completed_at: "2026-12-03T10:00:00.000Z".into(),
+    };
+    let event = json!({"Records": [{"messageId": "m1", "receiptHandle": "r1",
+        "body": serde_json::to_string(&request)?, "attributes": {}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:outputs",
+        "awsRegion": "us-east-1"}]});
+    let mut run = Running::start(&keeper, &shared, &out_dir.join("keeper.log"), None).await?;
+    let outcome = run
+        // The keeper's function timeout in template.yaml.
+        .invoke_within(event.to_string().into_bytes(), Duration::from_secs(900))
+        .await?;
+    let peak_rss_mb = peak_rss_kib(run.pid()) as f64 / 1024.0;
+    run.stop().await;
+    if !outcome.ok || String::from_utf8_lossy(&outcome.body).contains("batchItemFailures\":[{") {
+        return Err(format!("the keeper failed: {}", String::from_utf8_lossy(&outcome.body)).into());
+    }
+    let kept = store
+        .get("bench", "big")
+        .await?
+        .and_then(|job| job.kept_outputs)
+        .and_then(|k| k.into_iter().next())
+        .ok_or("the keeper recorded no kept output")?;
+    Ok(KeeperRun {
+        bytes,
+        wall_secs: outcome.wall.as_secs_f64(),
+        peak_rss_mb,
+        checksum_matches: kept.bytes == bytes && kept.sha256 == jobhook_dev::outputs::sha256_of("bench", bytes),
+    })
 }
 
 // --- Workloads ----------------------------------------------------------------

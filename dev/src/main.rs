@@ -108,6 +108,19 @@ enum Command {
         #[arg(long, default_value_t = jobhook::outputs::DEFAULT_PART_BYTES)]
         part_bytes: usize,
     },
+    /// Run the release `keeper` binary (in `--bin-dir`) under the Runtime
+    /// API emulator on one output of `--bytes`, kept into a bucket on moto;
+    /// print its wall time and peak RSS.
+    KeeperBench {
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        #[arg(long, default_value = "target/release")]
+        bin_dir: std::path::PathBuf,
+        #[arg(long, default_value = "target/bench")]
+        out_dir: std::path::PathBuf,
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        moto_url: String,
+    },
     /// Run the provider simulator against the receiver, then check the result.
     Simulate {
         #[command(flatten)]
@@ -306,6 +319,27 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 peak.trim_start_matches("VmHWM:").trim()
             );
             Ok(if kept.sha256 == expected { 0 } else { 1 })
+        }
+        Command::KeeperBench {
+            bytes,
+            bin_dir,
+            out_dir,
+            moto_url,
+        } => {
+            let run = bench::keeper_run(aws, &moto_url, &bin_dir, &out_dir, bytes).await?;
+            println!(
+                "keeper: {} bytes kept in {:.1} s ({:.0} MiB/s); peak RSS {:.1} MB; sha256 {}",
+                run.bytes,
+                run.wall_secs,
+                run.bytes as f64 / run.wall_secs / 1_048_576.0,
+                run.peak_rss_mb,
+                if run.checksum_matches {
+                    "matches the bytes served"
+                } else {
+                    "DIFFERS from the bytes served"
+                }
+            );
+            Ok(if run.checksum_matches { 0 } else { 1 })
         }
         Command::Bench { args, moto_url } => {
             let out_dir = args.out_dir.clone();

@@ -211,6 +211,8 @@ pub struct KeeperConfig {
     /// None where the stack keeps no outputs: every request is refused.
     pub bucket: Option<String>,
     pub prefix: String,
+    /// The queue its requests come from, to hand a failed one back sooner.
+    pub queue_url: Option<String>,
 }
 
 impl KeeperConfig {
@@ -221,6 +223,7 @@ impl KeeperConfig {
             api_secret: env.optional(API_SECRET),
             bucket: env.optional(OUTPUTS_BUCKET),
             prefix: env.optional(OUTPUTS_PREFIX).unwrap_or_default(),
+            queue_url: env.optional(OUTPUTS_QUEUE_URL),
         })
     }
 }

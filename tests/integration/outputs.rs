@@ -167,6 +167,9 @@ mod keeper_runs {
             bucket: Some(stack_bucket.unwrap_or(&bucket).to_owned()),
             prefix: "jobhook/".into(),
             part_bytes: jobhook::outputs::DEFAULT_PART_BYTES,
+            redelivery: None,
+            backoff: jobhook_tests::TEST_BACKOFF,
+            copy_attempts: 2,
         };
         Setup {
             keeper,
@@ -196,7 +199,10 @@ mod keeper_runs {
         let s = setup(None).await;
         let url = format!("{}/outputs/j1/300000", s.base);
         let request = completed(&s.store, "acme", "j1", &url).await;
-        assert_eq!(s.keeper.keep(&request).await.expect("kept"), Done::Kept);
+        assert_eq!(
+            s.keeper.keep(&request, jobhook_tests::deadline()).await.expect("kept"),
+            Done::Kept
+        );
         let job = s.store.get("acme", "j1").await.expect("get").expect("job");
         let kept = job.kept_outputs.expect("recorded");
         assert_eq!(kept.len(), 1);
@@ -213,7 +219,7 @@ mod keeper_runs {
         assert_eq!(sha, kept[0].sha256, "the object is the output, byte for byte");
         // A redelivered request keeps nothing again.
         assert_eq!(
-            s.keeper.keep(&request).await.expect("done"),
+            s.keeper.keep(&request, jobhook_tests::deadline()).await.expect("done"),
             Done::Skipped("kept already")
         );
         assert_eq!(
@@ -226,7 +232,10 @@ mod keeper_runs {
     async fn an_output_the_provider_deleted_is_counted_as_expired_and_not_retried() {
         let s = setup(None).await;
         let request = completed(&s.store, "acme", "j2", &format!("{}/gone/j2.mp4", s.base)).await;
-        assert_eq!(s.keeper.keep(&request).await.expect("done"), Done::Expired);
+        assert_eq!(
+            s.keeper.keep(&request, jobhook_tests::deadline()).await.expect("done"),
+            Done::Expired
+        );
         let job = s.store.get("acme", "j2").await.expect("get").expect("job");
         assert_eq!((job.kept_outputs, job.transitions), (None, 1));
         // Over the source's 1 MiB cap: never kept, and not retried either.
@@ -237,7 +246,10 @@ mod keeper_runs {
             &format!("{}/outputs/j3/{}", s.base, 2 * 1024 * 1024),
         )
         .await;
-        assert_eq!(s.keeper.keep(&big).await.expect("done"), Done::NotKept);
+        assert_eq!(
+            s.keeper.keep(&big, jobhook_tests::deadline()).await.expect("done"),
+            Done::NotKept
+        );
     }
 
     #[tokio::test]
@@ -246,26 +258,67 @@ mod keeper_runs {
         let url = format!("{}/outputs/j4/10", s.base);
         let plain = completed(&s.store, "plain", "j4", &url).await;
         assert_eq!(
-            s.keeper.keep(&plain).await.expect("done"),
+            s.keeper.keep(&plain, jobhook_tests::deadline()).await.expect("done"),
             Done::Skipped("the source keeps no outputs")
         );
         let mut overtaken = completed(&s.store, "acme", "j4", &url).await;
         overtaken.output_url = format!("{}/outputs/j4-old/10", s.base);
         assert_eq!(
-            s.keeper.keep(&overtaken).await.expect("done"),
+            s.keeper
+                .keep(&overtaken, jobhook_tests::deadline())
+                .await
+                .expect("done"),
             Done::Skipped("the job no longer has this output")
         );
         // Plain http from anywhere but the source's own API host is refused.
         let elsewhere = completed(&s.store, "acme", "j5", "http://cdn.example/j5.mp4").await;
-        assert_eq!(s.keeper.keep(&elsewhere).await.expect("done"), Done::NotKept);
+        assert_eq!(
+            s.keeper
+                .keep(&elsewhere, jobhook_tests::deadline())
+                .await
+                .expect("done"),
+            Done::NotKept
+        );
+    }
+
+    /// Records each hand-back.
+    #[derive(Debug, Default)]
+    struct Handed(std::sync::Mutex<Vec<(String, Duration)>>);
+
+    #[async_trait::async_trait]
+    impl jobhook::ports::Redelivery for Handed {
+        async fn redeliver_in(&self, handle: &str, delay: Duration) -> Result<(), jobhook::ports::PortError> {
+            self.0.lock().expect("lock").push((handle.to_owned(), delay));
+            Ok(())
+        }
     }
 
     #[tokio::test]
-    async fn a_source_keeping_outputs_where_the_stack_may_not_write_is_retried_with_its_reason() {
-        let s = setup(Some("another-bucket")).await;
+    async fn a_source_keeping_outputs_where_the_stack_may_not_write_is_handed_back_sooner_with_its_reason() {
+        let mut s = setup(Some("another-bucket")).await;
         let request = completed(&s.store, "acme", "j6", &format!("{}/outputs/j6/10", s.base)).await;
-        let error = s.keeper.keep(&request).await.expect_err("not kept");
+        let error = s
+            .keeper
+            .keep(&request, jobhook_tests::deadline())
+            .await
+            .expect_err("not kept");
         assert!(matches!(error, Retry::Misconfigured(_)), "{error:?}");
         assert!(error.to_string().contains("s3://another-bucket/jobhook/"), "{error}");
+        // Through the queue: the message fails, and comes back after the
+        // delay its receive count says, not the visibility timeout.
+        let handed = Arc::new(Handed::default());
+        s.keeper.redelivery = Some(handed.clone());
+        let mut message = jobhook_tests::messages::message(&serde_json::to_string(&request).expect("json"));
+        message.receipt_handle = Some("rh-1".into());
+        message.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+        let response = s
+            .keeper
+            .handle(jobhook_tests::messages::batch(vec![message]), jobhook_tests::deadline())
+            .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(
+            *handed.0.lock().expect("lock"),
+            [("rh-1".to_owned(), Duration::from_secs(60))]
+        );
     }
 }

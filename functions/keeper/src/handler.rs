@@ -13,10 +13,14 @@
 //!   brings it back;
 //! - the output is over the source's cap, or the provider refuses it: counted
 //!   as `OutputsNotKept`, and done;
-//! - anything that may pass (the provider's 5xx, a reset, S3 throttling) or
-//!   that a fix makes pass (the source names a bucket the stack may not write
-//!   to): the message fails and SQS redelivers it, then dead-letters it with
-//!   the queue's redrive policy, from where it can be redriven.
+//! - anything that may pass (the provider's 5xx, a reset, S3 throttling) is
+//!   tried again at once, the copy up to [`COPY_ATTEMPTS`] times and the
+//!   record with the writes' backoff; then, as for what a fix makes pass (the
+//!   source names a bucket the stack may not write to), the message fails and
+//!   is handed back to the queue after a doubling delay ([`redelivery_delay`])
+//!   rather than the queue's 90-minute visibility timeout, which would outlast
+//!   most providers' retention; after the queue's `maxReceiveCount` it is
+//!   dead-lettered, from where it can be redriven.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +30,10 @@ use jobhook::domain::job::JobStatus;
 use jobhook::domain::outputs::{object_key, KeepRequest};
 use jobhook::outcomes;
 use jobhook::outputs::{keep_output, Destination, KeepError};
-use jobhook::ports::{JobQuery, JobStore, ObjectUpload};
+use jobhook::ports::{JobQuery, JobStore, ObjectUpload, Redelivery};
+use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
+use tokio::time::Instant;
 
 /// The function's timeout, as `template.yaml` sets it (a test holds the two
 /// together): Lambda's longest, for a multi-GB video streamed at tens of MB/s.
@@ -38,6 +44,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(900);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REDIRECTS: usize = 5;
+
+/// Copies of one output tried in one invocation before it is handed back.
+pub const COPY_ATTEMPTS: u32 = 3;
+
+/// When a failed request is tried again: 30 s after its first receipt,
+/// doubling to 15 minutes; with the queue's 8 receives, about 45 minutes in
+/// all, inside an hour's retention.
+pub fn redelivery_delay(receive_count: u32) -> Duration {
+    jobhook::domain::schedule::doubling(Duration::from_secs(30), Duration::from_secs(900), receive_count)
+}
 
 /// The client outputs are fetched with: no total timeout (a large output
 /// takes minutes), a bounded wait for each read, and redirects only to
@@ -74,6 +90,12 @@ pub struct Keeper {
     /// Every key the keeper writes starts with it (IAM allows no other).
     pub prefix: String,
     pub part_bytes: usize,
+    /// Hands a failed request back to the queue sooner; None: it waits out
+    /// the visibility timeout.
+    pub redelivery: Option<Arc<dyn Redelivery>>,
+    /// For the record's write.
+    pub backoff: Backoff,
+    pub copy_attempts: u32,
 }
 
 /// What became of a request that needs no retry.
@@ -110,12 +132,24 @@ fn fetchable(url: &str, api_base: Option<&url::Url>) -> Result<(), &'static str>
 }
 
 impl Keeper {
-    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+    pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for message in &event.records {
-            if let Err(error) = self.handle_message(message).await {
+            if let Err(error) = self.handle_message(message, deadline).await {
                 let id = message.message_id.clone().unwrap_or_default();
-                tracing::warn!(message_id = id.as_str(), %error, "keep request will be retried");
+                let receives = message
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1);
+                let delay = redelivery_delay(receives);
+                tracing::warn!(message_id = id.as_str(), %error, receives, retry_in_secs = delay.as_secs(),
+                    "keep request will be retried");
+                if let (Some(redelivery), Some(handle)) = (&self.redelivery, message.receipt_handle.as_deref()) {
+                    if let Err(e) = redelivery.redeliver_in(handle, delay).await {
+                        tracing::warn!(message_id = id.as_str(), error = %e, "it waits out the visibility timeout");
+                    }
+                }
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -124,18 +158,18 @@ impl Keeper {
         response
     }
 
-    async fn handle_message(&self, message: &SqsMessage) -> Result<Done, Retry> {
+    async fn handle_message(&self, message: &SqsMessage, deadline: Instant) -> Result<Done, Retry> {
         let body = message.body.as_deref().unwrap_or_default();
         let Ok(request) = serde_json::from_str::<KeepRequest>(body) else {
             // Only the notifier writes this queue; a body it did not write
             // is dead-lettered by the redrive policy for someone to read.
             return Err(Retry::Misconfigured("the message is not a keep request".into()));
         };
-        self.keep(&request).await
+        self.keep(&request, deadline).await
     }
 
     /// Keeps `request`'s output, or says why not.
-    pub async fn keep(&self, request: &KeepRequest) -> Result<Done, Retry> {
+    pub async fn keep(&self, request: &KeepRequest, deadline: Instant) -> Result<Done, Retry> {
         let (source_name, job_id) = (request.source.as_str(), request.job_id.as_str());
         let sources = self
             .sources
@@ -188,7 +222,19 @@ impl Keeper {
             max_bytes: keep.max_bytes,
             part_bytes: self.part_bytes,
         };
-        let kept = match keep_output(&self.http, self.upload.as_ref(), &request.output_url, &destination).await {
+        let mut attempt = 1;
+        let copied = loop {
+            let copied = keep_output(&self.http, self.upload.as_ref(), &request.output_url, &destination).await;
+            match copied {
+                Err(ref error) if error.is_retryable() && attempt < self.copy_attempts.max(1) => {
+                    tracing::warn!(source = source_name, job_id, %error, attempt, "copy failed; trying again");
+                    tokio::time::sleep(self.backoff.cap(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        let kept = match copied {
             Ok(kept) => kept,
             Err(error @ KeepError::Expired(_)) => {
                 outcomes::record_output_expired(source_name, job_id, &request.completed_at, &error);
@@ -202,11 +248,14 @@ impl Keeper {
             }
         };
         let kept = [kept];
-        match self
-            .store
-            .record_kept_outputs(source_name, job_id, &request.output_url, &kept)
-            .await
-        {
+        let (recorded, _) = self
+            .backoff
+            .run(deadline, || {
+                self.store
+                    .record_kept_outputs(source_name, job_id, &request.output_url, &kept)
+            })
+            .await;
+        match recorded {
             Ok(true) => {
                 outcomes::record_outputs_kept(source_name, job_id, &kept);
                 Ok(Done::Kept)
@@ -227,6 +276,16 @@ fn skipped(request: &KeepRequest, why: &'static str) -> Done {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_request_comes_back_within_the_hour_not_after_the_visibility_timeout() {
+        let waits: Vec<u64> = (1..=8).map(|n| redelivery_delay(n).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 900, 900, 900]);
+        assert!(
+            waits[..7].iter().sum::<u64>() < 3600,
+            "seven retries inside Replicate's hour"
+        );
+    }
 
     #[test]
     fn an_output_is_fetched_over_https_or_from_the_source_s_own_api_host() {

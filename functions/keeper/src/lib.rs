@@ -1,3 +1,3 @@
 pub mod handler;
 
-pub use handler::{output_client, Keeper, TIMEOUT};
+pub use handler::{output_client, Keeper, COPY_ATTEMPTS, TIMEOUT};

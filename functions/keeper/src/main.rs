@@ -34,10 +34,17 @@ async fn start() -> Result<(), Error> {
         bucket: config.bucket,
         prefix: config.prefix,
         part_bytes: jobhook::outputs::DEFAULT_PART_BYTES,
+        redelivery: config
+            .queue_url
+            .as_deref()
+            .map(|url| Arc::new(started.queue(url)) as Arc<dyn jobhook::ports::Redelivery>),
+        backoff: jobhook::retry::Backoff::WRITES,
+        copy_attempts: keeper::COPY_ATTEMPTS,
     };
     let (keeper, metrics) = (&keeper, started.metrics);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = keeper.handle(event.payload).await;
+        let deadline = jobhook::clock::deadline_from_epoch_ms(event.context.deadline, keeper::TIMEOUT);
+        let response = keeper.handle(event.payload, deadline).await;
         jobhook::telemetry::flush(metrics);
         Ok::<_, Error>(response)
     }))

@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use super::sdk_port_error;
 use crate::domain::envelope::{text_safe, Envelope};
 use crate::domain::outputs::KeepRequest;
-use crate::ports::{DeadLetters, EnqueueError, EventQueue, OutputRequests, PortError};
+use crate::ports::{DeadLetters, EnqueueError, EventQueue, OutputRequests, PortError, Redelivery};
 
 /// The most an SQS message may hold, body and attributes together
 /// (SendMessage API reference: 1 MiB).
@@ -162,6 +162,21 @@ impl OutputRequests for SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| sdk_port_error("sqs:SendMessage", e))
+    }
+}
+
+#[async_trait]
+impl Redelivery for SqsQueue {
+    async fn redeliver_in(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), PortError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_port_error("sqs:ChangeMessageVisibility", e))
     }
 }
 
