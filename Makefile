@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench sam-build deploy deploy-check
+.PHONY: layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench keeper-bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -25,6 +25,7 @@ help:
 	@echo "make mutants cargo-mutants on jobhook-core: caught/missed counts (slow; not in make test)"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 	@echo "make bench  jobhook's functions beside Python/Powertools ones under one Runtime API emulator: medians and ratios"
+	@echo "make keeper-bench the release keeper keeps one output (KEEP_BYTES, default 1 GiB) into moto: wall time, peak RSS"
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +111,13 @@ fmt:
 # run in that provider's webhooks, signatures and polling API.
 demo: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) $(if $(PROVIDER),PROVIDER=$(PROVIDER)) scripts/with-moto.sh scripts/demo.sh
+
+# The release keeper under the bench's Runtime API emulator, one output of
+# KEEP_BYTES (default 1 GiB) streamed from a local server into moto.
+keeper-bench: venv
+	cargo build --release --quiet --bin keeper
+	scripts/with-moto.sh cargo run --quiet -p jobhook-dev -- keeper-bench --bytes $${KEEP_BYTES:-1073741824} \
+	  --bin-dir $${CARGO_TARGET_DIR:-target}/release
 
 # template.yaml deployed into a fresh emulator, IAM enforced, a short run
 # through every function; names the resource, action or variable that broke.

@@ -131,7 +131,7 @@ for provider in openai replicate; do
     --listen "127.0.0.1:$sim_port" --summary-out "$run_dir/$provider.json" >"$run_dir/simulate-$provider.log" 2>&1
   ran=$?
   set -e
-  grep -E '^(correct final|lost events|deliveries archived|left on queue|notifications|webhook coverage)' "$run_dir/simulate-$provider.log" \
+  grep -E '^(correct final|lost events|deliveries archived|outputs kept|left on queue|notifications|webhook coverage)' "$run_dir/simulate-$provider.log" \
     | sed -e "s/^/deploy-check: $provider: /"
   [ $ran -eq 0 ] || fail "the $provider run did not hold (log: $run_dir/simulate-$provider.log)"
 done
@@ -141,9 +141,10 @@ runs = [json.load(open(p)) for p in sys.argv[1:]]
 repaired = sum(r["recovered_by_polling"] for r in runs)
 heard = sum((r.get("notifications") or {}).get("received", 0) for r in runs)
 in_bucket = sum(r["archived_in_bucket"] for r in runs)
+kept = sum(r["outputs_kept"] for r in runs)
 print(f"deploy-check: {repaired} lost webhooks repaired by the reconciler, {heard} notifications consumed from the bus, "
-      f"{in_bucket} deliveries archived in the bucket")
-sys.exit(0 if repaired > 0 and heard > 0 and in_bucket > 0 else 1)
+      f"{in_bucket} deliveries archived in the bucket, {kept} outputs kept")
+sys.exit(0 if repaired > 0 and heard > 0 and in_bucket > 0 and kept > 0 else 1)
 PY
 
 # 4. Nothing denied, nothing refused to start, no error logged.

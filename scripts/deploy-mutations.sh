@@ -12,6 +12,7 @@ mkdir -p "$out"
 declare -A expected=(
   [processor-without-getitem]="denied dynamodb:GetItem"
   [processor-without-putobject]="s3:PutObject failed: AccessDenied"
+  [keeper-without-putobject]="(keeper): error: keep request needs a fix"
   [receiver-without-sendmessage]="denied sqs:SendMessage"
   [open-jobs-index-key-renamed]="missed key schema element"
   [table-stream-removed]="StreamArn"

@@ -41,6 +41,20 @@ def processor_without_putobject(template):
     raise SystemExit("ProcessorFunction has no statement with s3:PutObject alone")
 
 
+def keeper_without_putobject(template):
+    # Its grant (under KeepOutputs) lists the writes; the mistake is reading
+    # instead. (moto checks actions, not the resource a grant names.)
+    for policy in resources(template)["KeeperFunction"]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []):
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                granted = statement["Fn::If"][1]
+                actions = granted.get("Action", []) if isinstance(granted, dict) else []
+                if "s3:PutObject" in actions:
+                    actions[actions.index("s3:PutObject")] = "s3:GetObject"
+                    return
+    raise SystemExit("KeeperFunction has no conditional statement with s3:PutObject")
+
+
 def receiver_without_sendmessage(template):
     remove_action(template, "ReceiverFunction", "sqs:SendMessage")
 
@@ -72,6 +86,7 @@ def processor_table_variable_renamed(template):
 MUTATIONS = {
     "processor-without-getitem": processor_without_getitem,
     "processor-without-putobject": processor_without_putobject,
+    "keeper-without-putobject": keeper_without_putobject,
     "receiver-without-sendmessage": receiver_without_sendmessage,
     "open-jobs-index-key-renamed": open_jobs_index_key_renamed,
     "table-stream-removed": table_stream_removed,

@@ -143,8 +143,13 @@ impl Keeper {
                     .and_then(|n| n.parse::<u32>().ok())
                     .unwrap_or(1);
                 let delay = redelivery_delay(receives);
-                tracing::warn!(message_id = id.as_str(), %error, receives, retry_in_secs = delay.as_secs(),
-                    "keep request will be retried");
+                let retry_in_secs = delay.as_secs();
+                match &error {
+                    Retry::Transient(_) => tracing::warn!(message_id = id.as_str(), %error, receives, retry_in_secs,
+                        "keep request will be retried"),
+                    Retry::Misconfigured(_) => tracing::error!(message_id = id.as_str(), %error, receives,
+                        retry_in_secs, "keep request needs a fix; it will be retried"),
+                }
                 if let (Some(redelivery), Some(handle)) = (&self.redelivery, message.receipt_handle.as_deref()) {
                     if let Err(e) = redelivery.redeliver_in(handle, delay).await {
                         tracing::warn!(message_id = id.as_str(), error = %e, "it waits out the visibility timeout");
@@ -241,6 +246,7 @@ impl Keeper {
                 return Ok(Done::Expired);
             }
             Err(error) if error.is_retryable() => return Err(Retry::Transient(error.to_string())),
+            // The bucket refused for good (access denied, no such bucket).
             Err(error @ KeepError::Store(_)) => return Err(Retry::Misconfigured(error.to_string())),
             Err(error) => {
                 outcomes::record_output_not_kept(source_name, job_id, &error);
