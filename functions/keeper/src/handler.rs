@@ -283,6 +283,22 @@ fn skipped(request: &KeepRequest, why: &'static str) -> Done {
 mod tests {
     use super::*;
 
+    /// `events/keeper/sqs-keep-request.json` (also `sam local invoke -e`) is
+    /// an SQS event whose body is a keep request as the notifier writes it.
+    #[test]
+    fn the_sample_event_is_one_keep_request_as_the_notifier_sends_it() {
+        let event: SqsEvent =
+            serde_json::from_str(include_str!("../../../events/keeper/sqs-keep-request.json")).expect("an SQS event");
+        let record = &event.records[0];
+        let request: KeepRequest = serde_json::from_str(record.body.as_deref().expect("body")).expect("a keep request");
+        assert_eq!((request.source.as_str(), request.transition), ("replicate", 2));
+        assert_eq!(fetchable(&request.output_url, None), Ok(()));
+        assert_eq!(
+            record.attributes.get("ApproximateReceiveCount").map(String::as_str),
+            Some("1")
+        );
+    }
+
     #[test]
     fn a_failed_request_comes_back_within_the_hour_not_after_the_visibility_timeout() {
         let waits: Vec<u64> = (1..=8).map(|n| redelivery_delay(n).as_secs()).collect();
