@@ -288,3 +288,49 @@ fn the_in_memory_store_answers_and_reads_back_as_the_table_does() {
         })
         .expect("the in-memory store and the table agree");
 }
+
+/// The keeper's record on both stores, in the order that matters: a
+/// completed job kept, kept again (a redelivered request), kept for a URL it
+/// no longer has, corrected (which clears the copies) and kept again.
+#[test]
+fn both_stores_record_kept_outputs_once_and_only_for_the_job_s_current_output() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = aws().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&config);
+        let table = dynamodb::create_table(&ddb, "kept").await;
+        let clock = Arc::new(ManualClock::at_unix(1_778_673_600));
+        let pair = Pair {
+            table: DynamoJobStore::new(ddb, &table, Duration::from_secs(86_400), clock.clone())
+                .with_stale_after(STALE_AFTER),
+            memory: InMemoryJobStore::new(clock.clone()).with_stale_after(STALE_AFTER),
+            clock,
+            source: "kept".into(),
+        };
+        let completed = EventSpec {
+            status: JobStatus::Completed,
+            progress: None,
+            origin: Origin::Webhook,
+            provider_time: true,
+        };
+        let events = vec![completed.clone(), completed.clone(), completed.clone(), completed];
+        for op in [
+            Op::KeepOutputs(0, true),
+            Op::Apply(0, 0),
+            Op::KeepOutputs(0, false),
+            Op::KeepOutputs(0, true),
+            Op::KeepOutputs(0, true),
+            Op::Correct(0, 1, false),
+            Op::KeepOutputs(0, true),
+            Op::KeepOutputs(0, true),
+        ] {
+            pair.run(&op, &events).await.expect("the stores agree");
+        }
+        let job = pair.memory.get("kept", JOBS[0]).await.expect("get").expect("job");
+        assert_eq!(
+            (job.transitions, job.kept_outputs.map(|k| k.len())),
+            (4, Some(1)),
+            "applied, kept, corrected, kept again"
+        );
+    });
+}
