@@ -152,26 +152,6 @@ pub fn record_thin_fetch(event: &JobEvent, outcome: &'static str, detail: Option
     );
 }
 
-/// A completed job's outputs, kept.
-pub fn record_outputs_kept(source: &str, job_id: &str, kept: &[crate::domain::outputs::KeptOutput]) {
-    count_n(names::OUTPUTS_KEPT, source, kept.len() as u64);
-    let bytes: u64 = kept.iter().map(|k| k.bytes).sum();
-    tracing::info!(source, job_id, outputs = kept.len(), bytes, "outputs kept");
-}
-
-/// An output the provider deleted before it could be kept: the alarm's metric.
-pub fn record_output_expired(source: &str, job_id: &str, completed_at: &str, detail: &dyn std::fmt::Display) {
-    count(names::OUTPUTS_EXPIRED_BEFORE_KEPT, source);
-    tracing::error!(source, job_id, completed_at, reason = %detail, "output gone before it was kept");
-}
-
-/// An output that will never be kept (over the size cap, refused by the
-/// provider): counted and logged, not retried.
-pub fn record_output_not_kept(source: &str, job_id: &str, detail: &dyn std::fmt::Display) {
-    count(names::OUTPUTS_NOT_KEPT, source);
-    tracing::error!(source, job_id, reason = %detail, "output not kept");
-}
-
 /// A transition's notification, accepted by the bus.
 pub fn record_notified(n: &crate::domain::notification::Notification) {
     count(names::NOTIFICATIONS_PUBLISHED, &n.source);

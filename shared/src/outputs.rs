@@ -40,6 +40,12 @@ impl KeepError {
     }
 }
 
+/// A fetch's failure without its URL: an output URL may be presigned, and
+/// its signature is a credential until it expires, so it is never logged.
+fn source_error(error: reqwest::Error) -> String {
+    error.without_url().to_string()
+}
+
 /// Where and how an output is kept.
 #[derive(Debug, Clone)]
 pub struct Destination<'a> {
@@ -61,7 +67,7 @@ pub async fn keep_output(
         .get(url)
         .send()
         .await
-        .map_err(|e| KeepError::Source(e.to_string()))?;
+        .map_err(|e| KeepError::Source(source_error(e)))?;
     let status = response.status().as_u16();
     match status {
         200..=299 => {}
@@ -95,7 +101,7 @@ pub async fn keep_output(
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                Err(e) => return Err(KeepError::Source(e.to_string())),
+                Err(e) => return Err(KeepError::Source(source_error(e))),
             };
             total += chunk.len() as u64;
             if total > destination.max_bytes {

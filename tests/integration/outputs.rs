@@ -322,3 +322,30 @@ mod keeper_runs {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_fetch_names_no_part_of_a_presigned_url() {
+    let config = aws().await;
+    let s3 = jobhook::bootstrap::s3_client(&config);
+    let bucket = bucket(&s3).await;
+    // A port nothing listens on: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/out.mp4?X-Amz-Signature=SIGNATURE-SECRET&X-Amz-Credential=AKIA-SECRET");
+    let destination = Destination {
+        bucket: &bucket,
+        key: "refused",
+        max_bytes: MIB,
+        part_bytes: 5 * MIB as usize,
+    };
+    let error = keep_output(&reqwest::Client::new(), &S3Upload::new(s3), &url, &destination)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, KeepError::Source(_)) && error.is_retryable(),
+        "{error:?}"
+    );
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("SECRET"), "{text}");
+}

@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use jobhook::domain::job::JobStatus;
-use jobhook::domain::outputs::{object_key, KeepRequest};
-use jobhook::outcomes;
+use jobhook::domain::outputs::{object_key, KeepRequest, KeptOutput};
 use jobhook::outputs::{keep_output, Destination, KeepError};
 use jobhook::ports::{JobQuery, JobStore, ObjectUpload, Redelivery};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
+use jobhook::telemetry::{count, count_n, names};
 use tokio::time::Instant;
 
 /// The function's timeout, as `template.yaml` sets it (a test holds the two
@@ -216,7 +216,7 @@ impl Keeper {
             return Ok(skipped(request, "kept already"));
         }
         if let Err(reason) = fetchable(&request.output_url, source.api.as_ref().map(|a| &a.base_url)) {
-            outcomes::record_output_not_kept(source_name, job_id, &reason);
+            record_output_not_kept(source_name, job_id, &reason);
             return Ok(Done::NotKept);
         }
 
@@ -242,14 +242,14 @@ impl Keeper {
         let kept = match copied {
             Ok(kept) => kept,
             Err(error @ KeepError::Expired(_)) => {
-                outcomes::record_output_expired(source_name, job_id, &request.completed_at, &error);
+                record_output_expired(source_name, job_id, &request.completed_at, &error);
                 return Ok(Done::Expired);
             }
             Err(error) if error.is_retryable() => return Err(Retry::Transient(error.to_string())),
             // The bucket refused for good (access denied, no such bucket).
             Err(error @ KeepError::Store(_)) => return Err(Retry::Misconfigured(error.to_string())),
             Err(error) => {
-                outcomes::record_output_not_kept(source_name, job_id, &error);
+                record_output_not_kept(source_name, job_id, &error);
                 return Ok(Done::NotKept);
             }
         };
@@ -263,7 +263,7 @@ impl Keeper {
             .await;
         match recorded {
             Ok(true) => {
-                outcomes::record_outputs_kept(source_name, job_id, &kept);
+                record_outputs_kept(source_name, job_id, &kept);
                 Ok(Done::Kept)
             }
             // A copy under the same key that recorded first, or a correction:
@@ -272,6 +272,26 @@ impl Keeper {
             Err(error) => Err(Retry::Transient(error.to_string())),
         }
     }
+}
+
+/// A completed job's outputs, kept.
+fn record_outputs_kept(source: &str, job_id: &str, kept: &[KeptOutput]) {
+    count_n(names::OUTPUTS_KEPT, source, kept.len() as u64);
+    let bytes: u64 = kept.iter().map(|k| k.bytes).sum();
+    tracing::info!(source, job_id, outputs = kept.len(), bytes, "outputs kept");
+}
+
+/// An output the provider deleted before it could be kept: the alarm's metric.
+fn record_output_expired(source: &str, job_id: &str, completed_at: &str, detail: &dyn std::fmt::Display) {
+    count(names::OUTPUTS_EXPIRED_BEFORE_KEPT, source);
+    tracing::error!(source, job_id, completed_at, reason = %detail, "output gone before it was kept");
+}
+
+/// An output that will never be kept (over the size cap, refused by the
+/// provider): counted and logged, not retried.
+fn record_output_not_kept(source: &str, job_id: &str, detail: &dyn std::fmt::Display) {
+    count(names::OUTPUTS_NOT_KEPT, source);
+    tracing::error!(source, job_id, reason = %detail, "output not kept");
 }
 
 fn skipped(request: &KeepRequest, why: &'static str) -> Done {
