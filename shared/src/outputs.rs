@@ -125,7 +125,7 @@ pub async fn keep_output(
     }
     Ok(KeptOutput {
         source_url: url.to_owned(),
-        s3_uri: format!("s3://{}/{}", destination.bucket, destination.key),
+        s3_uri: crate::domain::outputs::s3_uri(destination.bucket, destination.key),
         bytes: total,
         sha256: hex::encode(digest.finalize()),
         content_type,
