@@ -6,14 +6,15 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench keeper-bench sam-build deploy deploy-check
+.PHONY: browser layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench keeper-bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
 	@echo "            (FAULTS=aws: behind a proxy that fails as DynamoDB and SQS do on AWS)"
 	@echo "            (PROVIDER=opusclip|replicate|openai|mux|assemblyai: in that provider's formats)"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
-	@echo "make test   run all tests against a local moto server"
+	@echo "make test   run all tests against a local moto server (and the console's in headless chromium)"
+	@echo "make browser install Debian's chromium and chromium-driver, for the console's browser test"
 	@echo "make lint   make layers, cargo fmt --check, clippy -D warnings, sam validate --lint"
 	@echo "make layers no module import cycle, and no AWS/runtime/HTTP crate under jobhook-core"
 	@echo "make build  release arm64 bootstraps for Lambda, zipped (target/lambda/*/bootstrap.zip)"
@@ -58,7 +59,16 @@ build: venv
 check:
 	cargo build --workspace --all-targets
 
-test: venv
+# The console's browser test drives Debian's chromium through chromedriver.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the console's browser test"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium chromium-driver >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	fi
+
+test: venv browser
 	@mkdir -p target
 	set -o pipefail; scripts/with-moto.sh cargo test --workspace 2>&1 | tee target/test.log
 	set -o pipefail; scripts/e2e.sh 2>&1 | tee target/e2e.log

@@ -92,11 +92,11 @@ where
     failed(queue, crate::sdk_message(&error))
 }
 
-fn attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
+pub(crate) fn attribute<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
     message.message_attributes()?.get(name)?.string_value()
 }
 
-async fn approximate_count(sqs: &Client, url: &str) -> Result<u64, CliError> {
+pub(crate) async fn approximate_count(sqs: &Client, url: &str) -> Result<u64, CliError> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -190,26 +190,7 @@ async fn receive_all(sqs: &Client, url: &str, visibility: i32) -> Result<Vec<Mes
 async fn list(sqs: &Client, url: &str, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
     let messages = receive_all(sqs, url, LIST_VISIBILITY_SECS).await?;
     // Make them visible again right away: listing must not hide them.
-    for chunk in messages.chunks(10) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .visibility_timeout(0)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
-        sqs.change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sdk_failed(url, e))?;
-    }
+    show_again(sqs, url, &messages).await?;
     let reason = |m: &Message| {
         attribute(m, "reason")
             .unwrap_or("retries exhausted (no reason recorded)")
@@ -344,6 +325,131 @@ async fn copy_back(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, CliError
         );
         bar
     });
+    let moved = copy_back_reporting(sqs, dlq, queue, &|moved| {
+        if let Some(bar) = &progress {
+            bar.set_position(moved);
+        }
+    })
+    .await?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(moved)
+}
+
+/// A dead-lettered message sent back to the main queue as it first came:
+/// the reason stays behind, as a redriven message starts afresh.
+fn resend_entry(id: String, m: &Message) -> SendMessageBatchRequestEntry {
+    let attributes = m.message_attributes().map(|a| {
+        a.iter()
+            .filter(|(name, _)| name.as_str() != "reason")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<std::collections::HashMap<String, MessageAttributeValue>>()
+    });
+    SendMessageBatchRequestEntry::builder()
+        .id(id)
+        .message_body(m.body().unwrap_or_default())
+        .set_message_attributes(attributes)
+        .build()
+        .expect("id and body are set")
+}
+
+/// Up to `at_most` dead-lettered messages, left on the queue: they are
+/// hidden while read, then made visible again at once.
+pub(crate) async fn peek(sqs: &Client, url: &str, at_most: usize) -> Result<Vec<Message>, CliError> {
+    let mut messages: Vec<Message> = Vec::new();
+    let mut ends = EndOfQueue::default();
+    while messages.len() < at_most {
+        let batch = receive(sqs, url, LIST_VISIBILITY_SECS).await?;
+        if batch.is_empty() {
+            if ends.reached(approximate_count(sqs, url).await?) {
+                break;
+            }
+            continue;
+        }
+        ends.reset();
+        messages.extend(batch);
+    }
+    show_again(sqs, url, &messages).await?;
+    Ok(messages)
+}
+
+async fn show_again(sqs: &Client, url: &str, messages: &[Message]) -> Result<(), CliError> {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        sqs.change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_failed(url, e))?;
+    }
+    Ok(())
+}
+
+/// Moves the one dead-lettered message `message_id` back to the main queue;
+/// false if the queue, read to the end, does not hold it (moved already).
+pub(crate) async fn redrive_one(sqs: &Client, dlq: &str, queue: &str, message_id: &str) -> Result<bool, CliError> {
+    let mut passed_over: Vec<Message> = Vec::new();
+    let mut ends = EndOfQueue::default();
+    let found = loop {
+        let batch = receive(sqs, dlq, LIST_VISIBILITY_SECS).await?;
+        if batch.is_empty() {
+            if ends.reached(approximate_count(sqs, dlq).await?) {
+                break None;
+            }
+            continue;
+        }
+        ends.reset();
+        let (mut matching, others): (Vec<Message>, Vec<Message>) =
+            batch.into_iter().partition(|m| m.message_id() == Some(message_id));
+        passed_over.extend(others);
+        if let Some(m) = matching.pop() {
+            passed_over.extend(matching);
+            break Some(m);
+        }
+    };
+    show_again(sqs, dlq, &passed_over).await?;
+    let Some(message) = found else {
+        return Ok(false);
+    };
+    let sent = sqs
+        .send_message_batch()
+        .queue_url(queue)
+        .entries(resend_entry("0".into(), &message))
+        .send()
+        .await
+        .map_err(|e| sdk_failed(queue, e))?;
+    if !sent.failed().is_empty() {
+        return Err(failed(queue, "the message could not be sent; it stays on the DLQ"));
+    }
+    sqs.delete_message()
+        .queue_url(dlq)
+        .receipt_handle(message.receipt_handle().unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| sdk_failed(dlq, e))?;
+    Ok(true)
+}
+
+/// [`copy_back`], calling `moved` with the count after each batch.
+pub(crate) async fn copy_back_reporting(
+    sqs: &Client,
+    dlq: &str,
+    queue: &str,
+    report: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u64, CliError> {
     let mut moved = 0u64;
     let mut ends = EndOfQueue::default();
     loop {
@@ -358,21 +464,7 @@ async fn copy_back(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, CliError
         let entries: Vec<SendMessageBatchRequestEntry> = batch
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                // The reason stays behind: a redriven message starts afresh.
-                let attributes = m.message_attributes().map(|a| {
-                    a.iter()
-                        .filter(|(name, _)| name.as_str() != "reason")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<std::collections::HashMap<String, MessageAttributeValue>>()
-                });
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(m.body().unwrap_or_default())
-                    .set_message_attributes(attributes)
-                    .build()
-                    .expect("id and body are set")
-            })
+            .map(|(i, m)| resend_entry(i.to_string(), m))
             .collect();
         let sent = sqs
             .send_message_batch()
@@ -399,9 +491,7 @@ async fn copy_back(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, CliError
                 .map_err(|e| sdk_failed(dlq, e))?;
         }
         moved += sent_ids.len() as u64;
-        if let Some(bar) = &progress {
-            bar.set_position(moved);
-        }
+        report(moved);
         if !sent.failed().is_empty() {
             return Err(failed(
                 queue,
@@ -411,9 +501,6 @@ async fn copy_back(sqs: &Client, dlq: &str, queue: &str) -> Result<u64, CliError
                 ),
             ));
         }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
     }
     Ok(moved)
 }

@@ -37,7 +37,7 @@ pub async fn load(archiver: &Archiver, entries: Vec<TimelineEntry>) -> Vec<Archi
 /// The body as the person reading should see it: JSON indented (its keys
 /// in the order sent, its numbers as written), other text as it is, and
 /// anything else base64.
-fn body_text(body: &[u8]) -> String {
+pub(crate) fn body_text(body: &[u8]) -> String {
     match std::str::from_utf8(body) {
         Ok(text) if serde_json::from_str::<Value>(text).is_ok() => indent_json(text),
         Ok(text) => text.to_owned(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod console;
 pub mod dlq;
 pub mod events;
 pub mod listen;
@@ -178,6 +179,9 @@ pub enum Command {
         #[command(subcommand)]
         command: notifications::NotificationsCommand,
     },
+    /// Serve a web console over the stack: overview, jobs, a job's
+    /// timeline and deliveries, dead letters (loopback only, unless --bind).
+    Console(console::ConsoleArgs),
     /// Inspect or redrive the dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -356,6 +360,7 @@ pub async fn run(cli: Cli, aws: &aws_config::SdkConfig, out: &mut dyn Write) -> 
         Command::Replay(args) => replay::run(args, aws, out).await,
         Command::Sign(args) => sign::run(args, aws, out).await,
         Command::Dlq { command } => dlq::run(command, aws, out).await,
+        Command::Console(args) => console::run(args, aws, out).await,
         Command::Listen(args) => listen::run(args, aws, out).await,
         Command::Notifications { command } => notifications::run(command, aws, out).await,
         Command::Timeline { job, table, json } => {

@@ -8,6 +8,7 @@ use crate::domain::envelope::Envelope;
 use std::time::Duration;
 
 use crate::domain::job::{ApplyResult, JobEvent, JobState, JobStatus, TimelineEntry};
+use crate::domain::listing::{Position, SourceRead};
 use crate::domain::notification::Notification;
 use crate::domain::outputs::{KeepRequest, KeptOutput};
 use crate::domain::provider::PollAnswer;
@@ -114,6 +115,17 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         output_url: &str,
         kept: &[KeptOutput],
     ) -> Result<bool, PortError>;
+    /// Records why a completed job's outputs were not kept (the provider had
+    /// deleted them; they were over the cap), if the job is still completed
+    /// with `output_url` and has none kept. Not a transition, so nothing is
+    /// notified: the console shows it, as the keeper's metric alarms on it.
+    async fn record_outputs_lost(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        why: &str,
+    ) -> Result<bool, PortError>;
 }
 
 /// Where the notifier asks for a completed job's outputs to be kept (the
@@ -145,6 +157,31 @@ pub trait JobQuery: Send + Sync + std::fmt::Debug {
     /// A page of `source`'s jobs, from where `cursor` (the previous page's
     /// `next`) left off: for bulk tools, which may stop and resume there.
     async fn jobs_of(&self, source: &str, cursor: Option<&str>) -> Result<JobsPage, PortError>;
+}
+
+/// The console's reads: a source's jobs by latest activity (an index, never
+/// a table scan) and its open jobs' counts.
+#[async_trait]
+pub trait JobActivity: Send + Sync + std::fmt::Debug {
+    /// Up to `limit` of `source`'s jobs, latest activity first, from just
+    /// below `below` (None: the latest), active at or after `since` (RFC
+    /// 3339) when given.
+    async fn recent(
+        &self,
+        source: &str,
+        below: Option<&Position>,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<SourceRead, PortError>;
+    /// `source`'s open jobs, and how many of them are overdue for a poll
+    /// since before `overdue_before_ms`.
+    async fn open_counts(&self, source: &str, overdue_before_ms: i64) -> Result<OpenCounts, PortError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenCounts {
+    pub open: u64,
+    pub overdue: u64,
 }
 
 /// One page of jobs; `next` is None on the last.

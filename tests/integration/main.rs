@@ -3,6 +3,7 @@
 
 mod archive;
 mod cli;
+mod console;
 mod faults;
 mod metrics;
 mod notifier;

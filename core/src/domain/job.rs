@@ -325,6 +325,9 @@ pub struct JobState {
     /// The copies of its outputs, once kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_outputs: Option<Vec<super::outputs::KeptOutput>>,
+    /// Why its outputs were not kept, when they were to be and were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_lost: Option<String>,
 }
 
 /// One distinct event received for a job, with what became of it.

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod envelope;
 pub mod event;
 pub mod job;
+pub mod listing;
 pub mod notification;
 pub mod outputs;
 pub mod provider;

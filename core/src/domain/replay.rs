@@ -144,6 +144,7 @@ mod tests {
             terminal_origin: None,
             abandoned_at: None,
             kept_outputs: None,
+            outputs_lost: None,
         }
     }
 

@@ -217,6 +217,7 @@ impl Keeper {
         }
         if let Err(reason) = fetchable(&request.output_url, source.api.as_ref().map(|a| &a.base_url)) {
             record_output_not_kept(source_name, job_id, &reason);
+            self.record_lost(request, reason, deadline).await?;
             return Ok(Done::NotKept);
         }
 
@@ -243,6 +244,7 @@ impl Keeper {
             Ok(kept) => kept,
             Err(error @ KeepError::Expired(_)) => {
                 record_output_expired(source_name, job_id, &request.completed_at, &error);
+                self.record_lost(request, &error.to_string(), deadline).await?;
                 return Ok(Done::Expired);
             }
             Err(error) if error.is_retryable() => return Err(Retry::Transient(error.to_string())),
@@ -250,6 +252,7 @@ impl Keeper {
             Err(error @ KeepError::Store(_)) => return Err(Retry::Misconfigured(error.to_string())),
             Err(error) => {
                 record_output_not_kept(source_name, job_id, &error);
+                self.record_lost(request, &error.to_string(), deadline).await?;
                 return Ok(Done::NotKept);
             }
         };
@@ -271,6 +274,21 @@ impl Keeper {
             Ok(false) => Ok(skipped(request, "recorded meanwhile")),
             Err(error) => Err(Retry::Transient(error.to_string())),
         }
+    }
+}
+
+impl Keeper {
+    /// Says on the job why its output was not kept, for the console. The
+    /// reason never holds the URL, whose query may be a credential.
+    async fn record_lost(&self, request: &KeepRequest, why: &str, deadline: Instant) -> Result<(), Retry> {
+        let (recorded, _) = self
+            .backoff
+            .run(deadline, || {
+                self.store
+                    .record_outputs_lost(&request.source, &request.job_id, &request.output_url, why)
+            })
+            .await;
+        recorded.map(|_| ()).map_err(|e| Retry::Transient(e.to_string()))
     }
 }
 

@@ -466,6 +466,15 @@ mod tests {
         ) -> Result<bool, PortError> {
             self.inner.record_kept_outputs(source, job_id, url, kept).await
         }
+        async fn record_outputs_lost(
+            &self,
+            source: &str,
+            job_id: &str,
+            url: &str,
+            why: &str,
+        ) -> Result<bool, PortError> {
+            self.inner.record_outputs_lost(source, job_id, url, why).await
+        }
     }
 
     /// A store whose every write fails with `kind`.
@@ -496,6 +505,9 @@ mod tests {
             _: &str,
             _: &[jobhook::domain::outputs::KeptOutput],
         ) -> Result<bool, PortError> {
+            Ok(false)
+        }
+        async fn record_outputs_lost(&self, _: &str, _: &str, _: &str, _: &str) -> Result<bool, PortError> {
             Ok(false)
         }
     }

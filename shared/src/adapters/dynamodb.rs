@@ -48,13 +48,19 @@ use crate::domain::job::{
     decide, likely_previous_status, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome,
     TimelineEntry,
 };
+use crate::domain::listing::{JobSummary, Position, SourceRead};
 use crate::domain::notification::StateImage;
 use crate::domain::outputs::KeptOutput;
 use crate::domain::stored::{Transition, ABANDONED_KIND, NOT_FOUND_KIND};
 use crate::domain::stored::{ABANDONED_EVENT_ID, NOT_FOUND_EVENT_ID};
-use crate::ports::{JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, PortError, KEPT_OUTPUTS_EVENT_ID};
+use crate::ports::{
+    JobActivity, JobQuery, JobStore, JobsPage, OpenCounts, OpenJob, OpenJobIndex, PortError, KEPT_OUTPUTS_EVENT_ID,
+};
 
 pub const OPEN_JOBS_INDEX: &str = "open-jobs";
+/// Every job state by source and latest activity (`updated_at`): the
+/// console's lists and overview.
+pub const ACTIVITY_INDEX: &str = "jobs-by-activity";
 pub const STATE_SK: &str = "STATE";
 pub const EVENT_SK_PREFIX: &str = "EVT#";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -140,6 +146,7 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
         "terminal_origin",
         "last_origin",
         "kept_outputs",
+        "outputs_lost",
     ]
     .into_iter()
     .map(|a| (format!("#{a}"), a.to_owned()))
@@ -207,7 +214,7 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
     // The corrected job's outputs are kept again, as it says them now (an
     // apply never moves a completed job, so it leaves them).
     if matches!(guard, Guard::Transitions(_)) {
-        remove.push("#kept_outputs".to_owned());
+        remove.extend(["#kept_outputs".to_owned(), "#outputs_lost".to_owned()]);
     }
     match transition.next_poll_at_ms {
         None => remove.extend(["#open_pk", "#last_activity", "#next_poll_at"].map(str::to_owned)),
@@ -496,6 +503,9 @@ pub struct StateItem {
     /// A list of maps: where the job's outputs were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_outputs: Option<Vec<KeptOutput>>,
+    /// Why the outputs were not kept (the keeper).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_lost: Option<String>,
 }
 
 impl StateItem {
@@ -531,6 +541,7 @@ impl StateItem {
             terminal_origin: self.terminal_origin,
             abandoned_at: self.abandoned_at,
             kept_outputs: self.kept_outputs,
+            outputs_lost: self.outputs_lost,
         }
     }
 
@@ -614,6 +625,153 @@ pub fn source_pk(source: &str) -> String {
 /// Names for every attribute an expression uses: several are reserved words.
 fn names(attributes: &[&str]) -> HashMap<String, String> {
     attributes.iter().map(|a| (format!("#{a}"), (*a).to_owned())).collect()
+}
+
+/// A job's entry in the activity index: what it projects.
+#[derive(Debug, serde::Deserialize)]
+struct ActivityItem {
+    source: String,
+    job_id: String,
+    status: JobStatus,
+    #[serde(default)]
+    progress: Option<u8>,
+    #[serde(default)]
+    first_seen: String,
+    updated_at: String,
+    #[serde(default)]
+    transitions: u64,
+    #[serde(default)]
+    terminal_origin: Option<Origin>,
+    #[serde(default)]
+    abandoned_at: Option<String>,
+    #[serde(default)]
+    next_poll_at: Option<i64>,
+    #[serde(default)]
+    outputs_lost: Option<String>,
+}
+
+impl From<ActivityItem> for JobSummary {
+    fn from(item: ActivityItem) -> Self {
+        Self {
+            source: item.source,
+            job_id: item.job_id,
+            status: item.status,
+            progress: item.progress,
+            first_seen: item.first_seen,
+            updated_at: item.updated_at,
+            transitions: item.transitions,
+            terminal_origin: item.terminal_origin,
+            abandoned_at: item.abandoned_at,
+            next_poll_at: item.next_poll_at,
+            outputs_lost: item.outputs_lost,
+        }
+    }
+}
+
+impl DynamoJobStore {
+    /// Items matching `key_condition` on the open-jobs index, counted by
+    /// DynamoDB (it still reads them: a COUNT costs what the read does).
+    async fn count_open(&self, key_condition: &str, values: Item) -> Result<u64, PortError> {
+        let mut count = 0u64;
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_JOBS_INDEX)
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
+            count += out.count.max(0) as u64;
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobActivity for DynamoJobStore {
+    async fn recent(
+        &self,
+        source: &str,
+        below: Option<&Position>,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<SourceRead, PortError> {
+        // Entries at `below`'s own instant are read again and dropped here
+        // unless they sort below it (ties are rare at millisecond precision).
+        let range = match (below, since) {
+            (Some(_), Some(_)) => " AND #updated_at BETWEEN :since AND :below",
+            (Some(_), None) => " AND #updated_at <= :below",
+            (None, Some(_)) => " AND #updated_at >= :since",
+            (None, None) => "",
+        };
+        let mut values: Item = HashMap::from([(":source".to_owned(), s(source))]);
+        if let Some(below) = below {
+            values.insert(":below".into(), s(&below.updated_at));
+        }
+        if let Some(since) = since {
+            values.insert(":since".into(), s(since));
+        }
+        let mut jobs: Vec<JobSummary> = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ACTIVITY_INDEX)
+                .key_condition_expression(format!("#source = :source{range}"))
+                .set_expression_attribute_names(Some(names(if range.is_empty() {
+                    &["source"]
+                } else {
+                    &["source", "updated_at"]
+                })))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .limit((limit - jobs.len()).clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
+            jobs.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| serde_dynamo::from_item::<_, ActivityItem>(item.clone()).ok())
+                    .map(JobSummary::from)
+                    .filter(|job| below.is_none_or(|b| job.position() < *b)),
+            );
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(SourceRead { jobs, stopped_at: None });
+            }
+            if jobs.len() >= limit {
+                jobs.sort_by_key(|job| std::cmp::Reverse(job.position()));
+                jobs.truncate(limit);
+                let stopped_at = jobs.last().map(JobSummary::position);
+                return Ok(SourceRead { jobs, stopped_at });
+            }
+        }
+    }
+
+    async fn open_counts(&self, source: &str, overdue_before_ms: i64) -> Result<OpenCounts, PortError> {
+        let open = HashMap::from([(":open".to_owned(), s(open_pk(source)))]);
+        let mut overdue = open.clone();
+        overdue.insert(":before".into(), n(overdue_before_ms));
+        Ok(OpenCounts {
+            open: self.count_open("open_pk = :open", open).await?,
+            overdue: self
+                .count_open("open_pk = :open AND next_poll_at < :before", overdue)
+                .await?,
+        })
+    }
 }
 
 #[async_trait]
@@ -958,6 +1116,7 @@ impl JobStore for DynamoJobStore {
             last_activity: Some(unix_ms(now)),
             poll_misses: None,
             kept_outputs: None,
+            outputs_lost: None,
         };
         let item: Item =
             serde_dynamo::to_item(state).map_err(|e| PortError::permanent("dynamodb:PutItem", e.to_string()))?;
@@ -1020,6 +1179,36 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":event_id", s(KEPT_OUTPUTS_EVENT_ID))
             .expression_attribute_values(":keep", s(Origin::Keep.as_str()))
             .expression_attribute_values(":now", s(rfc3339(self.clock.now())))
+            .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
+            .expression_attribute_values(":url", s(output_url))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(sdk_port_error("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    async fn record_outputs_lost(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        why: &str,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression("SET #lost = :why")
+            .condition_expression("#status = :completed AND #output_url = :url AND attribute_not_exists(#kept)")
+            .set_expression_attribute_names(Some(names(&["status", "output_url"])))
+            .expression_attribute_names("#kept", "kept_outputs")
+            .expression_attribute_names("#lost", "outputs_lost")
+            .expression_attribute_values(":why", s(why))
             .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
             .expression_attribute_values(":url", s(output_url))
             .send()

@@ -15,6 +15,7 @@ use crate::domain::archive::SegmentRef;
 use crate::domain::job::{
     decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
+use crate::domain::listing::{JobSummary, Position, SourceRead};
 use crate::domain::outputs::{KeepRequest, KeptOutput};
 use crate::domain::schedule::DEFAULT_STALE_AFTER;
 use crate::domain::sources::SourceConfig;
@@ -22,8 +23,8 @@ use crate::domain::stored::{
     due_after_activity, Transition, ABANDONED_EVENT_ID, ABANDONED_KIND, NOT_FOUND_EVENT_ID, NOT_FOUND_KIND,
 };
 use crate::ports::{
-    ArchiveSegments, DeadLetters, JobPoller, JobQuery, JobStore, JobsPage, OpenJob, OpenJobIndex, OutputRequests,
-    PollError, PollOutcome, PortError, SourcesLoader, KEPT_OUTPUTS_EVENT_ID,
+    ArchiveSegments, DeadLetters, JobActivity, JobPoller, JobQuery, JobStore, JobsPage, OpenCounts, OpenJob,
+    OpenJobIndex, OutputRequests, PollError, PollOutcome, PortError, SourcesLoader, KEPT_OUTPUTS_EVENT_ID,
 };
 
 type JobKey = (String, String);
@@ -158,7 +159,8 @@ impl JobStore for InMemoryJobStore {
                 .or_else(|| previous.as_ref().and_then(|p| p.terminal_origin)),
             abandoned_at: None,
             // Only a completed job has them, and nothing applies over it.
-            kept_outputs: previous.and_then(|p| p.kept_outputs),
+            kept_outputs: previous.as_ref().and_then(|p| p.kept_outputs.clone()),
+            outputs_lost: previous.and_then(|p| p.outputs_lost),
         };
         let open = transition.next_poll_at_ms.map(|due| (due, 0));
         tables.jobs.insert(job, Stored { state, open });
@@ -200,6 +202,7 @@ impl JobStore for InMemoryJobStore {
             abandoned_at: None,
             // The corrected job's outputs are kept again, as it says them now.
             kept_outputs: None,
+            outputs_lost: None,
             ..previous
         };
         let open = transition.next_poll_at_ms.map(|due| (due, 0));
@@ -237,6 +240,28 @@ impl JobStore for InMemoryJobStore {
         Ok(true)
     }
 
+    async fn record_outputs_lost(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        why: &str,
+    ) -> Result<bool, PortError> {
+        let mut tables = self.tables();
+        let Some(stored) = tables.jobs.get_mut(&key(source, job_id)) else {
+            return Ok(false);
+        };
+        let state = &mut stored.state;
+        if state.fields.status != JobStatus::Completed
+            || state.fields.output_url.as_deref() != Some(output_url)
+            || state.kept_outputs.is_some()
+        {
+            return Ok(false);
+        }
+        state.outputs_lost = Some(why.to_owned());
+        Ok(true)
+    }
+
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {
         Ok(self
             .tables()
@@ -271,6 +296,7 @@ impl JobStore for InMemoryJobStore {
             terminal_origin: None,
             abandoned_at: None,
             kept_outputs: None,
+            outputs_lost: None,
         };
         let due = due_after_activity(unix_ms(now), self.stale_after);
         tables.jobs.insert(
@@ -281,6 +307,65 @@ impl JobStore for InMemoryJobStore {
             },
         );
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl JobActivity for InMemoryJobStore {
+    async fn recent(
+        &self,
+        source: &str,
+        below: Option<&Position>,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<SourceRead, PortError> {
+        let mut jobs: Vec<JobSummary> = self
+            .tables()
+            .jobs
+            .values()
+            .filter(|stored| stored.state.source == source)
+            .map(|stored| {
+                let state = &stored.state;
+                JobSummary {
+                    source: state.source.clone(),
+                    job_id: state.job_id.clone(),
+                    status: state.fields.status,
+                    progress: state.fields.progress,
+                    first_seen: state.first_seen.clone(),
+                    updated_at: state.updated_at.clone(),
+                    transitions: state.transitions,
+                    terminal_origin: state.terminal_origin,
+                    abandoned_at: state.abandoned_at.clone(),
+                    next_poll_at: stored.open.map(|(due, _)| due),
+                    outputs_lost: state.outputs_lost.clone(),
+                }
+            })
+            .filter(|job| below.is_none_or(|b| job.position() < *b))
+            .filter(|job| since.is_none_or(|since| job.updated_at.as_str() >= since))
+            .collect();
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.position()));
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        let stopped_at = if more {
+            jobs.last().map(JobSummary::position)
+        } else {
+            None
+        };
+        Ok(SourceRead { jobs, stopped_at })
+    }
+
+    async fn open_counts(&self, source: &str, overdue_before_ms: i64) -> Result<OpenCounts, PortError> {
+        let tables = self.tables();
+        let due: Vec<i64> = tables
+            .jobs
+            .iter()
+            .filter(|((s, _), _)| s == source)
+            .filter_map(|(_, stored)| stored.open.map(|(due, _)| due))
+            .collect();
+        Ok(OpenCounts {
+            open: due.len() as u64,
+            overdue: due.iter().filter(|&&d| d < overdue_before_ms).count() as u64,
+        })
     }
 }
 
