@@ -539,6 +539,44 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
         "the reason stays behind"
     );
 
+    // Then the rest, all at once: the page follows the redrive to its end.
+    client
+        .find(Locator::Id("redrive-all"))
+        .await
+        .expect("redrive all")
+        .click()
+        .await
+        .expect("click");
+    client
+        .find(Locator::Id("confirm"))
+        .await
+        .expect("a confirmation")
+        .click()
+        .await
+        .expect("confirm");
+    let mut progress = String::new();
+    for _ in 0..50 {
+        client.goto(&format!("{base}/dlq")).await.expect("open the DLQ");
+        progress = client
+            .find(Locator::Id("redrive-progress"))
+            .await
+            .expect("progress")
+            .text()
+            .await
+            .expect("text");
+        if progress.starts_with("Redrive finished") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(progress, "Redrive finished: 1 messages moved back to the events queue.");
+    assert!(client
+        .find_all(Locator::Css("tr.dead-letter"))
+        .await
+        .expect("rows")
+        .is_empty());
+    assert_eq!(sqs::drain(&sqs_client, &queue_url, 5).await.len(), 1);
+
     client.close().await.expect("close the browser");
     let _ = std::fs::remove_dir_all(profile);
 }

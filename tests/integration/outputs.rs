@@ -238,6 +238,11 @@ mod keeper_runs {
         );
         let job = s.store.get("acme", "j2").await.expect("get").expect("job");
         assert_eq!((job.kept_outputs, job.transitions), (None, 1));
+        assert_eq!(
+            job.outputs_lost.as_deref(),
+            Some("the output is gone at the provider (HTTP 404)"),
+            "the job says why, for the console, and no notification is sent for it"
+        );
         // Over the source's 1 MiB cap: never kept, and not retried either.
         let big = completed(
             &s.store,
@@ -249,6 +254,11 @@ mod keeper_runs {
         assert_eq!(
             s.keeper.keep(&big, jobhook_tests::deadline()).await.expect("done"),
             Done::NotKept
+        );
+        let job = s.store.get("acme", "j3").await.expect("get").expect("job");
+        assert_eq!(
+            job.outputs_lost.as_deref(),
+            Some("the output is larger than the 1048576 bytes allowed")
         );
     }
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use jobhook::adapters::dynamodb::DynamoJobStore;
 use jobhook::adapters::memory::InMemoryJobStore;
+use jobhook::clock::Clock;
 use jobhook::clock::ManualClock;
 use jobhook::domain::job::{JobEvent, JobStatus, Origin, Outcome};
-use jobhook::ports::{JobQuery, JobStore, OpenJobIndex};
+use jobhook::ports::{JobActivity, JobQuery, JobStore, OpenJobIndex};
 use jobhook_tests::{aws, dynamodb, job_event};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -44,6 +45,8 @@ enum Op {
     Correct(usize, usize, bool),
     /// The keeper records the job's kept outputs, for its output URL or another.
     KeepOutputs(usize, bool),
+    /// The keeper records why the job's outputs were not kept.
+    OutputsLost(usize, bool),
 }
 
 fn event_spec() -> impl Strategy<Value = EventSpec> {
@@ -74,6 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Abandon),
         2 => (0..JOBS.len(), 0..4usize, any::<bool>()).prop_map(|(j, e, moved)| Op::Correct(j, e, moved)),
         2 => (0..JOBS.len(), any::<bool>()).prop_map(|(j, same)| Op::KeepOutputs(j, same)),
+        1 => (0..JOBS.len(), any::<bool>()).prop_map(|(j, same)| Op::OutputsLost(j, same)),
     ]
 }
 
@@ -208,6 +212,26 @@ impl Pair {
                 );
                 prop_assert_eq!(a, b, "{:?}", op);
             }
+            Op::OutputsLost(job, same_url) => {
+                let job = JOBS[*job];
+                let url = if *same_url {
+                    format!("https://cdn.example.com/{job}.mp4")
+                } else {
+                    "https://cdn.example.com/other.mp4".to_owned()
+                };
+                let why = "the output is gone at the provider (HTTP 404)";
+                let (a, b) = (
+                    self.table
+                        .record_outputs_lost(&self.source, job, &url, why)
+                        .await
+                        .expect("table lost"),
+                    self.memory
+                        .record_outputs_lost(&self.source, job, &url, why)
+                        .await
+                        .expect("memory lost"),
+                );
+                prop_assert_eq!(a, b, "{:?}", op);
+            }
         }
         self.reads_agree(op).await
     }
@@ -245,6 +269,32 @@ impl Pair {
             list.sort_by(|a, b| (a.next_poll_at_ms, &a.job_id).cmp(&(b.next_poll_at_ms, &b.job_id)));
         }
         prop_assert_eq!(due.0, due.1, "open jobs after {:?}", after);
+        // The console's reads: the activity index and the open counts.
+        prop_assert_eq!(
+            self.table
+                .recent(&self.source, None, None, 10)
+                .await
+                .expect("table recent"),
+            self.memory
+                .recent(&self.source, None, None, 10)
+                .await
+                .expect("memory recent"),
+            "activity after {:?}",
+            after
+        );
+        let overdue_before = jobhook::clock::unix_ms(self.clock.now());
+        prop_assert_eq!(
+            self.table
+                .open_counts(&self.source, overdue_before)
+                .await
+                .expect("table counts"),
+            self.memory
+                .open_counts(&self.source, overdue_before)
+                .await
+                .expect("memory counts"),
+            "open counts after {:?}",
+            after
+        );
         Ok(())
     }
 }

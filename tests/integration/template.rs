@@ -1,7 +1,7 @@
 //! Invariants of `template.yaml` that a deploy would only reveal in
 //! production: queue timing, least privilege, configuration, triggers.
 
-use jobhook::adapters::dynamodb::{OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
+use jobhook::adapters::dynamodb::{ACTIVITY_INDEX, ACTIVITY_PROJECTION, OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
 use jobhook::config::{KeeperConfig, NotifierConfig, ProcessorConfig, ReceiverConfig};
 use reconciler::ReconcilerConfig;
 use serde_yaml_ng::Value;
@@ -448,6 +448,19 @@ fn the_table_matches_what_the_code_expects() {
     assert_eq!(
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
+    );
+    let activity = &table["GlobalSecondaryIndexes"][1];
+    assert_eq!(activity["IndexName"], ACTIVITY_INDEX);
+    assert_eq!(activity["KeySchema"][0]["AttributeName"], "source");
+    assert_eq!(
+        activity["KeySchema"][1]["AttributeName"], "updated_at",
+        "the console lists a source's jobs by latest activity"
+    );
+    assert_eq!(activity["Projection"]["ProjectionType"], "INCLUDE");
+    assert_eq!(
+        strings(&activity["Projection"]["NonKeyAttributes"]),
+        ACTIVITY_PROJECTION.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "the index projects what the console's summaries read"
     );
 }
 

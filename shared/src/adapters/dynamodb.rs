@@ -627,6 +627,22 @@ fn names(attributes: &[&str]) -> HashMap<String, String> {
     attributes.iter().map(|a| (format!("#{a}"), (*a).to_owned())).collect()
 }
 
+/// What the activity index projects beside its keys (`source`,
+/// `updated_at`) and the table's (`pk`, `sk`): everything [`ActivityItem`]
+/// reads. The template's `NonKeyAttributes` are held to this list by a test,
+/// and this list to the item by another.
+pub const ACTIVITY_PROJECTION: &[&str] = &[
+    "job_id",
+    "status",
+    "progress",
+    "first_seen",
+    "transitions",
+    "terminal_origin",
+    "abandoned_at",
+    "next_poll_at",
+    "outputs_lost",
+];
+
 /// A job's entry in the activity index: what it projects.
 #[derive(Debug, serde::Deserialize)]
 struct ActivityItem {
@@ -749,11 +765,12 @@ impl JobActivity for DynamoJobStore {
                     .filter(|job| below.is_none_or(|b| job.position() < *b)),
             );
             start_key = out.last_evaluated_key;
+            // The index orders by time alone; ties are put in list order here.
+            jobs.sort_by_key(|job| std::cmp::Reverse(job.position()));
             if start_key.is_none() {
                 return Ok(SourceRead { jobs, stopped_at: None });
             }
             if jobs.len() >= limit {
-                jobs.sort_by_key(|job| std::cmp::Reverse(job.position()));
                 jobs.truncate(limit);
                 let stopped_at = jobs.last().map(JobSummary::position);
                 return Ok(SourceRead { jobs, stopped_at });
@@ -1292,6 +1309,54 @@ mod tests {
     use super::*;
     use crate::domain::job::Origin;
     use std::collections::BTreeSet;
+
+    /// A summary read from the index's projection of a state item is the
+    /// summary of the whole item: the projection holds every field it reads.
+    #[test]
+    fn the_activity_index_projects_every_field_a_job_summary_reads() {
+        let state = StateItem {
+            pk: job_pk("acme", "j1"),
+            sk: STATE_SK.into(),
+            source: "acme".into(),
+            job_id: "j1".into(),
+            status: JobStatus::Processing,
+            rank: JobStatus::Processing.rank(),
+            progress: Some(40),
+            output_url: Some("https://cdn.example/o".into()),
+            error: Some("e".into()),
+            result: Some("{}".into()),
+            provider_time: Some("2026-01-01T00:00:00.000Z".into()),
+            first_seen: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:01.000Z".into(),
+            transitions: 3,
+            last_event_id: Some("e3".into()),
+            last_origin: Some(Origin::Poll),
+            terminal_origin: Some(Origin::Poll),
+            abandoned_at: Some("2026-01-01T00:00:02.000Z".into()),
+            open_pk: Some(open_pk("acme")),
+            next_poll_at: Some(9),
+            last_activity: Some(8),
+            poll_misses: Some(1),
+            kept_outputs: None,
+            outputs_lost: Some("gone".into()),
+        };
+        let whole: Item = serde_dynamo::to_item(state).expect("serializes");
+        let keys = ["pk", "sk", "source", "updated_at"];
+        let projected: Item = whole
+            .iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()) || ACTIVITY_PROJECTION.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let read =
+            |item: &Item| JobSummary::from(serde_dynamo::from_item::<_, ActivityItem>(item.clone()).expect("reads"));
+        assert_eq!(read(&projected), read(&whole));
+        for attribute in ACTIVITY_PROJECTION {
+            assert!(
+                whole.contains_key(*attribute),
+                "{attribute} is a state item's attribute"
+            );
+        }
+    }
 
     fn event(status: JobStatus, progress: Option<u8>) -> JobEvent {
         JobEvent {
