@@ -112,12 +112,16 @@ pub(crate) async fn approximate_count(sqs: &Client, url: &str) -> Result<u64, Cl
 }
 
 async fn receive(sqs: &Client, url: &str, visibility: i32) -> Result<Vec<Message>, CliError> {
+    receive_waiting(sqs, url, visibility, RECEIVE_WAIT_SECS).await
+}
+
+async fn receive_waiting(sqs: &Client, url: &str, visibility: i32, wait_secs: i32) -> Result<Vec<Message>, CliError> {
     Ok(sqs
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
         .visibility_timeout(visibility)
-        .wait_time_seconds(RECEIVE_WAIT_SECS)
+        .wait_time_seconds(wait_secs)
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
@@ -354,25 +358,25 @@ fn resend_entry(id: String, m: &Message) -> SendMessageBatchRequestEntry {
         .expect("id and body are set")
 }
 
-/// Up to `at_most` dead-lettered messages, left on the queue: they are
-/// hidden while read, then made visible again at once.
+/// Up to `at_most` dead-lettered messages for a page view, left on the
+/// queue: hidden only while read, then made visible again at once. Short
+/// polls, since a page is waited on: reading stops at the count SQS reports
+/// or after a few empty receives, so a view may show fewer than there are.
 pub(crate) async fn peek(sqs: &Client, url: &str, at_most: usize) -> Result<Vec<Message>, CliError> {
+    let expected = (approximate_count(sqs, url).await? as usize).min(at_most);
     let mut messages: Vec<Message> = Vec::new();
-    let mut ends = EndOfQueue::default();
-    while messages.len() < at_most {
-        let batch = receive(sqs, url, LIST_VISIBILITY_SECS).await?;
-        if batch.is_empty() {
-            if ends.reached(approximate_count(sqs, url).await?) {
-                break;
-            }
-            continue;
-        }
-        ends.reset();
+    let mut empty = 0;
+    while messages.len() < expected && empty < PEEK_EMPTY_RECEIVES {
+        let batch = receive_waiting(sqs, url, LIST_VISIBILITY_SECS, 0).await?;
+        empty = if batch.is_empty() { empty + 1 } else { 0 };
         messages.extend(batch);
     }
     show_again(sqs, url, &messages).await?;
     Ok(messages)
 }
+
+/// Empty short polls in a row after which a page view stops reading.
+const PEEK_EMPTY_RECEIVES: u32 = 3;
 
 async fn show_again(sqs: &Client, url: &str, messages: &[Message]) -> Result<(), CliError> {
     for chunk in messages.chunks(10) {

@@ -402,7 +402,8 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
         .await
         .expect("click");
     let title = client
-        .find(Locator::Id("job-title"))
+        .wait()
+        .for_element(Locator::Id("job-title"))
         .await
         .expect("title")
         .text()
@@ -508,13 +509,14 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
         .await
         .expect("click");
     client
-        .find(Locator::Id("confirm"))
+        .wait()
+        .for_element(Locator::Id("confirm"))
         .await
         .expect("a confirmation")
         .click()
         .await
         .expect("confirm");
-    let notice = match client.find(Locator::Id("notice")).await {
+    let notice = match client.wait().for_element(Locator::Id("notice")).await {
         Ok(notice) => notice.text().await.expect("text"),
         Err(_) => panic!(
             "no notice after the redrive: {}",
@@ -541,14 +543,16 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
 
     // Then the rest, all at once: the page follows the redrive to its end.
     client
-        .find(Locator::Id("redrive-all"))
+        .wait()
+        .for_element(Locator::Id("redrive-all"))
         .await
         .expect("redrive all")
         .click()
         .await
         .expect("click");
     client
-        .find(Locator::Id("confirm"))
+        .wait()
+        .for_element(Locator::Id("confirm"))
         .await
         .expect("a confirmation")
         .click()

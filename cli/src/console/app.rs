@@ -826,6 +826,19 @@ async fn dead_letters(State(console): State<Arc<Console>>, Query(q): Query<DlqQu
         })
         .into_response();
     };
+    if redrive_running {
+        // Reading the queue would hide its messages from the redrive.
+        return render(&DlqPage {
+            frame: console.frame("dlq"),
+            redrive,
+            redrive_running,
+            notice,
+            problem: None,
+            depth_text: "The list is shown again once the redrive ends.".into(),
+            messages: Vec::new(),
+        })
+        .into_response();
+    }
     let peeked = dlq::peek(&console.sqs, &url, DLQ_SHOWN).await;
     let depth = dlq::approximate_count(&console.sqs, &url).await;
     let (messages, depth) = match (peeked, depth) {
