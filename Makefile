@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV
 
-.PHONY: browser layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench keeper-bench sam-build deploy deploy-check
+.PHONY: browser console-bench layers mutants help venv sam-venv bench-venv build check test lint fmt demo dev figures fuzz bench keeper-bench sam-build deploy deploy-check
 
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
@@ -26,6 +26,7 @@ help:
 	@echo "make mutants cargo-mutants on jobhook-core: caught/missed counts (slow; not in make test)"
 	@echo "make figures print measured figures: write requests per event (any order, and in order), reconciler calls per missed webhook"
 	@echo "make bench  jobhook's functions beside Python/Powertools ones under one Runtime API emulator: medians and ratios"
+	@echo "make console-bench the release jobhook console against 10,000 jobs in moto (CONSOLE_JOBS): each page's median"
 	@echo "make keeper-bench the release keeper keeps one output (KEEP_BYTES, default 1 GiB) into moto: wall time, peak RSS"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -121,6 +122,13 @@ fmt:
 # run in that provider's webhooks, signatures and polling API.
 demo: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) $(if $(PROVIDER),PROVIDER=$(PROVIDER)) scripts/with-moto.sh scripts/demo.sh
+
+# The release `jobhook console` against CONSOLE_JOBS (default 10,000) jobs in
+# moto: each page's median and p90 over HTTP.
+console-bench: venv
+	cargo build --release --quiet --bin jobhook
+	scripts/with-moto.sh cargo run --quiet -p jobhook-dev -- console-bench --jobs $${CONSOLE_JOBS:-10000} \
+	  --jobhook $${CARGO_TARGET_DIR:-target}/release/jobhook
 
 # The release keeper under the bench's Runtime API emulator, one output of
 # KEEP_BYTES (default 1 GiB) streamed from a local server into moto.

@@ -46,4 +46,11 @@ for provider in ${PROVIDERS:-${PROVIDER:-generic}}; do
   set -e
   [ $run = 0 ] || status=$run
 done
+# DEMO_HOLD=1 keeps the stack up after the run, with what it holds, for a
+# look with the CLI or `jobhook console` (source $run_dir/env first).
+if [ -n "${DEMO_HOLD:-}" ]; then
+  echo "==> the stack stays up (DEMO_HOLD): source $run_dir/env && cargo run -q --bin jobhook -- console"
+  echo "==> Ctrl-C stops everything"
+  while true; do sleep 3600; done
+fi
 exit $status

@@ -3,6 +3,7 @@
 /// The error of the local tooling: each failure ends a dev command with its message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+pub mod console_bench;
 pub mod faults;
 pub mod outputs;
 pub mod seed;

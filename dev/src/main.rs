@@ -121,6 +121,19 @@ enum Command {
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         moto_url: String,
     },
+    /// Time each page of the `jobhook console` binary against a table of
+    /// JOBS jobs (a month of activity) made from the template in moto.
+    ConsoleBench {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        /// The `jobhook` binary to run.
+        #[arg(long, default_value = "target/release/jobhook")]
+        jobhook: PathBuf,
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        #[arg(long, default_value_t = 8643)]
+        port: u16,
+    },
     /// Run the provider simulator against the receiver, then check the result.
     Simulate {
         #[command(flatten)]
@@ -319,6 +332,66 @@ async fn run(cli: Cli, aws: &aws_config::SdkConfig) -> Result<i32, Error> {
                 peak.trim_start_matches("VmHWM:").trim()
             );
             Ok(if kept.sha256 == expected { 0 } else { 1 })
+        }
+        Command::ConsoleBench {
+            jobs,
+            jobhook,
+            runs,
+            port,
+        } => {
+            use jobhook_dev::console_bench;
+            let template = jobhook_dev::template::Template::load()?;
+            let ddb = aws_sdk_dynamodb::Client::new(aws);
+            let sqs = aws_sdk_sqs::Client::new(aws);
+            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let table = format!("console-bench-{nanos}");
+            template.create_table(&ddb, "JobsTable", &table).await?;
+            let queue = template
+                .create_queue(&sqs, "EventsQueue", &format!("{table}-events"))
+                .await?;
+            let dlq = template
+                .create_queue(&sqs, "EventsDlq", &format!("{table}-dlq"))
+                .await?;
+            for i in 0..3 {
+                sqs.send_message()
+                    .queue_url(&dlq)
+                    .message_body(format!("{{\"dead\":{i}}}"))
+                    .send()
+                    .await?;
+            }
+            let started = std::time::Instant::now();
+            console_bench::seed(&ddb, &table, jobs, time::OffsetDateTime::now_utc()).await?;
+            println!(
+                "console-bench: {jobs} jobs ({} items) over 30 days of activity, {} sources, seeded in {:.1} s",
+                jobs * 3,
+                console_bench::SOURCES.len(),
+                started.elapsed().as_secs_f64()
+            );
+            println!("{:<40} {:>10}", "one table call, as the pages make them", "median ms");
+            for (call, ms) in console_bench::time_calls(aws, &table, runs).await? {
+                println!("{call:<40} {ms:>10.1}");
+            }
+            let print = |heading: &str, timings: &[console_bench::PageTiming]| {
+                println!("{heading}");
+                println!(
+                    "{:<28} {:>10} {:>10} {:>9}  path",
+                    "page", "median ms", "p90 ms", "bytes"
+                );
+                for t in timings {
+                    println!(
+                        "{:<28} {:>10.1} {:>10.1} {:>9}  {}",
+                        t.page, t.median_ms, t.p90_ms, t.bytes, t.path
+                    );
+                }
+            };
+            let timings = console_bench::time_pages(&jobhook, &table, &dlq, &queue, port, runs).await?;
+            print("the jobhook console binary, on the table in moto:", &timings);
+            let timings = console_bench::time_pages_in_memory(aws, jobs, &dlq, &queue, runs).await?;
+            print(
+                "the same console over the in-memory store (every job active today, so the overview reads all):",
+                &timings,
+            );
+            Ok(0)
         }
         Command::KeeperBench {
             bytes,

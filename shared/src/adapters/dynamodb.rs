@@ -684,34 +684,6 @@ impl From<ActivityItem> for JobSummary {
     }
 }
 
-impl DynamoJobStore {
-    /// Items matching `key_condition` on the open-jobs index, counted by
-    /// DynamoDB (it still reads them: a COUNT costs what the read does).
-    async fn count_open(&self, key_condition: &str, values: Item) -> Result<u64, PortError> {
-        let mut count = 0u64;
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OPEN_JOBS_INDEX)
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
-            count += out.count.max(0) as u64;
-            start_key = out.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(count);
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl JobActivity for DynamoJobStore {
     async fn recent(
@@ -778,16 +750,34 @@ impl JobActivity for DynamoJobStore {
         }
     }
 
+    /// One pass over the source's open jobs, reading only their due times
+    /// (a COUNT would read the same items, and two would read them twice).
     async fn open_counts(&self, source: &str, overdue_before_ms: i64) -> Result<OpenCounts, PortError> {
-        let open = HashMap::from([(":open".to_owned(), s(open_pk(source)))]);
-        let mut overdue = open.clone();
-        overdue.insert(":before".into(), n(overdue_before_ms));
-        Ok(OpenCounts {
-            open: self.count_open("open_pk = :open", open).await?,
-            overdue: self
-                .count_open("open_pk = :open AND next_poll_at < :before", overdue)
-                .await?,
-        })
+        let mut counts = OpenCounts::default();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_JOBS_INDEX)
+                .key_condition_expression("open_pk = :open")
+                .expression_attribute_values(":open", s(open_pk(source)))
+                .projection_expression("next_poll_at")
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_port_error("dynamodb:Query", e))?;
+            for item in out.items() {
+                counts.open += 1;
+                counts.overdue +=
+                    u64::from(get_n::<i64>(item, "next_poll_at").is_some_and(|due| due < overdue_before_ms));
+            }
+            start_key = out.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(counts);
+            }
+        }
     }
 }
 
