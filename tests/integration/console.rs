@@ -239,6 +239,17 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
     let mut data_url = apply("dev", "data-url".into(), JobStatus::Completed, Origin::Webhook);
     data_url.output_url = Some("data:text/html,<script>window.__pwned=1</script>".into());
     hostile.push(data_url);
+    // A job whose stored state its archive no longer agrees with: the
+    // delivery said completed, the store says processing.
+    let mut drifted = apply("dev", "drifted".into(), JobStatus::Processing, Origin::Webhook);
+    drifted.archive = Some(archived(
+        "dev",
+        &[("content-type", "application/json")],
+        &serde_json::json!({"id": "body-drifted", "type": "job.completed", "created_at": "2026-05-13T12:00:05Z",
+                            "data": {"job_id": "drifted", "output_url": "https://cdn.example.com/drifted.mp4"}})
+        .to_string(),
+    ));
+    events.push(drifted);
     for e in events.iter().chain(&hostile) {
         store.apply(e).await.expect("apply");
     }
@@ -290,7 +301,16 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
         queue_url: Some(queue_url.clone()),
         dlq_url: Some(dlq_url.clone()),
         outputs_dlq_url: None,
-        sources: None,
+        sources: Some(
+            jobhook::Sources::parse(
+                &serde_json::json!({"sources": {
+                    "dev": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "provider": "generic"},
+                    "replicate": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "provider": "replicate"}
+                }})
+                .to_string(),
+            )
+            .expect("sources"),
+        ),
         source_names: vec!["dev".into(), "replicate".into()],
         window: Duration::from_secs(86_400),
         overdue_after: Duration::from_secs(600),
@@ -423,6 +443,59 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
     assert_eq!(notified.len(), 2, "one notification per transition");
     assert_inert(&client, "job").await;
     screenshot(&client, "job").await;
+
+    // Replay: a dry run shows the difference and writes nothing; applying
+    // it, after the confirmation, writes it as the next transition.
+    let drifted_href = jobhook_cli::console::job_href("dev", "drifted");
+    client
+        .goto(&format!("{base}{drifted_href}"))
+        .await
+        .expect("the drifted job");
+    client
+        .find(Locator::Id("replay"))
+        .await
+        .expect("dry run")
+        .click()
+        .await
+        .expect("click");
+    let apply_button = client
+        .wait()
+        .for_element(Locator::Id("apply"))
+        .await
+        .expect("an apply button");
+    let result = client
+        .find(Locator::Id("replay-result"))
+        .await
+        .expect("result")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        result.contains("Stored: processing") && result.contains("From its archive: completed"),
+        "{result}"
+    );
+    let before = store.get("dev", "drifted").await.expect("get").expect("job");
+    assert_eq!(before.fields.status, JobStatus::Processing, "a dry run writes nothing");
+    assert_inert(&client, "replay dry run").await;
+    screenshot(&client, "replay").await;
+    apply_button.click().await.expect("apply");
+    let applied = client
+        .wait()
+        .for_element(Locator::Id("applied"))
+        .await
+        .expect("applied")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        applied.contains(&format!("transition {}", before.transitions + 1)),
+        "{applied}"
+    );
+    let after = store.get("dev", "drifted").await.expect("get").expect("job");
+    assert_eq!(
+        (after.fields.status, after.transitions),
+        (JobStatus::Completed, before.transitions + 1)
+    );
 
     // Every hostile job's page and the list that holds them render inert,
     // with the hostile text shown as text.

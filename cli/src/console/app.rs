@@ -535,13 +535,16 @@ fn job_view(state: &JobState) -> JobView {
                 kept.sha256
             ),
             href: None,
+            unlinkable: false,
         })
         .collect();
     if let Some(url) = &state.fields.output_url {
+        let href = link(url);
         outputs.push(OutputLink {
             label: "provider's",
             text: shown(url, 2_000),
-            href: link(url),
+            unlinkable: href.is_none(),
+            href,
         });
     }
     JobView {
@@ -619,8 +622,12 @@ async fn job(State(console): State<Arc<Console>>, Path((source, job_id)): Path<(
                             serde_json::to_string(answer).unwrap_or_default()
                         ));
                     }
+                    let what = match record.kind {
+                        jobhook::domain::archive::RecordKind::Poll => "the provider's API answer".to_owned(),
+                        jobhook::domain::archive::RecordKind::Delivery => format!("{} bytes", record.body.len()),
+                    };
                     RecordView {
-                        summary: format!("{} bytes, {}", record.body.len(), record.received_at),
+                        summary: format!("{what}, {}", shown(&record.received_at, SHORT)),
                         headers: record
                             .headers
                             .iter()

@@ -149,6 +149,8 @@ pub struct OutputLink {
     pub label: &'static str,
     pub text: String,
     pub href: Option<String>,
+    /// A URL from the provider that is shown as text only.
+    pub unlinkable: bool,
 }
 
 #[derive(Debug)]
