@@ -10,7 +10,8 @@
 #   3. short chaos runs in two providers' formats (OpenAI's thin events read
 #      from its API, Replicate's Standard Webhooks), with lost webhooks the
 #      reconciler repairs and notifications consumed from the bus;
-#   4. no function was denied an action, failed to start or logged an error.
+#   4. `jobhook console --stack` finds the stack's resources by its name;
+#   5. no function was denied an action, failed to start or logged an error.
 # Exits 0 only if all of it holds; otherwise names what broke (the resource,
 # the action, the variable) and exits 1.
 set -euo pipefail
@@ -147,7 +148,35 @@ print(f"deploy-check: {repaired} lost webhooks repaired by the reconciler, {hear
 sys.exit(0 if repaired > 0 and heard > 0 and in_bucket > 0 and kept > 0 else 1)
 PY
 
-# 4. Nothing denied, nothing refused to start, no error logged.
+# 4. The console, pointed at the stack by name alone: the table, queues and
+# sources secret come from the stack's outputs, and its overview shows the
+# runs above.
+console_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cargo build -q --bin jobhook
+env -u JOBHOOK_TABLE_NAME -u JOBHOOK_QUEUE_URL -u JOBHOOK_DLQ_URL -u JOBHOOK_OUTPUTS_DLQ_URL -u JOBHOOK_SOURCES_SECRET \
+  -u JOBHOOK_SOURCES_FILE "${CARGO_TARGET_DIR:-target}/debug/jobhook" console --stack "$JOBHOOK_STACK" --port "$console_port" \
+  >"$run_dir/console.log" 2>&1 &
+console_pid=$!
+"$python" - "$console_port" "$run_dir/replicate.json" <<'PY' || { kill $console_pid 2>/dev/null; fail "the console on --stack $JOBHOOK_STACK (log: $run_dir/console.log)"; }
+import json, re, sys, time, urllib.request
+port, summary = sys.argv[1], json.load(open(sys.argv[2]))
+for _ in range(100):
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/").read().decode()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    print("deploy-check: the console did not answer"); sys.exit(1)
+row = re.search(r'<tr data-source="replicate">(.*?)</tr>', page, re.S)
+counts = dict(re.findall(r'data-status="(\w+)"><a [^>]*>(\d+)</a>', row.group(1))) if row else {}
+ended = sum(int(counts.get(s, 0)) for s in ("completed", "failed", "canceled"))
+print(f"deploy-check: console --stack: the overview shows replicate's {ended} ended jobs of {summary['jobs']}")
+sys.exit(0 if ended == summary["jobs"] else 1)
+PY
+kill $console_pid 2>/dev/null || true
+
+# 5. Nothing denied, nothing refused to start, no error logged.
 if findings=$(diagnose); then
   echo "deploy-check: no function was denied an action, failed to start or logged an error"
 else
