@@ -18,19 +18,15 @@ use jobhook::clock::{rfc3339, unix_ms, Clock, SystemClock};
 use jobhook::domain::job::{JobState, JobStatus, Origin};
 use jobhook::domain::listing::{JobSummary, Position};
 use jobhook::domain::sources::is_valid_source_name;
-use jobhook::ports::{JobActivity, JobQuery, JobStore, PortError};
+use jobhook::ports::PortError;
 use jobhook::Sources;
 use rand::RngExt;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use super::reads::{self, FILTERS, OVERVIEW_CAP, STATUSES};
+use super::reads::{self, ConsoleStore, FILTERS, OVERVIEW_CAP, STATUSES};
 use super::views::*;
 use crate::dlq;
-
-/// Everything the console reads and writes in the table.
-pub trait ConsoleStore: JobStore + JobQuery + JobActivity {}
-impl<T: JobStore + JobQuery + JobActivity> ConsoleStore for T {}
 
 /// What the console is pointed at.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ mod reads;
 mod views;
 
 pub use app::{router, Console, ConsoleSettings};
+pub use reads::ConsoleStore;
 pub use views::job_href;
 
 #[derive(Debug, Args)]

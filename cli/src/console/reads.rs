@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 
 use jobhook::domain::job::{JobState, JobStatus, Origin, Outcome, TimelineEntry};
 use jobhook::domain::listing::{merge, JobFilter, JobSummary, ListPage, Position, SourceRead};
-use jobhook::ports::PortError;
+use jobhook::ports::{JobActivity, JobQuery, JobStore, PortError};
 
-use super::app::ConsoleStore;
+/// Everything the console reads and writes in the table.
+pub trait ConsoleStore: JobStore + JobQuery + JobActivity {}
+impl<T: JobStore + JobQuery + JobActivity> ConsoleStore for T {}
 
 /// Index entries read per source for one list page, at most: a filter that
 /// keeps few jobs shows a short page with a link to read on, rather than
