@@ -262,11 +262,19 @@ async fn overview(State(console): State<Arc<Console>>) -> Response {
     let mut rows = Vec::new();
     let mut attention = Vec::new();
     let mut truncated = false;
-    for source in &settings.source_names {
-        let figures = match reads::source_figures(console.store.as_ref(), source, &since, overdue_before).await {
-            Ok(figures) => figures,
-            Err(error) => return console.unavailable(&error),
-        };
+    // Each source's reads go side by side: a page waits for the slowest.
+    let all = futures::future::try_join_all(
+        settings
+            .source_names
+            .iter()
+            .map(|source| reads::source_figures(console.store.as_ref(), source, &since, overdue_before)),
+    )
+    .await;
+    let all = match all {
+        Ok(all) => all,
+        Err(error) => return console.unavailable(&error),
+    };
+    for (source, figures) in settings.source_names.iter().zip(all) {
         truncated |= figures.truncated;
         let count = |k: &str| figures.ended_by.get(k).copied().unwrap_or(0);
         let ended: u64 = figures.ended_by.values().sum();

@@ -76,7 +76,11 @@ pub async fn source_figures(
     since: &str,
     overdue_before_ms: i64,
 ) -> Result<SourceFigures, PortError> {
-    let read = store.recent(source, None, Some(since), OVERVIEW_CAP).await?;
+    let (read, open) = futures::future::try_join(
+        store.recent(source, None, Some(since), OVERVIEW_CAP),
+        store.open_counts(source, overdue_before_ms),
+    )
+    .await?;
     let mut figures = SourceFigures {
         truncated: read.stopped_at.is_some(),
         ..Default::default()
@@ -90,7 +94,6 @@ pub async fn source_figures(
             *figures.ended_by.entry(by).or_default() += 1;
         }
     }
-    let open = store.open_counts(source, overdue_before_ms).await?;
     figures.open = open.open;
     figures.overdue = open.overdue;
     Ok(figures)
@@ -104,6 +107,38 @@ pub struct Listed {
     pub read: usize,
 }
 
+/// One source's entries for a list page: read from `below` until more than
+/// a page is kept or the read budget is spent.
+async fn read_for_page(
+    store: &dyn ConsoleStore,
+    source: &str,
+    filter: &JobFilter,
+    id_prefix: &str,
+    below: Option<&Position>,
+) -> Result<(SourceRead, usize), PortError> {
+    let mut kept: Vec<JobSummary> = Vec::new();
+    let mut at = below.cloned();
+    let mut read = 0;
+    let stopped_at = loop {
+        let chunk: SourceRead = store.recent(source, at.as_ref(), None, 200).await?;
+        read += chunk.jobs.len();
+        kept.extend(
+            chunk
+                .jobs
+                .into_iter()
+                .filter(|j| filter.keeps(j) && j.job_id.starts_with(id_prefix)),
+        );
+        match chunk.stopped_at {
+            None => break None,
+            Some(position) if kept.len() > PAGE || read >= READ_BUDGET => break Some(position),
+            Some(position) => at = Some(position),
+        }
+    };
+    Ok((SourceRead { jobs: kept, stopped_at }, read))
+}
+
+/// A page of the list over `sources`, read side by side. The cursor's
+/// position holds for every source: a list runs in one order across them.
 pub async fn list(
     store: &dyn ConsoleStore,
     sources: &[String],
@@ -111,35 +146,16 @@ pub async fn list(
     id_prefix: &str,
     below: Option<&Position>,
 ) -> Result<Listed, PortError> {
-    let mut reads = Vec::with_capacity(sources.len());
-    let mut read_total = 0;
-    for source in sources {
-        // The cursor's position holds for every source: a list runs in one
-        // order across them all.
-        let mut kept: Vec<JobSummary> = Vec::new();
-        let mut at = below.cloned();
-        let mut read = 0;
-        let stopped_at = loop {
-            let chunk: SourceRead = store.recent(source, at.as_ref(), None, 200).await?;
-            read += chunk.jobs.len();
-            kept.extend(
-                chunk
-                    .jobs
-                    .into_iter()
-                    .filter(|j| filter.keeps(j) && j.job_id.starts_with(id_prefix)),
-            );
-            match chunk.stopped_at {
-                None => break None,
-                Some(position) if kept.len() > PAGE || read >= READ_BUDGET => break Some(position),
-                Some(position) => at = Some(position),
-            }
-        };
-        read_total += read;
-        reads.push(SourceRead { jobs: kept, stopped_at });
-    }
+    let reads = futures::future::try_join_all(
+        sources
+            .iter()
+            .map(|source| read_for_page(store, source, filter, id_prefix, below)),
+    )
+    .await?;
+    let read = reads.iter().map(|(_, n)| n).sum();
     Ok(Listed {
-        page: merge(reads, &JobFilter::Any, PAGE),
-        read: read_total,
+        page: merge(reads.into_iter().map(|(r, _)| r).collect(), &JobFilter::Any, PAGE),
+        read,
     })
 }
 
@@ -168,4 +184,82 @@ pub fn notifications(state: &JobState, entries: &[TimelineEntry]) -> Vec<(u64, S
         ));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobhook::domain::job::JobFields;
+
+    fn entry(id: &str, outcome: Outcome, status: JobStatus, at: &str) -> TimelineEntry {
+        TimelineEntry {
+            event_id: id.into(),
+            outcome,
+            kind: format!("job.{status}"),
+            origin: Origin::Webhook,
+            status: Some(status),
+            progress: None,
+            received_at: at.into(),
+            provider_time: None,
+            repeats: None,
+            last_received_at: None,
+            archive: None,
+        }
+    }
+
+    fn state(transitions: u64, kept: bool) -> JobState {
+        JobState {
+            source: "dev".into(),
+            job_id: "j".into(),
+            fields: JobFields {
+                status: JobStatus::Completed,
+                progress: None,
+                output_url: None,
+                error: None,
+                result: None,
+            },
+            first_seen: String::new(),
+            updated_at: "t9".into(),
+            provider_time: None,
+            transitions,
+            last_event_id: None,
+            terminal_origin: None,
+            abandoned_at: None,
+            kept_outputs: kept.then(Vec::new),
+            outputs_lost: None,
+        }
+    }
+
+    #[test]
+    fn each_applied_event_and_the_keep_is_one_numbered_notification() {
+        let entries = [
+            entry("a", Outcome::Applied, JobStatus::Processing, "t1"),
+            entry("b", Outcome::Duplicate, JobStatus::Processing, "t2"),
+            entry("c", Outcome::Applied, JobStatus::Completed, "t3"),
+        ];
+        let rows = notifications(&state(3, true), &entries);
+        let numbers: Vec<(u64, &str, Origin)> = rows.iter().map(|(n, to, o, _)| (*n, to.as_str(), *o)).collect();
+        assert_eq!(
+            numbers,
+            [
+                (1, "processing", Origin::Webhook),
+                (2, "completed", Origin::Webhook),
+                (3, "completed (outputs kept)", Origin::Keep)
+            ]
+        );
+        // Entries whose timeline expired leave the numbers of those left.
+        let rows = notifications(&state(5, false), &entries);
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5]);
+    }
+
+    #[test]
+    fn a_url_names_only_the_filters_there_are() {
+        assert_eq!(filter_named("", 7), Some(JobFilter::Any));
+        assert_eq!(filter_named("overdue", 7), Some(JobFilter::Overdue { before_ms: 7 }));
+        assert_eq!(filter_named("failed", 7), Some(JobFilter::Status(JobStatus::Failed)));
+        for name in FILTERS {
+            assert!(filter_named(name, 0).is_some(), "{name}");
+        }
+        assert_eq!(filter_named("<script>", 0), None);
+    }
 }
