@@ -38,6 +38,13 @@ pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Writ
     let source = sources
         .get(&args.source)
         .ok_or_else(|| CliError::Failed(format!("no source {:?} in the sources document", args.source)))?;
+    if source.keys.is_empty() {
+        // A public key verifies; only the sender's private key signs.
+        return Err(CliError::Failed(format!(
+            "source {:?} lists only public keys (whpk_): signing needs a whsec_ secret",
+            args.source
+        )));
+    }
     let body =
         std::fs::read(&args.body).map_err(|e| CliError::Failed(format!("body file {}: {e}", args.body.display())))?;
     let now = time::OffsetDateTime::now_utc();

@@ -228,6 +228,46 @@ async fn bodies_that_json_escape_badly_are_queued_base64_and_arrive_byte_for_byt
     }
 }
 
+/// A sender that signs with Standard Webhooks' asymmetric `v1a`: the
+/// receiver holds only its public key, and the delivery is queued as any
+/// verified one; the same delivery with a changed body is refused.
+#[tokio::test]
+async fn a_v1a_signed_delivery_is_verified_against_the_source_s_public_key_and_queued() {
+    use ring::signature::KeyPair;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[5u8; 32]).expect("seed");
+    let whpk = format!("whpk_{}", BASE64.encode(pair.public_key().as_ref()));
+    let doc = serde_json::json!({"sources": {"ed": {"scheme": "standard-webhooks", "secrets": [whpk]}}});
+    let loader = Arc::new(FileSources::new(temp_file("v1a-sources", &doc.to_string())));
+    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
+    let body = br#"{"type":"job.completed","data":{"job_id":"ed-1"}}"#.to_vec();
+    let message = [format!("msg_v1a.{FIXTURE_TS}.").into_bytes(), body.clone()].concat();
+    let signature = format!("v1a,{}", BASE64.encode(pair.sign(&message).as_ref()));
+    let headers = [
+        ("webhook-id".to_owned(), "msg_v1a".to_owned()),
+        ("webhook-timestamp".to_owned(), FIXTURE_TS.to_string()),
+        ("webhook-signature".to_owned(), signature),
+    ];
+    let response = h
+        .receiver
+        .handle(raw_request("POST", "/webhooks/ed", &headers, body.clone()))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "{:?}", response.body());
+    let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+    assert_eq!(messages.len(), 1);
+    let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
+    assert_eq!(envelope.body_bytes().expect("decodes"), body);
+    assert_eq!(envelope.webhook_id.as_deref(), Some("msg_v1a"));
+
+    let mut changed = body;
+    changed[10] ^= 1;
+    let response = h
+        .receiver
+        .handle(raw_request("POST", "/webhooks/ed", &headers, changed))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty());
+}
+
 #[derive(Debug)]
 struct RefusingQueue(jobhook::ports::ErrorKind);
 

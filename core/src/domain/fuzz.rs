@@ -74,7 +74,7 @@ const MARKER: &str = "SECRETMARKER";
 fn sources_doc() -> Sources {
     Sources::parse(
         &json!({"sources": {
-            "sw": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+            "sw": {"scheme": "standard-webhooks", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", v1a_whpk()]},
             "st": {"scheme": "stripe", "header": "mux-signature", "secrets": [format!("whsec_{MARKER}")]},
             "gh": {"scheme": "github", "secrets": [MARKER]},
             "op": {"scheme": "opusclip", "secrets": [format!("sk-{MARKER}")]},
@@ -84,11 +84,26 @@ fn sources_doc() -> Sources {
     .expect("fuzz sources")
 }
 
+/// The fuzz's Ed25519 key pair, for Standard Webhooks `v1a`.
+fn v1a_key_pair() -> ring::signature::Ed25519KeyPair {
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&[3u8; 32]).expect("a 32-byte seed")
+}
+
+fn v1a_whpk() -> String {
+    use base64::Engine as _;
+    use ring::signature::KeyPair;
+    format!(
+        "whpk_{}",
+        base64::engine::general_purpose::STANDARD.encode(v1a_key_pair().public_key().as_ref())
+    )
+}
+
 /// Header values close to each scheme's grammar, and junk.
 fn signature_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..120),
         "v1,[A-Za-z0-9+/=]{0,60}( v1,[A-Za-z0-9+/=]{0,60}){0,3}".prop_map(String::into_bytes),
+        "(v1a?,[A-Za-z0-9+/=]{0,90} ?){0,3}".prop_map(String::into_bytes),
         "(t=-?[0-9]{0,12}|v1=[0-9a-f]{0,70}|[a-z0]=?,?){0,6}".prop_map(String::into_bytes),
         "sha256=[0-9a-fA-F]{0,70}".prop_map(String::into_bytes),
         "-?[0-9]{0,20}".prop_map(String::into_bytes),
@@ -128,6 +143,42 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
             // Random headers are never a valid signature by chance.
             prop_assert!(verify(source, &map, Bytes::from(body), now).is_err());
             Ok(false)
+        },
+    );
+}
+
+#[test]
+fn fuzz_any_change_to_a_v1a_signed_delivery_is_rejected() {
+    use base64::Engine as _;
+    let sources = sources_doc();
+    let source = sources.get("sw").expect("source");
+    let pair = v1a_key_pair();
+    let body = proptest::collection::vec(any::<u8>(), 1..256);
+    fuzz(
+        "v1a signed delivery, one byte changed",
+        (
+            body,
+            any::<prop::sample::Index>(),
+            1u8..=255,
+            1_600_000_000i64..1_900_000_000,
+        ),
+        |(body, at, flip, now)| {
+            let message = [format!("msg_fuzz.{now}.").into_bytes(), body.clone()].concat();
+            let signature = base64::engine::general_purpose::STANDARD.encode(pair.sign(&message).as_ref());
+            let map: HeaderMap = [
+                ("webhook-id", "msg_fuzz".to_owned()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", format!("v1a,{signature}")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_str(&v).expect("value")))
+            .collect();
+            prop_assert!(verify(source, &map, Bytes::from(body.clone()), now).is_ok());
+            let mut changed = body;
+            let i = at.index(changed.len());
+            changed[i] ^= flip;
+            prop_assert!(verify(source, &map, Bytes::from(changed), now).is_err());
+            Ok(true)
         },
     );
 }

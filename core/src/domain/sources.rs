@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::outputs::{KeepOutputs, DEFAULT_MAX_OUTPUT_BYTES};
 use super::provider;
 use super::signature::Signing;
-pub use super::signature::{Scheme, SigningKey};
+pub use super::signature::{Scheme, SigningKey, VerifyingKey};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -52,6 +52,8 @@ pub struct SourceConfig {
     pub scheme: Scheme,
     /// Active keys, in the document's order; any one may match (rotation).
     pub keys: Vec<SigningKey>,
+    /// Active public keys (Standard Webhooks `whpk_` entries of `secrets`).
+    pub public_keys: Vec<VerifyingKey>,
     pub tolerance_secs: u64,
     /// Signature header override, lower-cased (stripe and github schemes).
     pub header: Option<String>,
@@ -77,6 +79,7 @@ impl<'a> From<&'a SourceConfig> for Signing<'a> {
             source: &source.name,
             scheme: source.scheme,
             keys: &source.keys,
+            public_keys: &source.public_keys,
             tolerance_secs: source.tolerance_secs,
             header: source.header.as_deref(),
         }
@@ -267,7 +270,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         )
     })?;
 
-    let keys = parse_keys(name, scheme, fields.get("secrets"))?;
+    let (keys, public_keys) = parse_keys(name, scheme, fields.get("secrets"))?;
 
     let tolerance_secs = match fields.get("tolerance_secs") {
         None => DEFAULT_TOLERANCE_SECS,
@@ -336,6 +339,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         name: name.to_owned(),
         scheme,
         keys,
+        public_keys,
         tolerance_secs,
         header,
         provider,
@@ -438,31 +442,39 @@ fn required_str<'a>(source: &str, fields: &'a Map<String, Value>, field: &str) -
     }
 }
 
-fn parse_keys(source: &str, scheme: Scheme, value: Option<&Value>) -> Result<Vec<SigningKey>, SourcesError> {
+/// The source's secrets, and for Standard Webhooks its public keys: a
+/// `whpk_` entry is an Ed25519 public key for `v1a` signatures, beside any
+/// `whsec_` secrets (rotation from one to the other lists both).
+fn parse_keys(
+    source: &str,
+    scheme: Scheme,
+    value: Option<&Value>,
+) -> Result<(Vec<SigningKey>, Vec<VerifyingKey>), SourcesError> {
     let list = match value {
         Some(Value::Array(list)) if !list.is_empty() => list,
         Some(_) => return Err(field_error(source, "secrets", "must be a non-empty array of strings")),
         None => return Err(field_error(source, "secrets", "is required")),
     };
-    list.iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = format!("secrets[{i}]");
-            let Some(secret) = item.as_str().filter(|s| !s.is_empty()) else {
-                return Err(field_error(source, field, "must be a non-empty string"));
-            };
-            match scheme {
-                Scheme::StandardWebhooks => {
-                    SigningKey::from_whsec(secret).map_err(|problem| field_error(source, field, problem))
-                }
-                // Stripe-shaped and GitHub secrets, OpusClip's API secret key
-                // and a header token are used as the string's bytes.
-                Scheme::Stripe | Scheme::Github | Scheme::Opusclip | Scheme::HeaderToken => {
-                    Ok(SigningKey::from_text(secret))
-                }
+    let (mut keys, mut public_keys) = (Vec::new(), Vec::new());
+    for (i, item) in list.iter().enumerate() {
+        let field = format!("secrets[{i}]");
+        let Some(secret) = item.as_str().filter(|s| !s.is_empty()) else {
+            return Err(field_error(source, field, "must be a non-empty string"));
+        };
+        match scheme {
+            Scheme::StandardWebhooks if secret.starts_with("whpk_") => public_keys
+                .push(VerifyingKey::from_whpk(secret).map_err(|problem| field_error(source, field, problem))?),
+            Scheme::StandardWebhooks => {
+                keys.push(SigningKey::from_whsec(secret).map_err(|problem| field_error(source, field, problem))?)
             }
-        })
-        .collect()
+            // Stripe-shaped and GitHub secrets, OpusClip's API secret key
+            // and a header token are used as the string's bytes.
+            Scheme::Stripe | Scheme::Github | Scheme::Opusclip | Scheme::HeaderToken => {
+                keys.push(SigningKey::from_text(secret))
+            }
+        }
+    }
+    Ok((keys, public_keys))
 }
 
 /// A base URL a request can be built on. The problem never quotes the URL,

@@ -102,6 +102,35 @@ impl SigningKey {
     }
 }
 
+/// A Standard Webhooks public key (`whpk_` + base64 of the raw 32-byte
+/// Ed25519 key) that `v1a` signatures are checked against. Only keys the
+/// sources document lists are trusted, never one a request carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyingKey([u8; 32]);
+
+impl VerifyingKey {
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn from_whpk(key: &str) -> Result<Self, &'static str> {
+        let encoded = key.strip_prefix("whpk_").ok_or("a public key must start with whpk_")?;
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|_| "a whpk_ key must be base64 after its prefix")?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "a whpk_ key must decode to the 32 bytes of an Ed25519 public key")?;
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifyingKey(whpk_{})", BASE64.encode(self.0))
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningKey(<redacted>)")
@@ -116,6 +145,8 @@ pub struct Signing<'a> {
     pub scheme: Scheme,
     /// Active keys; any one may match (rotation).
     pub keys: &'a [SigningKey],
+    /// Active public keys for asymmetric signatures (Standard Webhooks `v1a`).
+    pub public_keys: &'a [VerifyingKey],
     pub tolerance_secs: u64,
     /// Signature header override, lower-cased.
     pub header: Option<&'a str>,
@@ -335,7 +366,8 @@ pub mod sign {
 
     /// The headers that make `body` a correctly signed delivery from `source`
     /// at `timestamp`, signed with its first active secret. `id` is used by
-    /// schemes that carry one.
+    /// schemes that carry one. The source must hold a secret: one that lists
+    /// only Standard Webhooks public keys cannot sign (callers check).
     pub fn headers_for<'a>(
         source: impl Into<Signing<'a>>,
         id: &str,

@@ -1,6 +1,7 @@
 //! Standard Webhooks (standardwebhooks.com; Svix sends the same with `svix-`
 //! header names): `webhook-signature` holds space-separated `v1,<base64>`
-//! HMAC-SHA256 tags over `{id}.{timestamp}.{body}`.
+//! HMAC-SHA256 tags and `v1a,<base64>` Ed25519 signatures, both over
+//! `{id}.{timestamp}.{body}`; during a rotation one header may hold both.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -32,25 +33,39 @@ pub(super) fn verify(
     };
     check_tolerance(timestamp, now_unix, source.tolerance_secs)?;
 
-    // Space-separated `v1,<base64>` entries; other versions are skipped, and
-    // an entry that does not decode to a full tag is never a candidate.
-    let candidates: Vec<Vec<u8>> = signatures
-        .split_ascii_whitespace()
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .filter_map(|b64| BASE64.decode(b64).ok())
-        .filter(|decoded| decoded.len() == MAC_LEN)
-        .collect();
-    if candidates.is_empty() {
+    // Space-separated `<version>,<base64>` entries; other versions are
+    // skipped, and an entry that does not decode to a full tag or signature
+    // is never a candidate.
+    let decoded = |version: &str, len: usize| -> Vec<Vec<u8>> {
+        signatures
+            .split_ascii_whitespace()
+            .filter_map(|entry| entry.strip_prefix(version))
+            .filter_map(|b64| BASE64.decode(b64).ok())
+            .filter(|decoded| decoded.len() == len)
+            .collect()
+    };
+    let (tags, signed) = (decoded("v1,", MAC_LEN), decoded("v1a,", ED25519_SIGNATURE_LEN));
+    if tags.is_empty() && signed.is_empty() {
         return Err(VerifyError::MalformedSignature);
     }
     let timestamp_text = timestamp.to_string();
     let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp_text.as_bytes(), b".", body];
-    if any_key_matches(source.keys, &parts, &candidates) {
+    let hmac_matches = !tags.is_empty() && any_key_matches(source.keys, &parts, &tags);
+    let ed25519_matches = !signed.is_empty() && {
+        let message = parts.concat();
+        source.public_keys.iter().any(|key| {
+            let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.bytes());
+            signed.iter().any(|signature| key.verify(&message, signature).is_ok())
+        })
+    };
+    if hmac_matches || ed25519_matches {
         Ok((id.to_owned(), timestamp))
     } else {
         Err(VerifyError::SignatureMismatch)
     }
 }
+
+const ED25519_SIGNATURE_LEN: usize = 64;
 
 /// `webhook-signature` value for a standard-webhooks delivery.
 pub fn sign(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {

@@ -605,3 +605,169 @@ fn an_empty_webhook_id_is_a_missing_one() {
         VerifyError::MissingWebhookId
     );
 }
+
+/// Standard Webhooks `v1a` (Ed25519): the published vector of the
+/// specification's Go library (standard-webhooks/standard-webhooks,
+/// libraries/go/webhook_asymmetric_test.go, `TestAsymmetricWebhookSign`):
+/// the private key's 32-byte seed, base64, and the signature it gives.
+mod v1a {
+    use super::*;
+
+    const SEED_B64: &str = "VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: i64 = 1614265330;
+    const BODY: &str = r#"{"test": 2432232314}"#;
+    const SIG: &str = "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==";
+    // The libraries' v1 (HMAC) vector over the same message (libraries/python/tests).
+    const HMAC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const HMAC_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn key_pair(seed: &[u8]) -> ring::signature::Ed25519KeyPair {
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).expect("a 32-byte seed")
+    }
+
+    /// The `whpk_` public key of a seed, as the sender publishes it.
+    fn whpk(seed: &[u8]) -> String {
+        use ring::signature::KeyPair;
+        format!("whpk_{}", BASE64.encode(key_pair(seed).public_key().as_ref()))
+    }
+
+    fn published_whpk() -> String {
+        whpk(&BASE64.decode(SEED_B64).expect("base64"))
+    }
+
+    fn signed_by(seed: &[u8], id: &str, ts: i64, body: &str) -> String {
+        let message = format!("{id}.{ts}.{body}");
+        format!(
+            "v1a,{}",
+            BASE64.encode(key_pair(seed).sign(message.as_bytes()).as_ref())
+        )
+    }
+
+    fn headers_with(sig: &str, ts: i64) -> HeaderMap {
+        headers(&[
+            ("webhook-id", ID),
+            ("webhook-timestamp", &ts.to_string()),
+            ("webhook-signature", sig),
+        ])
+    }
+
+    #[test]
+    fn the_go_library_s_published_v1a_signature_verifies_against_its_public_key() {
+        let src = sw_source(&[&published_whpk()]);
+        assert_eq!(src.keys.len(), 0);
+        assert_eq!(src.public_keys.len(), 1);
+        let verified = verify_sw(&src, &headers_with(SIG, TS), BODY, TS).expect("the published vector verifies");
+        assert_eq!(verified.webhook_id(), Some(ID));
+        assert_eq!(
+            signed_by(&BASE64.decode(SEED_B64).expect("seed"), ID, TS, BODY),
+            SIG,
+            "ring signs it the same"
+        );
+    }
+
+    #[test]
+    fn a_flipped_byte_an_old_timestamp_and_a_wrong_key_are_refused() {
+        let src = sw_source(&[&published_whpk()]);
+        let flipped = BODY.replace('2', "3");
+        assert_eq!(
+            verify_sw(&src, &headers_with(SIG, TS), &flipped, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        let mut signature = BASE64.decode(&SIG[4..]).expect("base64");
+        signature[10] ^= 1;
+        let tampered = format!("v1a,{}", BASE64.encode(signature));
+        assert_eq!(
+            verify_sw(&src, &headers_with(&tampered, TS), BODY, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        assert_eq!(
+            verify_sw(&src, &headers_with(SIG, TS), BODY, TS + 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+        let other = sw_source(&[&whpk(&[7u8; 32])]);
+        assert_eq!(
+            verify_sw(&other, &headers_with(SIG, TS), BODY, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        // A v1a signature is never checked as an HMAC tag, nor the reverse.
+        let hmac_only = sw_source(&[HMAC_SECRET]);
+        assert_eq!(
+            verify_sw(&hmac_only, &headers_with(SIG, TS), BODY, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        assert_eq!(
+            verify_sw(&src, &headers_with(HMAC_SIG, TS), BODY, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn a_key_the_request_carries_is_never_trusted() {
+        // The sender of a forgery signs with its own key and says which.
+        let forger = [9u8; 32];
+        let forged = signed_by(&forger, ID, TS, BODY);
+        let mut h = headers_with(&forged, TS);
+        for name in ["webhook-public-key", "x-public-key", "webhook-signature-key"] {
+            h.insert(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_str(&whpk(&forger)).expect("value"),
+            );
+        }
+        let src = sw_source(&[&published_whpk()]);
+        assert_eq!(
+            verify_sw(&src, &h, BODY, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn during_a_rotation_either_entry_of_a_mixed_header_verifies() {
+        let src = sw_source(&[HMAC_SECRET, &published_whpk()]);
+        let bad_hmac = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=";
+        for header in [
+            format!("{HMAC_SIG} {SIG}"),
+            format!("{bad_hmac} {SIG}"),
+            format!("{HMAC_SIG} v1a,AAAA"),
+            format!("v2,abc {SIG}"),
+        ] {
+            verify_sw(&src, &headers_with(&header, TS), BODY, TS).unwrap_or_else(|e| panic!("{header}: {e}"));
+        }
+        for header in ["v1a,", "v1a,AAAA", "v1a,not-base64!"] {
+            assert_eq!(
+                verify_sw(&src, &headers_with(header, TS), BODY, TS).unwrap_err(),
+                VerifyError::MalformedSignature,
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_public_key_that_is_not_32_bytes_of_base64_is_refused_naming_the_entry() {
+        for bad in [
+            "whpk_",
+            "whpk_%%%",
+            "whpk_AAAA",
+            &format!("whpk_{}", BASE64.encode([1u8; 33])),
+        ] {
+            let doc =
+                serde_json::json!({"sources": {"sw": {"scheme": "standard-webhooks", "secrets": [HMAC_SECRET, bad]}}});
+            let error = Sources::parse(&doc.to_string()).unwrap_err().to_string();
+            assert!(
+                error.contains("secrets[1]") && error.contains("whpk_"),
+                "{bad}: {error}"
+            );
+        }
+        // Other schemes take the string as it is, as before.
+        let doc = serde_json::json!({"sources": {"gh": {"scheme": "github", "secrets": ["whpk_AAAA"]}}});
+        assert_eq!(
+            Sources::parse(&doc.to_string())
+                .expect("github")
+                .get("gh")
+                .expect("gh")
+                .keys
+                .len(),
+            1
+        );
+    }
+}
