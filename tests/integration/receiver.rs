@@ -268,6 +268,37 @@ async fn a_v1a_signed_delivery_is_verified_against_the_source_s_public_key_and_q
     assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty());
 }
 
+/// ElevenLabs' and Cloudflare Stream's deliveries, signed as their docs
+/// say, are queued; a changed body is refused.
+#[tokio::test]
+async fn elevenlabs_and_cloudflare_stream_deliveries_are_verified_and_queued() {
+    let doc = serde_json::json!({"sources": {
+        "el": {"scheme": "elevenlabs", "secrets": ["wsec_test"]},
+        "cf": {"scheme": "cloudflare-stream", "secrets": ["85011ed3a913c6ad5f9cf6c5573cc0a7"]}}});
+    let sources = Sources::parse(&doc.to_string()).expect("sources");
+    let loader = Arc::new(FileSources::new(temp_file("hmac-sources", &doc.to_string())));
+    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
+    for name in ["el", "cf"] {
+        let body = br#"{"uid":"v1","status":{"state":"ready"}}"#.to_vec();
+        let headers = sign::headers_for(sources.get(name).expect("source"), "unused", FIXTURE_TS, &body);
+        let path = format!("/webhooks/{name}");
+        let response = h
+            .receiver
+            .handle(raw_request("POST", &path, &headers, body.clone()))
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
+        let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+        assert_eq!(messages.len(), 1, "{name}");
+        let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
+        assert_eq!(envelope.body_bytes().expect("decodes"), body, "{name}");
+        assert_eq!(envelope.signed_at, Some(FIXTURE_TS), "{name}");
+        let mut changed = body;
+        changed[3] ^= 1;
+        let response = h.receiver.handle(raw_request("POST", &path, &headers, changed)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+    }
+}
+
 #[derive(Debug)]
 struct RefusingQueue(jobhook::ports::ErrorKind);
 

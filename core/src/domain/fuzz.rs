@@ -78,7 +78,9 @@ fn sources_doc() -> Sources {
             "st": {"scheme": "stripe", "header": "mux-signature", "secrets": [format!("whsec_{MARKER}")]},
             "gh": {"scheme": "github", "secrets": [MARKER]},
             "op": {"scheme": "opusclip", "secrets": [format!("sk-{MARKER}")]},
-            "ht": {"scheme": "header-token", "header": "x-webhook-token", "secrets": [format!("tok-{MARKER}")]}}})
+            "ht": {"scheme": "header-token", "header": "x-webhook-token", "secrets": [format!("tok-{MARKER}")]},
+            "el": {"scheme": "elevenlabs", "secrets": [format!("wsec_{MARKER}")]},
+            "cf": {"scheme": "cloudflare-stream", "secrets": [MARKER]}}})
         .to_string(),
     )
     .expect("fuzz sources")
@@ -104,7 +106,7 @@ fn signature_value() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..120),
         "v1,[A-Za-z0-9+/=]{0,60}( v1,[A-Za-z0-9+/=]{0,60}){0,3}".prop_map(String::into_bytes),
         "(v1a?,[A-Za-z0-9+/=]{0,90} ?){0,3}".prop_map(String::into_bytes),
-        "(t=-?[0-9]{0,12}|v1=[0-9a-f]{0,70}|[a-z0]=?,?){0,6}".prop_map(String::into_bytes),
+        "((t|time)=-?[0-9]{0,12}|(v1|v0|sig1)=[0-9a-f]{0,70}|[a-z0]=?,?){0,6}".prop_map(String::into_bytes),
         "sha256=[0-9a-fA-F]{0,70}".prop_map(String::into_bytes),
         "-?[0-9]{0,20}".prop_map(String::into_bytes),
     ]
@@ -126,14 +128,17 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
         "x-opus-salt",
         "x-opus-timestamp",
         "x-webhook-token",
+        "elevenlabs-signature",
     ];
     let headers = proptest::collection::vec((0..names.len(), signature_value()), 0..8);
     let body = proptest::collection::vec(any::<u8>(), 0..256);
     fuzz(
         "signature headers",
-        (0..5usize, headers, body, any::<i64>()),
+        (0..7usize, headers, body, any::<i64>()),
         |(s, headers, body, now)| {
-            let source = sources.get(["sw", "st", "gh", "op", "ht"][s]).expect("source");
+            let source = sources
+                .get(["sw", "st", "gh", "op", "ht", "el", "cf"][s])
+                .expect("source");
             let mut map = HeaderMap::new();
             for (i, value) in headers {
                 if let Ok(value) = HeaderValue::from_bytes(&value) {
@@ -191,14 +196,14 @@ fn fuzz_any_change_to_a_signed_delivery_is_rejected() {
         "signed delivery, one byte changed",
         (
             // Every scheme that signs the body; a header token does not, by design.
-            0..4usize,
+            0..6usize,
             body,
             any::<prop::sample::Index>(),
             1u8..=255,
             1_600_000_000i64..1_900_000_000,
         ),
         |(s, body, at, flip, now)| {
-            let source = sources.get(["sw", "st", "gh", "op"][s]).expect("source");
+            let source = sources.get(["sw", "st", "gh", "op", "el", "cf"][s]).expect("source");
             let signed = sign::headers_for(source, "msg_fuzz", now, &body);
             let map: HeaderMap = signed
                 .iter()

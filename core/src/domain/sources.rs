@@ -17,6 +17,8 @@ pub use super::signature::{Scheme, SigningKey, VerifyingKey};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// ElevenLabs' documented window (its SDKs' `construct_event`: 30 minutes).
+pub const ELEVENLABS_TOLERANCE_SECS: u64 = 1_800;
 
 /// A secret string (an API token). `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -266,13 +268,15 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         field_error(
             name,
             "scheme",
-            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\"",
+            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\", \"elevenlabs\", \"cloudflare-stream\"",
         )
     })?;
 
     let (keys, public_keys) = parse_keys(name, scheme, fields.get("secrets"))?;
 
     let tolerance_secs = match fields.get("tolerance_secs") {
+        // ElevenLabs' own SDKs accept a delivery up to 30 minutes old.
+        None if scheme == Scheme::Elevenlabs => ELEVENLABS_TOLERANCE_SECS,
         None => DEFAULT_TOLERANCE_SECS,
         Some(_) if matches!(scheme, Scheme::Github | Scheme::HeaderToken) => {
             return Err(field_error(
@@ -302,7 +306,12 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
             ))
         }
         None => None,
-        Some(_) if matches!(scheme, Scheme::StandardWebhooks | Scheme::Opusclip) => {
+        Some(_)
+            if matches!(
+                scheme,
+                Scheme::StandardWebhooks | Scheme::Opusclip | Scheme::Elevenlabs | Scheme::CloudflareStream
+            ) =>
+        {
             return Err(field_error(
                 name,
                 "header",
@@ -469,9 +478,14 @@ fn parse_keys(
             }
             // Stripe-shaped and GitHub secrets, OpusClip's API secret key
             // and a header token are used as the string's bytes.
-            Scheme::Stripe | Scheme::Github | Scheme::Opusclip | Scheme::HeaderToken => {
-                keys.push(SigningKey::from_text(secret))
-            }
+            // ElevenLabs' and Cloudflare Stream's secrets too, as their docs'
+            // code uses them.
+            Scheme::Stripe
+            | Scheme::Github
+            | Scheme::Opusclip
+            | Scheme::HeaderToken
+            | Scheme::Elevenlabs
+            | Scheme::CloudflareStream => keys.push(SigningKey::from_text(secret)),
         }
     }
     Ok((keys, public_keys))

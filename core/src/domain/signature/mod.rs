@@ -40,6 +40,10 @@ pub enum Scheme {
     /// A shared secret in a named header (AssemblyAI and similar): no body
     /// integrity and no replay window, see the README.
     HeaderToken,
+    /// ElevenLabs: `ElevenLabs-Signature: t=…,v0=<hex>` over `{t}.{body}`.
+    Elevenlabs,
+    /// Cloudflare Stream: `Webhook-Signature: time=…,sig1=<hex>` over `{time}.{body}`.
+    CloudflareStream,
 }
 
 impl Scheme {
@@ -50,6 +54,8 @@ impl Scheme {
             Self::Github => "github",
             Self::Opusclip => "opusclip",
             Self::HeaderToken => "header-token",
+            Self::Elevenlabs => "elevenlabs",
+            Self::CloudflareStream => "cloudflare-stream",
         }
     }
 }
@@ -69,6 +75,8 @@ impl FromStr for Scheme {
             "github" => Ok(Self::Github),
             "opusclip" => Ok(Self::Opusclip),
             "header-token" => Ok(Self::HeaderToken),
+            "elevenlabs" => Ok(Self::Elevenlabs),
+            "cloudflare-stream" => Ok(Self::CloudflareStream),
             _ => Err(()),
         }
     }
@@ -246,7 +254,24 @@ pub fn verify<'a>(
             let (id, ts) = standard_webhooks::verify(&signing, headers, &body, now_unix)?;
             (Some(id), Some(ts))
         }
-        Scheme::Stripe => (None, Some(stripe::verify(&signing, headers, &body, now_unix)?)),
+        Scheme::Stripe => (
+            None,
+            Some(stripe::verify(stripe::STRIPE, &signing, headers, &body, now_unix)?),
+        ),
+        Scheme::Elevenlabs => (
+            None,
+            Some(stripe::verify(stripe::ELEVENLABS, &signing, headers, &body, now_unix)?),
+        ),
+        Scheme::CloudflareStream => (
+            None,
+            Some(stripe::verify(
+                stripe::CLOUDFLARE_STREAM,
+                &signing,
+                headers,
+                &body,
+                now_unix,
+            )?),
+        ),
         Scheme::Github => {
             github::verify(&signing, headers, &body)?;
             (None, None)
@@ -385,6 +410,14 @@ pub mod sign {
             Scheme::Stripe => vec![(
                 source.header.unwrap_or(super::stripe::DEFAULT_HEADER).into(),
                 stripe(key, timestamp, body),
+            )],
+            Scheme::Elevenlabs => vec![(
+                super::stripe::ELEVENLABS.header.into(),
+                super::stripe::sign_shaped(super::stripe::ELEVENLABS, key, timestamp, body),
+            )],
+            Scheme::CloudflareStream => vec![(
+                super::stripe::CLOUDFLARE_STREAM.header.into(),
+                super::stripe::sign_shaped(super::stripe::CLOUDFLARE_STREAM, key, timestamp, body),
             )],
             Scheme::Github => vec![(
                 source.header.unwrap_or(super::github::DEFAULT_HEADER).into(),

@@ -771,3 +771,164 @@ mod v1a {
         );
     }
 }
+
+/// ElevenLabs and Cloudflare Stream sign `{timestamp}.{body}` with
+/// HMAC-SHA256 in a Stripe-shaped header. Neither publishes a vector with
+/// its digest: these were computed with Python's `hmac` module,
+/// independently of jobhook's code, from ElevenLabs' SDK test inputs
+/// (elevenlabs-python tests/test_webhooks.py, `test_construct_event_mocked_time`:
+/// secret, timestamp and `json.dumps` body) and from Cloudflare's docs
+/// (stream/manage-video-library/using-webhooks: the example secret and
+/// `time`, and the short `ready` body).
+mod timestamped_hmac {
+    use super::*;
+
+    const EL_SECRET: &str = "test_secret";
+    const EL_TS: i64 = 1600000000;
+    const EL_BODY: &str = r#"{"event_type": "speech.completed", "id": "123456"}"#;
+    const EL_SIG: &str = "t=1600000000,v0=f8a0d1dc33ee963cb54d2f31514555995e93313c9d2042c030adbb82b87fae13";
+
+    const CF_SECRET: &str = "85011ed3a913c6ad5f9cf6c5573cc0a7";
+    const CF_TS: i64 = 1230811200;
+    const CF_BODY: &str = r#"{"uid":"dd5d531a12de0c724bd1275a3b2bc9c6","readyToStream":true,"status":{"state":"ready"},"meta":{},"created":"2019-01-01T01:00:00.474936Z","modified":"2019-01-01T01:02:21.076571Z"}"#;
+    const CF_SIG: &str = "time=1230811200,sig1=c0de87883bf07dbc0333fd1d7017605b5a3b98d45f0fb6a1fde8bae51bf05cdd";
+
+    fn scheme_source(scheme: &str, secret: &str) -> SourceConfig {
+        let doc = serde_json::json!({"sources": {"s": {"scheme": scheme, "secrets": [secret]}}});
+        source(&doc.to_string(), "s")
+    }
+
+    struct Case {
+        scheme: &'static str,
+        header: &'static str,
+        secret: &'static str,
+        ts: i64,
+        body: &'static str,
+        sig: &'static str,
+        tolerance: i64,
+    }
+
+    const CASES: [Case; 2] = [
+        Case {
+            scheme: "elevenlabs",
+            header: "elevenlabs-signature",
+            secret: EL_SECRET,
+            ts: EL_TS,
+            body: EL_BODY,
+            sig: EL_SIG,
+            tolerance: 1_800,
+        },
+        Case {
+            scheme: "cloudflare-stream",
+            header: "webhook-signature",
+            secret: CF_SECRET,
+            ts: CF_TS,
+            body: CF_BODY,
+            sig: CF_SIG,
+            tolerance: 300,
+        },
+    ];
+
+    fn check(src: &SourceConfig, h: &HeaderMap, body: &str, now: i64) -> Result<VerifiedWebhook, VerifyError> {
+        verify(src, h, Bytes::copy_from_slice(body.as_bytes()), now)
+    }
+
+    #[test]
+    fn the_computed_vectors_verify_and_signing_gives_them_back() {
+        for c in &CASES {
+            let src = scheme_source(c.scheme, c.secret);
+            let h = headers(&[(c.header, c.sig)]);
+            let verified = check(&src, &h, c.body, c.ts).unwrap_or_else(|e| panic!("{}: {e}", c.scheme));
+            assert_eq!(verified.timestamp(), Some(c.ts), "{}", c.scheme);
+            assert_eq!(
+                sign::headers_for(&src, "unused", c.ts, c.body.as_bytes()),
+                [(c.header.to_owned(), c.sig.to_owned())],
+                "{}",
+                c.scheme
+            );
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_an_old_timestamp_a_wrong_key_and_a_key_from_the_request_are_refused() {
+        for c in &CASES {
+            let src = scheme_source(c.scheme, c.secret);
+            let h = headers(&[(c.header, c.sig)]);
+            let flipped = c.body.replacen('"', "'", 1);
+            assert_eq!(
+                check(&src, &h, &flipped, c.ts).unwrap_err(),
+                VerifyError::SignatureMismatch,
+                "{}",
+                c.scheme
+            );
+            // Older than the scheme's window (ElevenLabs: 30 minutes), and as far ahead.
+            for now in [c.ts + c.tolerance + 1, c.ts - c.tolerance - 1] {
+                assert_eq!(
+                    check(&src, &h, c.body, now).unwrap_err(),
+                    VerifyError::TimestampOutOfTolerance,
+                    "{} at {now}",
+                    c.scheme
+                );
+            }
+            assert!(
+                check(&src, &h, c.body, c.ts + c.tolerance).is_ok(),
+                "{}: the window's edge",
+                c.scheme
+            );
+            let wrong = scheme_source(c.scheme, "another-secret");
+            assert_eq!(
+                check(&wrong, &h, c.body, c.ts).unwrap_err(),
+                VerifyError::SignatureMismatch,
+                "{}",
+                c.scheme
+            );
+            // A forger signs with a secret of its own and sends it along.
+            let forged_with = scheme_source(c.scheme, "forger-secret");
+            let forged = sign::headers_for(&forged_with, "x", c.ts, c.body.as_bytes());
+            let mut h = headers(&[(forged[0].0.as_str(), forged[0].1.as_str())]);
+            h.insert("x-webhook-secret", HeaderValue::from_static("forger-secret"));
+            assert_eq!(
+                check(&src, &h, c.body, c.ts).unwrap_err(),
+                VerifyError::SignatureMismatch,
+                "{}",
+                c.scheme
+            );
+        }
+    }
+
+    #[test]
+    fn each_reads_only_its_own_keys_and_header_names() {
+        // A Stripe-shaped `v1=` is not ElevenLabs' `v0=`, nor `t=` Cloudflare's `time=`.
+        let el = scheme_source("elevenlabs", EL_SECRET);
+        let stripe_shaped = EL_SIG.replace("v0=", "v1=");
+        assert_eq!(
+            verify(
+                &el,
+                &headers(&[("elevenlabs-signature", &stripe_shaped)]),
+                Bytes::from(EL_BODY),
+                EL_TS
+            )
+            .unwrap_err(),
+            VerifyError::MissingSignature
+        );
+        let cf = scheme_source("cloudflare-stream", CF_SECRET);
+        let t_not_time = CF_SIG.replace("time=", "t=");
+        assert_eq!(
+            verify(
+                &cf,
+                &headers(&[("webhook-signature", &t_not_time)]),
+                Bytes::from(CF_BODY),
+                CF_TS
+            )
+            .unwrap_err(),
+            VerifyError::MissingTimestamp
+        );
+        for scheme in ["elevenlabs", "cloudflare-stream"] {
+            let doc = serde_json::json!({"sources": {"s": {"scheme": scheme, "secrets": ["k"], "header": "x-sig"}}});
+            let error = Sources::parse(&doc.to_string()).unwrap_err().to_string();
+            assert!(error.contains("header"), "{scheme}: {error}");
+        }
+        assert_eq!(el.tolerance_secs, 1_800, "ElevenLabs' documented window by default");
+        assert_eq!(cf.tolerance_secs, 300);
+    }
+}
