@@ -41,7 +41,7 @@ pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Writ
     if source.keys.is_empty() {
         // A public key verifies; only the sender's private key signs.
         return Err(CliError::Failed(format!(
-            "source {:?} lists only public keys (whpk_): signing needs a whsec_ secret",
+            "source {:?} lists only public keys (whpk_, or fal's): only the sender's private key signs for it",
             args.source
         )));
     }

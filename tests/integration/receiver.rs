@@ -247,25 +247,33 @@ async fn a_v1a_signed_delivery_is_verified_against_the_source_s_public_key_and_q
         ("webhook-timestamp".to_owned(), FIXTURE_TS.to_string()),
         ("webhook-signature".to_owned(), signature),
     ];
-    let response = h
-        .receiver
-        .handle(raw_request("POST", "/webhooks/ed", &headers, body.clone()))
-        .await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED, "{:?}", response.body());
-    let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
-    assert_eq!(messages.len(), 1);
-    let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
-    assert_eq!(envelope.body_bytes().expect("decodes"), body);
+    let envelope = queued_then_refused_changed(&h, "/webhooks/ed", &headers, body).await;
     assert_eq!(envelope.webhook_id.as_deref(), Some("msg_v1a"));
+}
 
-    let mut changed = body;
-    changed[10] ^= 1;
-    let response = h
-        .receiver
-        .handle(raw_request("POST", "/webhooks/ed", &headers, changed))
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty());
+/// fal's delivery, signed with the private key of a public key the source
+/// lists, is queued with its timestamp; a changed body is refused.
+#[tokio::test]
+async fn a_fal_delivery_is_verified_against_the_listed_public_key_and_queued() {
+    use ring::signature::KeyPair;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[6u8; 32]).expect("seed");
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let doc = serde_json::json!({"sources": {"fal": {"scheme": "fal", "public_keys": [x]}}});
+    let loader = Arc::new(FileSources::new(temp_file("fal-sources", &doc.to_string())));
+    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
+    let body = br#"{"request_id":"req-1","status":"OK","payload":{}}"#.to_vec();
+    let message = format!("req-1\nuser-1\n{FIXTURE_TS}\n{}", sha256_hex(&body));
+    let headers = [
+        ("x-fal-webhook-request-id".to_owned(), "req-1".to_owned()),
+        ("x-fal-webhook-user-id".to_owned(), "user-1".to_owned()),
+        ("x-fal-webhook-timestamp".to_owned(), FIXTURE_TS.to_string()),
+        (
+            "x-fal-webhook-signature".to_owned(),
+            hex::encode(pair.sign(message.as_bytes())),
+        ),
+    ];
+    let envelope = queued_then_refused_changed(&h, "/webhooks/fal", &headers, body).await;
+    assert_eq!(envelope.signed_at, Some(FIXTURE_TS));
 }
 
 /// ElevenLabs' and Cloudflare Stream's deliveries, signed as their docs
@@ -281,22 +289,29 @@ async fn elevenlabs_and_cloudflare_stream_deliveries_are_verified_and_queued() {
     for name in ["el", "cf"] {
         let body = br#"{"uid":"v1","status":{"state":"ready"}}"#.to_vec();
         let headers = sign::headers_for(sources.get(name).expect("source"), "unused", FIXTURE_TS, &body);
-        let path = format!("/webhooks/{name}");
-        let response = h
-            .receiver
-            .handle(raw_request("POST", &path, &headers, body.clone()))
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED, "{name}: {:?}", response.body());
-        let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
-        assert_eq!(messages.len(), 1, "{name}");
-        let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
-        assert_eq!(envelope.body_bytes().expect("decodes"), body, "{name}");
+        let envelope = queued_then_refused_changed(&h, &format!("/webhooks/{name}"), &headers, body).await;
         assert_eq!(envelope.signed_at, Some(FIXTURE_TS), "{name}");
-        let mut changed = body;
-        changed[3] ^= 1;
-        let response = h.receiver.handle(raw_request("POST", &path, &headers, changed)).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
     }
+}
+
+/// `body` with `headers` is accepted and queued as it came; the same with
+/// one byte of its body changed is refused and queues nothing.
+async fn queued_then_refused_changed(h: &Harness, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Envelope {
+    let response = h
+        .receiver
+        .handle(raw_request("POST", path, headers, body.clone()))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "{path}: {:?}", response.body());
+    let messages = sqs::drain(&h.sqs, &h.queue_url, 2).await;
+    assert_eq!(messages.len(), 1, "{path}");
+    let envelope = Envelope::from_json(messages[0].body.as_deref().expect("body")).expect("envelope");
+    assert_eq!(envelope.body_bytes().expect("decodes"), body, "{path}");
+    let mut changed = body;
+    changed[5] ^= 1;
+    let response = h.receiver.handle(raw_request("POST", path, headers, changed)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty(), "{path}");
+    envelope
 }
 
 #[derive(Debug)]

@@ -80,7 +80,8 @@ fn sources_doc() -> Sources {
             "op": {"scheme": "opusclip", "secrets": [format!("sk-{MARKER}")]},
             "ht": {"scheme": "header-token", "header": "x-webhook-token", "secrets": [format!("tok-{MARKER}")]},
             "el": {"scheme": "elevenlabs", "secrets": [format!("wsec_{MARKER}")]},
-            "cf": {"scheme": "cloudflare-stream", "secrets": [MARKER]}}})
+            "cf": {"scheme": "cloudflare-stream", "secrets": [MARKER]},
+            "fal": {"scheme": "fal", "public_keys": [fal_jwk_x()]}}})
         .to_string(),
     )
     .expect("fuzz sources")
@@ -89,6 +90,13 @@ fn sources_doc() -> Sources {
 /// The fuzz's Ed25519 key pair, for Standard Webhooks `v1a`.
 fn v1a_key_pair() -> ring::signature::Ed25519KeyPair {
     ring::signature::Ed25519KeyPair::from_seed_unchecked(&[3u8; 32]).expect("a 32-byte seed")
+}
+
+/// The fuzz's fal key, as fal's JWKS lists it (`x`, base64url).
+fn fal_jwk_x() -> String {
+    use base64::Engine as _;
+    use ring::signature::KeyPair;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v1a_key_pair().public_key().as_ref())
 }
 
 fn v1a_whpk() -> String {
@@ -108,6 +116,7 @@ fn signature_value() -> impl Strategy<Value = Vec<u8>> {
         "(v1a?,[A-Za-z0-9+/=]{0,90} ?){0,3}".prop_map(String::into_bytes),
         "((t|time)=-?[0-9]{0,12}|(v1|v0|sig1)=[0-9a-f]{0,70}|[a-z0]=?,?){0,6}".prop_map(String::into_bytes),
         "sha256=[0-9a-fA-F]{0,70}".prop_map(String::into_bytes),
+        "[0-9a-f]{0,130}".prop_map(String::into_bytes),
         "-?[0-9]{0,20}".prop_map(String::into_bytes),
     ]
 }
@@ -129,15 +138,19 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
         "x-opus-timestamp",
         "x-webhook-token",
         "elevenlabs-signature",
+        "x-fal-webhook-request-id",
+        "x-fal-webhook-user-id",
+        "x-fal-webhook-timestamp",
+        "x-fal-webhook-signature",
     ];
     let headers = proptest::collection::vec((0..names.len(), signature_value()), 0..8);
     let body = proptest::collection::vec(any::<u8>(), 0..256);
     fuzz(
         "signature headers",
-        (0..7usize, headers, body, any::<i64>()),
+        (0..8usize, headers, body, any::<i64>()),
         |(s, headers, body, now)| {
             let source = sources
-                .get(["sw", "st", "gh", "op", "ht", "el", "cf"][s])
+                .get(["sw", "st", "gh", "op", "ht", "el", "cf", "fal"][s])
                 .expect("source");
             let mut map = HeaderMap::new();
             for (i, value) in headers {
@@ -152,15 +165,16 @@ fn fuzz_signature_headers_never_panic_and_never_verify_unsigned_input() {
     );
 }
 
-#[test]
-fn fuzz_any_change_to_a_v1a_signed_delivery_is_rejected() {
-    use base64::Engine as _;
-    let sources = sources_doc();
-    let source = sources.get("sw").expect("source");
-    let pair = v1a_key_pair();
+/// A delivery `signed` (its headers for a body at a time) verifies, and the
+/// same with any one byte of its body changed does not.
+fn any_changed_byte_is_rejected(
+    name: &str,
+    source: &super::sources::SourceConfig,
+    signed: impl Fn(&[u8], i64) -> Vec<(&'static str, String)>,
+) {
     let body = proptest::collection::vec(any::<u8>(), 1..256);
     fuzz(
-        "v1a signed delivery, one byte changed",
+        name,
         (
             body,
             any::<prop::sample::Index>(),
@@ -168,22 +182,58 @@ fn fuzz_any_change_to_a_v1a_signed_delivery_is_rejected() {
             1_600_000_000i64..1_900_000_000,
         ),
         |(body, at, flip, now)| {
-            let message = [format!("msg_fuzz.{now}.").into_bytes(), body.clone()].concat();
-            let signature = base64::engine::general_purpose::STANDARD.encode(pair.sign(&message).as_ref());
-            let map: HeaderMap = [
-                ("webhook-id", "msg_fuzz".to_owned()),
-                ("webhook-timestamp", now.to_string()),
-                ("webhook-signature", format!("v1a,{signature}")),
-            ]
-            .into_iter()
-            .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_str(&v).expect("value")))
-            .collect();
+            let map: HeaderMap = signed(&body, now)
+                .into_iter()
+                .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_str(&v).expect("value")))
+                .collect();
             prop_assert!(verify(source, &map, Bytes::from(body.clone()), now).is_ok());
             let mut changed = body;
             let i = at.index(changed.len());
             changed[i] ^= flip;
             prop_assert!(verify(source, &map, Bytes::from(changed), now).is_err());
             Ok(true)
+        },
+    );
+}
+
+#[test]
+fn fuzz_any_change_to_a_v1a_signed_delivery_is_rejected() {
+    use base64::Engine as _;
+    let sources = sources_doc();
+    let pair = v1a_key_pair();
+    any_changed_byte_is_rejected(
+        "v1a signed delivery, one byte changed",
+        sources.get("sw").expect("source"),
+        |body, now| {
+            let message = [format!("msg_fuzz.{now}.").into_bytes(), body.to_vec()].concat();
+            let signature = base64::engine::general_purpose::STANDARD.encode(pair.sign(&message).as_ref());
+            vec![
+                ("webhook-id", "msg_fuzz".to_owned()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", format!("v1a,{signature}")),
+            ]
+        },
+    );
+}
+
+#[test]
+fn fuzz_any_change_to_a_fal_signed_delivery_is_rejected() {
+    let sources = sources_doc();
+    let pair = v1a_key_pair();
+    any_changed_byte_is_rejected(
+        "fal signed delivery, one byte changed",
+        sources.get("fal").expect("source"),
+        |body, now| {
+            let message = format!(
+                "req_fuzz\nuser_fuzz\n{now}\n{}",
+                crate::domain::digest::sha256_hex(body)
+            );
+            vec![
+                ("x-fal-webhook-request-id", "req_fuzz".to_owned()),
+                ("x-fal-webhook-user-id", "user_fuzz".to_owned()),
+                ("x-fal-webhook-timestamp", now.to_string()),
+                ("x-fal-webhook-signature", hex::encode(pair.sign(message.as_bytes()))),
+            ]
         },
     );
 }

@@ -121,6 +121,8 @@ fn field_error(source: &str, field: impl Into<String>, problem: impl Into<String
 const SOURCE_FIELDS: &[&str] = &[
     "scheme",
     "secrets",
+    "public_keys",
+    "jwks_url",
     "tolerance_secs",
     "header",
     "provider",
@@ -268,11 +270,25 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         field_error(
             name,
             "scheme",
-            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\", \"elevenlabs\", \"cloudflare-stream\"",
+            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\", \"elevenlabs\", \"cloudflare-stream\", \"fal\"",
         )
     })?;
 
-    let (keys, public_keys) = parse_keys(name, scheme, fields.get("secrets"))?;
+    let (keys, public_keys) = match scheme {
+        Scheme::Fal => (Vec::new(), parse_fal_keys(name, fields)?),
+        _ if fields.contains_key("public_keys") || fields.contains_key("jwks_url") => {
+            return Err(field_error(
+                name,
+                if fields.contains_key("public_keys") {
+                    "public_keys"
+                } else {
+                    "jwks_url"
+                },
+                "only the fal scheme takes public keys this way (Standard Webhooks lists whpk_ keys in secrets)",
+            ))
+        }
+        _ => parse_keys(name, scheme, fields.get("secrets"))?,
+    };
 
     let tolerance_secs = match fields.get("tolerance_secs") {
         // ElevenLabs' own SDKs accept a delivery up to 30 minutes old.
@@ -309,7 +325,11 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         Some(_)
             if matches!(
                 scheme,
-                Scheme::StandardWebhooks | Scheme::Opusclip | Scheme::Elevenlabs | Scheme::CloudflareStream
+                Scheme::StandardWebhooks
+                    | Scheme::Opusclip
+                    | Scheme::Elevenlabs
+                    | Scheme::CloudflareStream
+                    | Scheme::Fal
             ) =>
         {
             return Err(field_error(
@@ -485,10 +505,53 @@ fn parse_keys(
             | Scheme::Opusclip
             | Scheme::HeaderToken
             | Scheme::Elevenlabs
-            | Scheme::CloudflareStream => keys.push(SigningKey::from_text(secret)),
+            | Scheme::CloudflareStream
+            // Never reached: a fal source's keys are its public_keys.
+            | Scheme::Fal => keys.push(SigningKey::from_text(secret)),
         }
     }
     Ok((keys, public_keys))
+}
+
+/// fal's Ed25519 public keys, as its JWKS gives them (each key's `x`,
+/// base64url). fal signs with its own private key, so a fal source has no
+/// `secrets`. Fetching the JWKS itself (`jwks_url`) is not built yet.
+fn parse_fal_keys(source: &str, fields: &serde_json::Map<String, Value>) -> Result<Vec<VerifyingKey>, SourcesError> {
+    if fields.contains_key("secrets") {
+        return Err(field_error(
+            source,
+            "secrets",
+            "the fal scheme has no shared secret: list fal's public keys in public_keys",
+        ));
+    }
+    if fields.contains_key("jwks_url") {
+        return Err(field_error(
+            source,
+            "jwks_url",
+            "is not supported yet: list the keys of fal's JWKS (each key's x) in public_keys",
+        ));
+    }
+    let list = match fields.get("public_keys") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "public_keys",
+                "must be a non-empty array of strings",
+            ))
+        }
+        None => return Err(field_error(source, "public_keys", "is required for the fal scheme")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = format!("public_keys[{i}]");
+            let key = item
+                .as_str()
+                .ok_or_else(|| field_error(source, field.clone(), "must be a string"))?;
+            VerifyingKey::from_jwk_x(key).map_err(|problem| field_error(source, field, problem))
+        })
+        .collect()
 }
 
 /// A base URL a request can be built on. The problem never quotes the URL,

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::digest::sha256_hex;
 
+pub mod fal;
 pub mod github;
 pub mod header_token;
 pub mod opusclip;
@@ -44,6 +45,9 @@ pub enum Scheme {
     Elevenlabs,
     /// Cloudflare Stream: `Webhook-Signature: time=…,sig1=<hex>` over `{time}.{body}`.
     CloudflareStream,
+    /// fal.ai: Ed25519 over the request id, user id, timestamp and body hash,
+    /// against the source's `public_keys`.
+    Fal,
 }
 
 impl Scheme {
@@ -56,6 +60,7 @@ impl Scheme {
             Self::HeaderToken => "header-token",
             Self::Elevenlabs => "elevenlabs",
             Self::CloudflareStream => "cloudflare-stream",
+            Self::Fal => "fal",
         }
     }
 }
@@ -77,6 +82,7 @@ impl FromStr for Scheme {
             "header-token" => Ok(Self::HeaderToken),
             "elevenlabs" => Ok(Self::Elevenlabs),
             "cloudflare-stream" => Ok(Self::CloudflareStream),
+            "fal" => Ok(Self::Fal),
             _ => Err(()),
         }
     }
@@ -119,6 +125,18 @@ pub struct VerifyingKey([u8; 32]);
 impl VerifyingKey {
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// A JWK's `x`: the raw key, base64url, padded or not (RFC 8037).
+    pub fn from_jwk_x(x: &str) -> Result<Self, &'static str> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(x.trim_end_matches('='))
+            .map_err(|_| "an Ed25519 public key must be base64url (a JWK's x)")?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "an Ed25519 public key must decode to 32 bytes")?;
+        Ok(Self(bytes))
     }
 
     pub fn from_whpk(key: &str) -> Result<Self, &'static str> {
@@ -272,6 +290,9 @@ pub fn verify<'a>(
                 now_unix,
             )?),
         ),
+        // fal's request id names the job, not the delivery: a delivery is
+        // known by its body's hash, as for the schemes without an id.
+        Scheme::Fal => (None, Some(fal::verify(&signing, headers, &body, now_unix)?)),
         Scheme::Github => {
             github::verify(&signing, headers, &body)?;
             (None, None)
@@ -391,8 +412,8 @@ pub mod sign {
 
     /// The headers that make `body` a correctly signed delivery from `source`
     /// at `timestamp`, signed with its first active secret. `id` is used by
-    /// schemes that carry one. The source must hold a secret: one that lists
-    /// only Standard Webhooks public keys cannot sign (callers check).
+    /// schemes that carry one. A source with only public keys (`whpk_`, fal)
+    /// cannot sign: the headers are empty (`jobhook sign` says why first).
     pub fn headers_for<'a>(
         source: impl Into<Signing<'a>>,
         id: &str,
@@ -400,7 +421,10 @@ pub mod sign {
         body: &[u8],
     ) -> Vec<(String, String)> {
         let source = source.into();
-        let key = &source.keys[0];
+        let Some(key) = source.keys.first() else {
+            // Only public keys: nothing here can sign for the source.
+            return Vec::new();
+        };
         match source.scheme {
             Scheme::StandardWebhooks => vec![
                 ("webhook-id".into(), id.into()),
@@ -433,6 +457,8 @@ pub mod sign {
                     ("x-opus-timestamp".into(), timestamp.to_string()),
                 ]
             }
+            // Signed with fal's private key, which no source holds.
+            Scheme::Fal => Vec::new(),
             Scheme::HeaderToken => vec![(
                 source.header.unwrap_or_default().into(),
                 String::from_utf8_lossy(key.bytes()).into_owned(),

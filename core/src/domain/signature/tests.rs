@@ -932,3 +932,165 @@ mod timestamped_hmac {
         assert_eq!(cf.tolerance_secs, 300);
     }
 }
+
+/// fal.ai: Ed25519 over `{request id}\n{user id}\n{timestamp}\n{hex sha256
+/// of the body}` (docs.fal.ai/model-apis/model-endpoints/webhooks). fal
+/// publishes no vector; this one is signed here with a test seed over the
+/// docs' `OK` example body, and Ed25519 is deterministic, so any correct
+/// signer gives the same signature.
+mod fal {
+    use super::*;
+    use ring::signature::KeyPair;
+
+    const SEED: [u8; 32] = [
+        0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31,
+        0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f,
+    ];
+    const REQUEST_ID: &str = "024ca5b1-45d3-4afd-883e-ad3abe2a1c4d";
+    const USER_ID: &str = "github|12345678";
+    const TS: i64 = 1700000000;
+    const BODY: &str = r#"{"request_id": "024ca5b1-45d3-4afd-883e-ad3abe2a1c4d", "gateway_request_id": "024ca5b1-45d3-4afd-883e-ad3abe2a1c4d", "status": "OK", "payload": {"images": [{"url": "https://url.to/image.png", "content_type": "image/png", "file_name": "image.png", "file_size": 1824075, "width": 1024, "height": 1024}], "seed": 196619188014358660}, "error": null}"#;
+    const SIGNATURE: &str = "758ab3e852a6543d42e8a8298ece1425570f5ff32c225d8e9ced071b9cd52c9aec07e2da2f1c3c7df4eee290a7aa89853fc58ceda8ee0be27df2de17d2cc0f0f";
+
+    fn pair(seed: &[u8; 32]) -> ring::signature::Ed25519KeyPair {
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).expect("seed")
+    }
+
+    /// The key as fal's JWKS lists it: `x`, base64url without padding.
+    fn jwk_x(seed: &[u8; 32]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        URL_SAFE_NO_PAD.encode(pair(seed).public_key().as_ref())
+    }
+
+    fn fal_source(keys: &[String]) -> SourceConfig {
+        source(
+            &serde_json::json!({"sources": {"fal": {"scheme": "fal", "public_keys": keys, "provider": "generic"}}})
+                .to_string(),
+            "fal",
+        )
+    }
+
+    fn fal_headers(signature: &str, ts: i64) -> HeaderMap {
+        headers(&[
+            ("x-fal-webhook-request-id", REQUEST_ID),
+            ("x-fal-webhook-user-id", USER_ID),
+            ("x-fal-webhook-timestamp", &ts.to_string()),
+            ("x-fal-webhook-signature", signature),
+        ])
+    }
+
+    fn check(src: &SourceConfig, h: &HeaderMap, body: &str, now: i64) -> Result<VerifiedWebhook, VerifyError> {
+        verify(src, h, Bytes::copy_from_slice(body.as_bytes()), now)
+    }
+
+    #[test]
+    fn a_delivery_signed_over_fal_s_four_parts_verifies_against_its_jwk() {
+        let message = format!(
+            "{REQUEST_ID}\n{USER_ID}\n{TS}\n{}",
+            crate::domain::digest::sha256_hex(BODY.as_bytes())
+        );
+        assert_eq!(hex::encode(pair(&SEED).sign(message.as_bytes())), SIGNATURE);
+        let src = fal_source(&[jwk_x(&SEED)]);
+        let verified = check(&src, &fal_headers(SIGNATURE, TS), BODY, TS).expect("verifies");
+        assert_eq!(verified.timestamp(), Some(TS));
+        assert_eq!(
+            verified.webhook_id(),
+            None,
+            "the request id names the job, not the delivery"
+        );
+        // A padded x (as fal's live JWKS has been seen to carry) reads the same.
+        let padded = fal_source(&[format!("{}=", jwk_x(&SEED))]);
+        assert!(check(&padded, &fal_headers(SIGNATURE, TS), BODY, TS).is_ok());
+    }
+
+    #[test]
+    fn a_flipped_byte_an_old_timestamp_a_wrong_key_and_a_key_from_the_request_are_refused() {
+        let src = fal_source(&[jwk_x(&SEED)]);
+        let h = fal_headers(SIGNATURE, TS);
+        let flipped = BODY.replace("1824075", "1824076");
+        assert_eq!(
+            check(&src, &h, &flipped, TS).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        assert_eq!(
+            check(&src, &h, BODY, TS + 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+        assert_eq!(
+            check(&src, &h, BODY, TS - 301).unwrap_err(),
+            VerifyError::TimestampOutOfTolerance
+        );
+        let wrong = fal_source(&[jwk_x(&[1u8; 32])]);
+        assert_eq!(check(&wrong, &h, BODY, TS).unwrap_err(), VerifyError::SignatureMismatch);
+        // Rotation: either listed key may verify.
+        let both = fal_source(&[jwk_x(&[1u8; 32]), jwk_x(&SEED)]);
+        assert!(check(&both, &h, BODY, TS).is_ok());
+        // A forger's own key, sent along, is never trusted.
+        let forger = [9u8; 32];
+        let message = format!(
+            "{REQUEST_ID}\n{USER_ID}\n{TS}\n{}",
+            crate::domain::digest::sha256_hex(BODY.as_bytes())
+        );
+        let forged = hex::encode(pair(&forger).sign(message.as_bytes()));
+        let mut h = fal_headers(&forged, TS);
+        h.insert(
+            "x-fal-webhook-public-key",
+            HeaderValue::from_str(&jwk_x(&forger)).expect("value"),
+        );
+        assert_eq!(check(&src, &h, BODY, TS).unwrap_err(), VerifyError::SignatureMismatch);
+    }
+
+    #[test]
+    fn a_missing_part_or_a_malformed_signature_is_named() {
+        let src = fal_source(&[jwk_x(&SEED)]);
+        for (missing, error) in [
+            ("x-fal-webhook-request-id", VerifyError::MissingWebhookId),
+            ("x-fal-webhook-user-id", VerifyError::MissingWebhookId),
+            ("x-fal-webhook-timestamp", VerifyError::MissingTimestamp),
+            ("x-fal-webhook-signature", VerifyError::MissingSignature),
+        ] {
+            let mut h = fal_headers(SIGNATURE, TS);
+            h.remove(missing);
+            assert_eq!(check(&src, &h, BODY, TS).unwrap_err(), error, "{missing}");
+        }
+        for bad in ["zz", &SIGNATURE[..126], "00"] {
+            assert_eq!(
+                check(&src, &fal_headers(bad, TS), BODY, TS).unwrap_err(),
+                VerifyError::MalformedSignature,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fal_source_takes_public_keys_and_nothing_else() {
+        for (doc, field) in [
+            (serde_json::json!({"scheme": "fal", "secrets": ["s"]}), "secrets"),
+            (serde_json::json!({"scheme": "fal"}), "public_keys"),
+            (serde_json::json!({"scheme": "fal", "public_keys": []}), "public_keys"),
+            (
+                serde_json::json!({"scheme": "fal", "public_keys": ["AAAA"]}),
+                "public_keys[0]",
+            ),
+            (
+                serde_json::json!({"scheme": "fal", "jwks_url": "https://rest.alpha.fal.ai/.well-known/jwks.json", "public_keys": [jwk_x(&SEED)]}),
+                "jwks_url",
+            ),
+            (
+                serde_json::json!({"scheme": "fal", "public_keys": [jwk_x(&SEED)], "header": "x"}),
+                "header",
+            ),
+            (
+                serde_json::json!({"scheme": "github", "secrets": ["s"], "public_keys": [jwk_x(&SEED)]}),
+                "public_keys",
+            ),
+        ] {
+            let error = Sources::parse(&serde_json::json!({"sources": {"f": doc}}).to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        // Nothing here can sign for fal.
+        assert!(sign::headers_for(&fal_source(&[jwk_x(&SEED)]), "x", TS, b"{}").is_empty());
+    }
+}
