@@ -219,7 +219,10 @@ pub(crate) fn check(job: &JobRef) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) fn store(aws: &aws_config::SdkConfig, table: &Table) -> Result<impl JobStore + JobQuery, CliError> {
+pub(crate) fn store(
+    aws: &aws_config::SdkConfig,
+    table: &Table,
+) -> Result<jobhook::adapters::dynamodb::DynamoJobStore, CliError> {
     // A tracked job is first due for a poll as the functions would have it.
     let stale_after =
         jobhook::config::stale_after(&jobhook::config::Env::process()).map_err(|e| CliError::Usage(e.to_string()))?;

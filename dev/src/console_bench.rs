@@ -231,7 +231,7 @@ pub async fn time_pages_in_memory(
         window: Duration::from_secs(86_400),
         overdue_after: Duration::from_secs(600),
     };
-    let console = std::sync::Arc::new(jobhook_cli::console::Console::with_store(store, aws, settings, bound));
+    let console = std::sync::Arc::new(jobhook_cli::console::Console::new(store, aws, settings, bound));
     let server = tokio::spawn(async move { axum::serve(listener, jobhook_cli::console::router(console)).await });
     let timed = time_at(&format!("http://{bound}"), runs).await;
     server.abort();

@@ -315,7 +315,7 @@ async fn the_console_in_chromium_counts_what_the_store_holds_opens_timelines_red
         window: Duration::from_secs(86_400),
         overdue_after: Duration::from_secs(600),
     };
-    let console = Arc::new(Console::with_store(store.clone(), &config, settings, bound));
+    let console = Arc::new(Console::new(store.clone(), &config, settings, bound));
     tokio::spawn(async move { axum::serve(listener, router(console)).await });
     let base = format!("http://{bound}");
 

@@ -65,18 +65,8 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(aws: &aws_config::SdkConfig, settings: ConsoleSettings, bound: SocketAddr) -> Self {
-        let store = jobhook::bootstrap::job_store(
-            aws,
-            &settings.table,
-            Duration::from_secs(30 * 86_400),
-            jobhook::domain::schedule::DEFAULT_STALE_AFTER,
-            Arc::new(SystemClock),
-        );
-        Self::with_store(Arc::new(store), aws, settings, bound)
-    }
-
-    pub fn with_store(
+    /// A console over `store`, answering on `bound`.
+    pub fn new(
         store: Arc<dyn ConsoleStore>,
         aws: &aws_config::SdkConfig,
         settings: ConsoleSettings,

@@ -163,7 +163,15 @@ pub async fn run(args: ConsoleArgs, aws: &aws_config::SdkConfig, out: &mut dyn W
              reach that address can read every job and redrive the dead-letter queue"
         );
     }
-    let console = Arc::new(Console::new(aws, settings, bound));
+    // The CLI's own store, so a replay applied here schedules the job's next
+    // poll as `jobhook replay` does (JOBHOOK_STALE_AFTER_SECS).
+    let store = crate::store(
+        aws,
+        &crate::Table {
+            name: settings.table.clone(),
+        },
+    )?;
+    let console = Arc::new(Console::new(Arc::new(store), aws, settings, bound));
     write(
         out,
         &format!(
