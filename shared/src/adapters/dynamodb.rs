@@ -684,6 +684,45 @@ impl From<ActivityItem> for JobSummary {
     }
 }
 
+impl DynamoJobStore {
+    /// `update` on the job's state if it is still completed with
+    /// `output_url` and has no outputs kept: the keeper's one condition
+    /// (`InMemoryJobStore` restates it; the differential test holds them
+    /// together). False if it is not.
+    async fn update_if_keepable<const N: usize>(
+        &self,
+        source: &str,
+        job_id: &str,
+        output_url: &str,
+        update: &str,
+        attributes: &[&str],
+        values: [(&str, AttributeValue); N],
+    ) -> Result<bool, PortError> {
+        let mut expression_names = names(attributes);
+        expression_names.extend(names(&["status", "output_url", "kept_outputs"]));
+        let mut expression_values: Item = values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        expression_values.insert(":completed".into(), s(JobStatus::Completed.as_str()));
+        expression_values.insert(":url".into(), s(output_url));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(source, job_id)))
+            .key("sk", s(STATE_SK))
+            .update_expression(update)
+            .condition_expression("#status = :completed AND #output_url = :url AND attribute_not_exists(#kept_outputs)")
+            .set_expression_attribute_names(Some(expression_names))
+            .set_expression_attribute_values(Some(expression_values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(sdk_port_error("dynamodb:UpdateItem", e)),
+        }
+    }
+}
+
 #[async_trait]
 impl JobActivity for DynamoJobStore {
     async fn recent(
@@ -1161,40 +1200,22 @@ impl JobStore for DynamoJobStore {
     ) -> Result<bool, PortError> {
         let kept = serde_dynamo::to_attribute_value(kept)
             .map_err(|e| PortError::permanent("dynamodb:UpdateItem", e.to_string()))?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(source, job_id)))
-            .key("sk", s(STATE_SK))
-            .update_expression(
-                "SET #kept = :kept, #transitions = #transitions + :one, #last_event_id = :event_id, \
-                 #last_origin = :keep, #updated_at = :now",
-            )
-            .condition_expression("#status = :completed AND #output_url = :url AND attribute_not_exists(#kept)")
-            .set_expression_attribute_names(Some(names(&[
-                "transitions",
-                "last_event_id",
-                "last_origin",
-                "updated_at",
-                "status",
-                "output_url",
-            ])))
-            .expression_attribute_names("#kept", "kept_outputs")
-            .expression_attribute_values(":kept", kept)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":event_id", s(KEPT_OUTPUTS_EVENT_ID))
-            .expression_attribute_values(":keep", s(Origin::Keep.as_str()))
-            .expression_attribute_values(":now", s(rfc3339(self.clock.now())))
-            .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
-            .expression_attribute_values(":url", s(output_url))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(sdk_port_error("dynamodb:UpdateItem", e)),
-        }
+        self.update_if_keepable(
+            source,
+            job_id,
+            output_url,
+            "SET #kept_outputs = :kept, #transitions = #transitions + :one, #last_event_id = :event_id, \
+             #last_origin = :keep, #updated_at = :now",
+            &["transitions", "last_event_id", "last_origin", "updated_at"],
+            [
+                (":kept", kept),
+                (":one", n(1)),
+                (":event_id", s(KEPT_OUTPUTS_EVENT_ID)),
+                (":keep", s(Origin::Keep.as_str())),
+                (":now", s(rfc3339(self.clock.now()))),
+            ],
+        )
+        .await
     }
 
     async fn record_outputs_lost(
@@ -1204,27 +1225,15 @@ impl JobStore for DynamoJobStore {
         output_url: &str,
         why: &str,
     ) -> Result<bool, PortError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(source, job_id)))
-            .key("sk", s(STATE_SK))
-            .update_expression("SET #lost = :why")
-            .condition_expression("#status = :completed AND #output_url = :url AND attribute_not_exists(#kept)")
-            .set_expression_attribute_names(Some(names(&["status", "output_url"])))
-            .expression_attribute_names("#kept", "kept_outputs")
-            .expression_attribute_names("#lost", "outputs_lost")
-            .expression_attribute_values(":why", s(why))
-            .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
-            .expression_attribute_values(":url", s(output_url))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(sdk_port_error("dynamodb:UpdateItem", e)),
-        }
+        self.update_if_keepable(
+            source,
+            job_id,
+            output_url,
+            "SET #outputs_lost = :why",
+            &["outputs_lost"],
+            [(":why", s(why))],
+        )
+        .await
     }
 
     async fn has_event(&self, source: &str, job_id: &str, event_id: &str) -> Result<bool, PortError> {

@@ -86,6 +86,14 @@ impl InMemoryJobStore {
     }
 }
 
+/// Still completed with `output_url` and nothing kept: what the keeper's
+/// records are conditioned on (the table's condition expression says it too).
+fn keepable(state: &JobState, output_url: &str) -> bool {
+    state.fields.status == JobStatus::Completed
+        && state.fields.output_url.as_deref() == Some(output_url)
+        && state.kept_outputs.is_none()
+}
+
 fn timeline_entry(event: &JobEvent, outcome: Outcome, now: &str) -> TimelineEntry {
     TimelineEntry {
         event_id: event.event_id.clone(),
@@ -227,10 +235,7 @@ impl JobStore for InMemoryJobStore {
             return Ok(false);
         };
         let state = &mut stored.state;
-        if state.fields.status != JobStatus::Completed
-            || state.fields.output_url.as_deref() != Some(output_url)
-            || state.kept_outputs.is_some()
-        {
+        if !keepable(state, output_url) {
             return Ok(false);
         }
         state.kept_outputs = Some(kept.to_vec());
@@ -252,10 +257,7 @@ impl JobStore for InMemoryJobStore {
             return Ok(false);
         };
         let state = &mut stored.state;
-        if state.fields.status != JobStatus::Completed
-            || state.fields.output_url.as_deref() != Some(output_url)
-            || state.kept_outputs.is_some()
-        {
+        if !keepable(state, output_url) {
             return Ok(false);
         }
         state.outputs_lost = Some(why.to_owned());
