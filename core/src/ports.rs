@@ -86,6 +86,15 @@ pub trait SourcesLoader: Send + Sync + std::fmt::Debug {
     fn location(&self) -> String;
 }
 
+/// Where a source's published key set (a JWKS) is read from.
+#[async_trait]
+pub trait KeySetFetcher: Send + Sync + std::fmt::Debug {
+    /// The document at `url`: at most
+    /// [`MAX_KEY_SET_BYTES`](crate::domain::signature::jwks::MAX_KEY_SET_BYTES),
+    /// from a 2xx answer. Anything else is an error.
+    async fn fetch(&self, url: &url::Url) -> Result<Vec<u8>, PortError>;
+}
+
 /// Where job state lives. `apply` is the single path through which webhooks
 /// and poll answers change a job: idempotent per event id and monotonic.
 #[async_trait]

@@ -6,8 +6,8 @@
 //!   Manager, files and the providers' HTTP APIs.
 //! - [`bootstrap`]: the composition root, where clients and adapters are
 //!   built for the functions, the CLI and the dev tools.
-//! - [`config`], [`telemetry`], [`retry`], [`outcomes`], [`sources_cache`]:
-//!   what the four functions share.
+//! - [`config`], [`telemetry`], [`retry`], [`outcomes`], [`sources_cache`],
+//!   [`key_sets`]: what the functions share.
 
 pub use jobhook_core::{domain, ports};
 
@@ -16,6 +16,7 @@ pub mod archive;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod key_sets;
 pub mod outcomes;
 pub mod outputs;
 pub mod replay;

@@ -349,6 +349,7 @@ async fn front() -> Front {
             Arc::new(FileSources::new(fixture_path("sources.fixtures.json"))),
             Duration::from_secs(300),
         ),
+        key_sets: jobhook_tests::key_sets(),
         queue: Arc::new(SqsQueue::new(faulty.sqs(sdk_retries()), &queue_url)),
         clock: Arc::new(FixedClock::at_unix(SIGNED_AT + 5)),
         max_body_bytes: 262_144,

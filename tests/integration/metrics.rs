@@ -83,6 +83,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
     let queue = sqs::create_events_queue(&sqs_client, "metrics").await;
     let receiver = |queue_url: &str| receiver::Receiver {
         sources: cache(),
+        key_sets: jobhook_tests::key_sets(),
         queue: Arc::new(SqsQueue::new(sqs_client.clone(), queue_url)),
         clock: Arc::new(FixedClock::at_unix(1_700_000_000)),
         max_body_bytes: 1024,

@@ -10,6 +10,7 @@ use jobhook::adapters::sqs::SqsQueue;
 use jobhook::clock::FixedClock;
 use jobhook::domain::digest::sha256_hex;
 use jobhook::domain::signature::sign;
+use jobhook::key_sets::KeySetCache;
 use jobhook::ports::SourcesLoader;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{Envelope, Sources};
@@ -29,6 +30,15 @@ struct Harness {
 }
 
 async fn harness_with(loader: Arc<dyn SourcesLoader>, queue_url: Option<String>, now: i64) -> Harness {
+    harness_with_key_sets(loader, jobhook_tests::key_sets(), queue_url, now).await
+}
+
+async fn harness_with_key_sets(
+    loader: Arc<dyn SourcesLoader>,
+    key_sets: KeySetCache,
+    queue_url: Option<String>,
+    now: i64,
+) -> Harness {
     let config = aws().await;
     let sqs_client = aws_sdk_sqs::Client::new(&config);
     let queue_url = match queue_url {
@@ -37,6 +47,7 @@ async fn harness_with(loader: Arc<dyn SourcesLoader>, queue_url: Option<String>,
     };
     let receiver = Receiver {
         sources: SourcesCache::new(loader, Duration::from_secs(300)),
+        key_sets,
         queue: Arc::new(SqsQueue::new(sqs_client.clone(), &queue_url)),
         clock: Arc::new(FixedClock::at_unix(now)),
         max_body_bytes: 262_144,
@@ -251,29 +262,187 @@ async fn a_v1a_signed_delivery_is_verified_against_the_source_s_public_key_and_q
     assert_eq!(envelope.webhook_id.as_deref(), Some("msg_v1a"));
 }
 
-/// fal's delivery, signed with the private key of a public key the source
-/// lists, is queued with its timestamp; a changed body is refused.
-#[tokio::test]
-async fn a_fal_delivery_is_verified_against_the_listed_public_key_and_queued() {
+/// A fal key pair from `seed`, and its public key as a JWK's `x`.
+fn fal_key(seed: u8) -> (ring::signature::Ed25519KeyPair, String) {
     use ring::signature::KeyPair;
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[6u8; 32]).expect("seed");
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).expect("seed");
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-    let doc = serde_json::json!({"sources": {"fal": {"scheme": "fal", "public_keys": [x]}}});
-    let loader = Arc::new(FileSources::new(temp_file("fal-sources", &doc.to_string())));
-    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
-    let body = br#"{"request_id":"req-1","status":"OK","payload":{}}"#.to_vec();
-    let message = format!("req-1\nuser-1\n{FIXTURE_TS}\n{}", sha256_hex(&body));
-    let headers = [
-        ("x-fal-webhook-request-id".to_owned(), "req-1".to_owned()),
+    (pair, x)
+}
+
+/// fal's four headers for `body`, signed by `pair` as fal signs.
+fn fal_headers(pair: &ring::signature::Ed25519KeyPair, request_id: &str, body: &[u8]) -> Vec<(String, String)> {
+    let message = format!("{request_id}\nuser-1\n{FIXTURE_TS}\n{}", sha256_hex(body));
+    vec![
+        ("x-fal-webhook-request-id".to_owned(), request_id.to_owned()),
         ("x-fal-webhook-user-id".to_owned(), "user-1".to_owned()),
         ("x-fal-webhook-timestamp".to_owned(), FIXTURE_TS.to_string()),
         (
             "x-fal-webhook-signature".to_owned(),
             hex::encode(pair.sign(message.as_bytes())),
         ),
-    ];
+    ]
+}
+
+/// fal's delivery, signed with the private key of a public key the source
+/// lists, is queued with its timestamp; a changed body is refused.
+#[tokio::test]
+async fn a_fal_delivery_is_verified_against_the_listed_public_key_and_queued() {
+    let (pair, x) = fal_key(6);
+    let doc = serde_json::json!({"sources": {"fal": {"scheme": "fal", "public_keys": [x]}}});
+    let loader = Arc::new(FileSources::new(temp_file("fal-sources", &doc.to_string())));
+    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
+    let body = br#"{"request_id":"req-1","status":"OK","payload":{}}"#.to_vec();
+    let headers = fal_headers(&pair, "req-1", &body);
     let envelope = queued_then_refused_changed(&h, "/webhooks/fal", &headers, body).await;
     assert_eq!(envelope.signed_at, Some(FIXTURE_TS));
+}
+
+/// A JWKS publisher on real HTTP: it serves the document a test sets, or
+/// answers 503 while there is none, and counts the requests it gets.
+struct KeySetPublisher {
+    url: String,
+    document: Arc<std::sync::Mutex<Option<String>>>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeySetPublisher {
+    async fn start() -> Self {
+        let document: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let requests: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (served, counted) = (document.clone(), requests.clone());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let (served, counted) = (served.clone(), counted.clone());
+                async move {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match served.lock().expect("document").clone() {
+                        Some(doc) => (axum::http::StatusCode::OK, doc),
+                        None => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down".to_owned()),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            document,
+            requests,
+        }
+    }
+
+    /// Publishes these keys (a JWK `x` each), as fal's JWKS lists them; None: down.
+    fn publish(&self, xs: Option<&[&str]>) {
+        let doc = xs.map(|xs| {
+            let keys: Vec<Value> = xs
+                .iter()
+                .map(|x| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "x": x}))
+                .collect();
+            serde_json::json!({"keys": keys}).to_string()
+        });
+        *self.document.lock().expect("document") = doc;
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A receiver for one fal source with this key set, fetching again at
+    /// most every `min_refetch`.
+    async fn receiver(&self, min_refetch: Duration) -> Harness {
+        let doc = serde_json::json!({"sources": {"fal": {"scheme": "fal", "jwks_url": self.url}}});
+        let loader = Arc::new(FileSources::new(temp_file("fal-jwks-sources", &doc.to_string())));
+        let fetcher = Arc::new(jobhook::adapters::key_set_http::HttpKeySets::new(Duration::from_secs(
+            3,
+        )));
+        let key_sets = KeySetCache::with_timing(fetcher, Duration::from_secs(3600), min_refetch);
+        harness_with_key_sets(loader, key_sets, None, FIXTURE_TS + 5).await
+    }
+}
+
+/// Posts a fal delivery signed by `pair`; its status and how many messages it queued.
+async fn post_fal(h: &Harness, pair: &ring::signature::Ed25519KeyPair, request_id: &str) -> (StatusCode, usize) {
+    let body = format!(r#"{{"request_id":"{request_id}","status":"OK","payload":{{}}}}"#).into_bytes();
+    let headers = fal_headers(pair, request_id, &body);
+    let response = h
+        .receiver
+        .handle(raw_request("POST", "/webhooks/fal", &headers, body))
+        .await;
+    (response.status(), sqs::drain(&h.sqs, &h.queue_url, 1).await.len())
+}
+
+/// While the source's JWKS cannot be fetched, a delivery is neither accepted
+/// nor refused as forged: 503, so that fal retries it; once the publisher is
+/// back, the same delivery is queued.
+#[tokio::test]
+async fn a_jwks_endpoint_that_is_down_is_answered_503_not_401_or_202() {
+    let (pair, x) = fal_key(7);
+    let publisher = KeySetPublisher::start().await;
+    let h = publisher.receiver(Duration::ZERO).await;
+    publisher.publish(None);
+    let (status, queued) = post_fal(&h, &pair, "req-down").await;
+    assert_eq!((status, queued), (StatusCode::SERVICE_UNAVAILABLE, 0));
+    publisher.publish(Some(&[&x]));
+    assert_eq!(post_fal(&h, &pair, "req-down").await, (StatusCode::ACCEPTED, 1));
+    let response = h
+        .receiver
+        .handle(raw_request(
+            "POST",
+            "/webhooks/fal",
+            &fal_headers(&pair, "r", b"{}"),
+            b"{}x".to_vec(),
+        ))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "a changed body, with the set at hand"
+    );
+}
+
+/// fal rotates its key: the receiver that cached the old set fetches the
+/// new one when no cached key verifies, without a restart, and the retired
+/// key stops verifying. A publisher that is down at that moment gets a 503.
+#[tokio::test]
+async fn a_rotated_key_set_is_picked_up_without_a_restart() {
+    let ((old, old_x), (new, new_x), (next, _)) = (fal_key(8), fal_key(9), fal_key(10));
+    let publisher = KeySetPublisher::start().await;
+    publisher.publish(Some(&[&old_x]));
+    let h = publisher.receiver(Duration::ZERO).await;
+    assert_eq!(post_fal(&h, &old, "req-old").await, (StatusCode::ACCEPTED, 1));
+    assert_eq!(publisher.requests(), 1);
+    assert_eq!(post_fal(&h, &old, "req-old-2").await, (StatusCode::ACCEPTED, 1));
+    assert_eq!(publisher.requests(), 1, "the cached set verifies: no fetch");
+
+    publisher.publish(Some(&[&new_x]));
+    assert_eq!(post_fal(&h, &new, "req-new").await, (StatusCode::ACCEPTED, 1));
+    assert_eq!(publisher.requests(), 2);
+    assert_eq!(post_fal(&h, &old, "req-retired").await, (StatusCode::UNAUTHORIZED, 0));
+
+    publisher.publish(None);
+    assert_eq!(
+        post_fal(&h, &next, "req-next").await,
+        (StatusCode::SERVICE_UNAVAILABLE, 0)
+    );
+}
+
+/// Deliveries no key verifies cost at most one fetch a minute: a stream of
+/// forgeries cannot become a stream of requests to the publisher.
+#[tokio::test]
+async fn forged_deliveries_fetch_the_key_set_at_most_once_a_minute() {
+    let ((genuine, x), (forger, _)) = (fal_key(11), fal_key(12));
+    let publisher = KeySetPublisher::start().await;
+    publisher.publish(Some(&[&x]));
+    let h = publisher.receiver(Duration::from_secs(60)).await;
+    assert_eq!(post_fal(&h, &genuine, "req-1").await, (StatusCode::ACCEPTED, 1));
+    for i in 0..5 {
+        let (status, queued) = post_fal(&h, &forger, &format!("forged-{i}")).await;
+        assert_eq!((status, queued), (StatusCode::UNAUTHORIZED, 0));
+    }
+    assert_eq!(publisher.requests(), 1);
 }
 
 /// ElevenLabs' and Cloudflare Stream's deliveries, signed as their docs

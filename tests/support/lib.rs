@@ -153,6 +153,13 @@ pub const TEST_BACKOFF: jobhook::retry::Backoff = jobhook::retry::Backoff {
 };
 
 /// An invocation deadline as Lambda would give one: 30 s from now.
+/// The receiver's key set cache as deployed: over HTTPS, fetched only for
+/// a source that names a key set.
+pub fn key_sets() -> jobhook::key_sets::KeySetCache {
+    let fetcher = jobhook::adapters::key_set_http::HttpKeySets::new(std::time::Duration::from_secs(3));
+    jobhook::key_sets::KeySetCache::new(std::sync::Arc::new(fetcher))
+}
+
 pub fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_secs(30)
 }

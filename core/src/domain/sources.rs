@@ -54,8 +54,12 @@ pub struct SourceConfig {
     pub scheme: Scheme,
     /// Active keys, in the document's order; any one may match (rotation).
     pub keys: Vec<SigningKey>,
-    /// Active public keys (Standard Webhooks `whpk_` entries of `secrets`).
+    /// Active public keys (Standard Webhooks `whpk_` entries of `secrets`,
+    /// a fal source's `public_keys`).
     pub public_keys: Vec<VerifyingKey>,
+    /// A JWKS whose Ed25519 keys are the source's public keys, fetched and
+    /// cached by the receiver (a fal source's `jwks_url`).
+    pub jwks_url: Option<url::Url>,
     pub tolerance_secs: u64,
     /// Signature header override, lower-cased (stripe and github schemes).
     pub header: Option<String>,
@@ -274,8 +278,11 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         )
     })?;
 
-    let (keys, public_keys) = match scheme {
-        Scheme::Fal => (Vec::new(), parse_fal_keys(name, fields)?),
+    let (keys, public_keys, jwks_url) = match scheme {
+        Scheme::Fal => match parse_fal_keys(name, fields)? {
+            PublicKeys::Listed(listed) => (Vec::new(), listed, None),
+            PublicKeys::KeySet(url) => (Vec::new(), Vec::new(), Some(url)),
+        },
         _ if fields.contains_key("public_keys") || fields.contains_key("jwks_url") => {
             return Err(field_error(
                 name,
@@ -287,7 +294,10 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
                 "only the fal scheme takes public keys this way (Standard Webhooks lists whpk_ keys in secrets)",
             ))
         }
-        _ => parse_keys(name, scheme, fields.get("secrets"))?,
+        _ => {
+            let (keys, public_keys) = parse_keys(name, scheme, fields.get("secrets"))?;
+            (keys, public_keys, None)
+        }
     };
 
     let tolerance_secs = match fields.get("tolerance_secs") {
@@ -369,6 +379,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         scheme,
         keys,
         public_keys,
+        jwks_url,
         tolerance_secs,
         header,
         provider,
@@ -513,45 +524,79 @@ fn parse_keys(
     Ok((keys, public_keys))
 }
 
-/// fal's Ed25519 public keys, as its JWKS gives them (each key's `x`,
-/// base64url). fal signs with its own private key, so a fal source has no
-/// `secrets`. Fetching the JWKS itself (`jwks_url`) is not built yet.
-fn parse_fal_keys(source: &str, fields: &serde_json::Map<String, Value>) -> Result<Vec<VerifyingKey>, SourcesError> {
+/// Where a source's Ed25519 keys come from: listed in the document, or a
+/// JWKS the receiver fetches and caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeys {
+    Listed(Vec<VerifyingKey>),
+    KeySet(url::Url),
+}
+
+/// fal's Ed25519 public keys: `jwks_url`, fal's JWKS, or `public_keys`, its
+/// keys' `x` (base64url) for tests and air-gapped use. fal signs with its
+/// own private key, so a fal source has no `secrets`.
+fn parse_fal_keys(source: &str, fields: &serde_json::Map<String, Value>) -> Result<PublicKeys, SourcesError> {
     if fields.contains_key("secrets") {
         return Err(field_error(
             source,
             "secrets",
-            "the fal scheme has no shared secret: list fal's public keys in public_keys",
+            "the fal scheme has no shared secret: give fal's JWKS in jwks_url (or its keys in public_keys)",
         ));
     }
-    if fields.contains_key("jwks_url") {
-        return Err(field_error(
+    match (fields.get("jwks_url"), fields.get("public_keys")) {
+        (Some(_), Some(_)) => Err(field_error(
+            source,
+            "public_keys",
+            "give either jwks_url or public_keys, not both",
+        )),
+        (Some(Value::String(text)), None) => key_set_url(text)
+            .map(PublicKeys::KeySet)
+            .map_err(|problem| field_error(source, "jwks_url", problem)),
+        (Some(_), None) => Err(field_error(source, "jwks_url", "must be an https URL")),
+        (None, Some(Value::Array(list))) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let field = format!("public_keys[{i}]");
+                let key = item
+                    .as_str()
+                    .ok_or_else(|| field_error(source, field.clone(), "must be a string"))?;
+                VerifyingKey::from_jwk_x(key).map_err(|problem| field_error(source, field, problem))
+            })
+            .collect::<Result<_, _>>()
+            .map(PublicKeys::Listed),
+        (None, Some(_)) => Err(field_error(
+            source,
+            "public_keys",
+            "must be a non-empty array of strings",
+        )),
+        (None, None) => Err(field_error(
             source,
             "jwks_url",
-            "is not supported yet: list the keys of fal's JWKS (each key's x) in public_keys",
-        ));
+            "is required for the fal scheme (or list the keys in public_keys)",
+        )),
     }
-    let list = match fields.get("public_keys") {
-        Some(Value::Array(list)) if !list.is_empty() => list,
-        Some(_) => {
-            return Err(field_error(
-                source,
-                "public_keys",
-                "must be a non-empty array of strings",
-            ))
-        }
-        None => return Err(field_error(source, "public_keys", "is required for the fal scheme")),
+}
+
+/// A key set's URL: https, or http to a loopback host for local tests. The
+/// problem never quotes the URL.
+fn key_set_url(text: &str) -> Result<url::Url, &'static str> {
+    let url = url::Url::parse(text).map_err(|_| "must be an https URL")?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    list.iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = format!("public_keys[{i}]");
-            let key = item
-                .as_str()
-                .ok_or_else(|| field_error(source, field.clone(), "must be a string"))?;
-            VerifyingKey::from_jwk_x(key).map_err(|problem| field_error(source, field, problem))
-        })
-        .collect()
+    match url.scheme() {
+        "https" if url.host_str().is_some_and(|h| !h.is_empty()) => {}
+        "http" if loopback => {}
+        _ => return Err("must be an https URL (http only to a loopback host)"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials");
+    }
+    Ok(url)
 }
 
 /// A base URL a request can be built on. The problem never quotes the URL,

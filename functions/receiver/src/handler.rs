@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jobhook::clock::{rfc3339, Clock};
+use jobhook::domain::signature::Signing;
+use jobhook::key_sets::KeySetCache;
 use jobhook::ports::{EnqueueError, ErrorKind, EventQueue};
 use jobhook::sources_cache::SourcesCache;
-use jobhook::{outcomes, verify, Envelope};
+use jobhook::{outcomes, verify, Envelope, SourceConfig, VerifiedWebhook, VerifyError};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -17,6 +19,8 @@ use serde_json::json;
 #[derive(Debug)]
 pub struct Receiver {
     pub sources: SourcesCache,
+    /// The key sets of sources that name one (`jwks_url`).
+    pub key_sets: KeySetCache,
     pub queue: Arc<dyn EventQueue>,
     pub clock: Arc<dyn Clock>,
     pub max_body_bytes: usize,
@@ -30,6 +34,13 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
         header::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Why a delivery was not verified.
+enum Unverified {
+    Refused(VerifyError),
+    /// The source's key set cannot be had: the provider should retry.
+    KeysUnavailable,
 }
 
 fn rejected(status: StatusCode, reason: &str) -> Response<Body> {
@@ -48,6 +59,36 @@ fn source_from(req: &Request) -> Option<String> {
 }
 
 impl Receiver {
+    /// Verifies against the source's own keys, or its key set's: fetched
+    /// again once when none of the cached keys verifies (a rotation).
+    async fn verify(
+        &self,
+        source: &SourceConfig,
+        req: &Request,
+        body: Bytes,
+        now_unix: i64,
+    ) -> Result<VerifiedWebhook, Unverified> {
+        let Some(url) = &source.jwks_url else {
+            return verify(source, req.headers(), body, now_unix).map_err(Unverified::Refused);
+        };
+        let with_keys = |keys: &[_], body| {
+            let signing = Signing {
+                public_keys: keys,
+                ..Signing::from(source)
+            };
+            verify(signing, req.headers(), body, now_unix)
+        };
+        let keys = self.key_sets.keys(url).await.map_err(|_| Unverified::KeysUnavailable)?;
+        match with_keys(&keys, body.clone()) {
+            Err(VerifyError::SignatureMismatch) => match self.key_sets.refreshed(url).await {
+                Ok(Some(keys)) => with_keys(&keys, body).map_err(Unverified::Refused),
+                Ok(None) => Err(Unverified::Refused(VerifyError::SignatureMismatch)),
+                Err(_) => Err(Unverified::KeysUnavailable),
+            },
+            verified => verified.map_err(Unverified::Refused),
+        }
+    }
+
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let Some(source_name) = source_from(&req) else {
             return rejected(StatusCode::NOT_FOUND, "not_found");
@@ -82,11 +123,18 @@ impl Receiver {
         }
 
         let now = self.clock.now();
-        let verified = match verify(source, req.headers(), body, now.unix_timestamp()) {
+        let verified = match self.verify(source, &req, body, now.unix_timestamp()).await {
             Ok(verified) => verified,
-            Err(error) => {
+            Err(Unverified::Refused(error)) => {
                 outcomes::record_signature_failure(&source.name, error.code());
                 return rejected(StatusCode::UNAUTHORIZED, error.code());
+            }
+            Err(Unverified::KeysUnavailable) => {
+                outcomes::record_signature_failure(&source.name, "key_set_unavailable");
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"status": "unavailable", "reason": "key_set_unavailable"}),
+                );
             }
         };
 

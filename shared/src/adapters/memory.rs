@@ -698,3 +698,39 @@ impl JobPoller for ScriptedPoller {
         answers.front().cloned().unwrap_or(Ok(PollOutcome::NotFound))
     }
 }
+
+/// A key set publisher that serves one document, or is down, as a test sets
+/// it; it counts the fetches it was asked for.
+#[derive(Debug, Default)]
+pub struct ScriptedKeySets {
+    document: Mutex<Option<Vec<u8>>>,
+    fetches: std::sync::atomic::AtomicUsize,
+}
+
+impl ScriptedKeySets {
+    pub fn serving(document: &[u8]) -> Self {
+        let sets = Self::default();
+        sets.serve(Some(document));
+        sets
+    }
+    /// `None`: every fetch fails, as a publisher that is down.
+    pub fn serve(&self, document: Option<&[u8]>) {
+        *self.document.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = document.map(<[u8]>::to_vec);
+    }
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::KeySetFetcher for ScriptedKeySets {
+    async fn fetch(&self, _: &url::Url) -> Result<Vec<u8>, PortError> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let document = self
+            .document
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        document.ok_or_else(|| PortError::transient("jwks:GET", "the publisher is down"))
+    }
+}

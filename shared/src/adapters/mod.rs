@@ -3,6 +3,7 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod file;
+pub mod key_set_http;
 pub mod memory;
 pub mod provider_http;
 pub mod s3;

@@ -22,6 +22,7 @@ use super::digest::sha256_hex;
 pub mod fal;
 pub mod github;
 pub mod header_token;
+pub mod jwks;
 pub mod opusclip;
 pub mod standard_webhooks;
 pub mod stripe;

@@ -1063,19 +1063,29 @@ mod fal {
     }
 
     #[test]
-    fn a_fal_source_takes_public_keys_and_nothing_else() {
+    fn a_fal_source_takes_a_key_set_url_or_listed_keys_and_nothing_else() {
+        let fal = "https://rest.alpha.fal.ai/.well-known/jwks.json";
         for (doc, field) in [
             (serde_json::json!({"scheme": "fal", "secrets": ["s"]}), "secrets"),
-            (serde_json::json!({"scheme": "fal"}), "public_keys"),
+            (serde_json::json!({"scheme": "fal"}), "jwks_url"),
             (serde_json::json!({"scheme": "fal", "public_keys": []}), "public_keys"),
             (
                 serde_json::json!({"scheme": "fal", "public_keys": ["AAAA"]}),
                 "public_keys[0]",
             ),
             (
-                serde_json::json!({"scheme": "fal", "jwks_url": "https://rest.alpha.fal.ai/.well-known/jwks.json", "public_keys": [jwk_x(&SEED)]}),
+                serde_json::json!({"scheme": "fal", "jwks_url": fal, "public_keys": [jwk_x(&SEED)]}),
+                "public_keys",
+            ),
+            (
+                serde_json::json!({"scheme": "fal", "jwks_url": "http://rest.alpha.fal.ai/jwks.json"}),
                 "jwks_url",
             ),
+            (
+                serde_json::json!({"scheme": "fal", "jwks_url": "https://u:p@rest.alpha.fal.ai/jwks.json"}),
+                "jwks_url",
+            ),
+            (serde_json::json!({"scheme": "fal", "jwks_url": 7}), "jwks_url"),
             (
                 serde_json::json!({"scheme": "fal", "public_keys": [jwk_x(&SEED)], "header": "x"}),
                 "header",
@@ -1084,11 +1094,32 @@ mod fal {
                 serde_json::json!({"scheme": "github", "secrets": ["s"], "public_keys": [jwk_x(&SEED)]}),
                 "public_keys",
             ),
+            (
+                serde_json::json!({"scheme": "github", "secrets": ["s"], "jwks_url": fal}),
+                "jwks_url",
+            ),
         ] {
             let error = Sources::parse(&serde_json::json!({"sources": {"f": doc}}).to_string())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(field), "{field}: {error}");
+            assert!(!error.contains("rest.alpha"), "the URL is not quoted: {error}");
+        }
+        for (url, loopback) in [
+            (fal, false),
+            ("http://127.0.0.1:9/jwks.json", true),
+            ("http://localhost:9/jwks.json", true),
+            ("http://[::1]:9/jwks.json", true),
+        ] {
+            let doc = serde_json::json!({"sources": {"f": {"scheme": "fal", "jwks_url": url}}});
+            let sources = Sources::parse(&doc.to_string()).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let source = sources.get("f").expect("source");
+            assert_eq!(
+                source.jwks_url.as_ref().map(url::Url::as_str),
+                Some(url),
+                "loopback {loopback}"
+            );
+            assert!(source.public_keys.is_empty());
         }
         // Nothing here can sign for fal.
         assert!(sign::headers_for(&fal_source(&[jwk_x(&SEED)]), "x", TS, b"{}").is_empty());
