@@ -61,7 +61,14 @@ pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Writ
             .collect();
         return write(out, &serde_json::to_string_pretty(&map).expect("headers serialize"));
     }
+    // An unsigned source's delivery carries its token in the URL, not a header.
+    let url_token = (source.scheme == jobhook::Scheme::Unsigned)
+        .then(|| String::from_utf8_lossy(source.keys[0].bytes()).into_owned());
     match &args.url {
+        None if url_token.is_some() => write(
+            out,
+            "# no headers: an unsigned source's delivery carries its url_token as ?token=… (add --url for the curl command)",
+        ),
         None => {
             for (name, value) in headers {
                 write(out, &format!("{name}: {value}"))?;
@@ -69,11 +76,15 @@ pub async fn run(args: SignArgs, aws: &aws_config::SdkConfig, out: &mut dyn Writ
             Ok(())
         }
         Some(url) => {
-            let url = if url.ends_with("/webhooks/") {
+            let mut url = if url.ends_with("/webhooks/") {
                 format!("{url}{}", source.name)
             } else {
                 url.clone()
             };
+            if let Some(token) = url_token {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&format!("token={token}"));
+            }
             let mut command = format!(
                 "curl -sS -X POST {} -H 'content-type: application/json'",
                 shell_quote(&url)

@@ -17,6 +17,14 @@ pub fn record_signature_failure(source: &str, reason: &'static str) {
     tracing::warn!(source, reason, "signature verification failed");
 }
 
+/// A delivery answered 503 or 429 before it was verified or queued: its
+/// source's key set could not be had (`key_set_unavailable`), or it was
+/// over its source's rate (`rate_limited`). The provider retries it.
+pub fn record_deferred(source: &str, reason: &'static str) {
+    count_with(names::DELIVERIES_DEFERRED, source, "reason", reason);
+    tracing::warn!(source, reason, "delivery deferred; the provider will retry");
+}
+
 /// A verified delivery that could not be enqueued (answered 503, or 422
 /// when SQS refused the message for good).
 pub fn record_enqueue_failure(source: &str, event_id: &str, error: &dyn std::fmt::Display) {

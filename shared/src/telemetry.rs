@@ -12,6 +12,7 @@ pub mod names {
     pub const WEBHOOKS_ACCEPTED: &str = "WebhooksAccepted";
     pub const SIGNATURE_FAILURES: &str = "SignatureFailures";
     pub const ENQUEUE_FAILURES: &str = "EnqueueFailures";
+    pub const DELIVERIES_DEFERRED: &str = "DeliveriesDeferred";
     pub const EVENTS_APPLIED: &str = "EventsApplied";
     pub const EVENTS_DUPLICATE: &str = "EventsDuplicate";
     pub const EVENTS_STALE: &str = "EventsStale";

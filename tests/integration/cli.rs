@@ -249,6 +249,26 @@ async fn sign_produces_a_delivery_the_receiver_verifies() {
         curl.contains("-H 'webhook-signature: v1,") && curl.contains("--data-binary @"),
         "{curl}"
     );
+    // An unsigned source's curl carries its URL token, and no header.
+    let (result, curl) = cli(&[
+        "sign",
+        "rp",
+        "--body",
+        body_path.to_str().expect("path"),
+        "--sources-file",
+        sources_path.to_str().expect("path"),
+        "--url",
+        "http://127.0.0.1:9000/webhooks/",
+    ])
+    .await;
+    result.expect("sign --url, unsigned");
+    assert!(
+        curl.starts_with(
+            "curl -sS -X POST 'http://127.0.0.1:9000/webhooks/rp?token=fixture0url0token0for0runpod0source'"
+        ),
+        "{curl}"
+    );
+    assert!(!curl.contains(" -H 'webhook") && !curl.contains("signature"), "{curl}");
 }
 
 #[tokio::test]

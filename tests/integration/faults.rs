@@ -353,6 +353,7 @@ async fn front() -> Front {
         queue: Arc::new(SqsQueue::new(faulty.sqs(sdk_retries()), &queue_url)),
         clock: Arc::new(FixedClock::at_unix(SIGNED_AT + 5)),
         max_body_bytes: 262_144,
+        limits: Default::default(),
     };
     Front {
         faulty,

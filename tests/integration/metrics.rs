@@ -87,6 +87,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         queue: Arc::new(SqsQueue::new(sqs_client.clone(), queue_url)),
         clock: Arc::new(FixedClock::at_unix(1_700_000_000)),
         max_body_bytes: 1024,
+        limits: Default::default(),
     };
     let request = |body: &str, signature: String| {
         lambda_http::http::Request::builder()

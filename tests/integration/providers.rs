@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "provider-api-token";
 const T0: i64 = 1_778_673_600;
+const RUNPOD_URL_TOKEN: &str = "5c0f9a1e7b3d42c6a8e1f0b9d7c5a3e1";
 
 struct Harness {
     clock: Arc<ManualClock>,
@@ -53,6 +54,7 @@ fn sources_doc(base_url: &str) -> String {
                 "provider": "replicate", "api": api},
         "muxv": {"scheme": "stripe", "header": "mux-signature", "secrets": ["mux-secret"], "provider": "mux",
                  "api": api},
+        "rp": {"scheme": "unsigned", "url_token": RUNPOD_URL_TOKEN, "provider": "runpod", "api": api},
     }})
     .to_string()
 }
@@ -118,6 +120,7 @@ fn delivery(source: &str, webhook_id: Option<&str>, body: &str) -> SqsMessage {
         "opus" => "opusclip",
         "aai" => "header-token",
         "muxv" => "stripe",
+        "rp" => "unsigned",
         _ => "standard-webhooks",
     };
     queued(source, scheme, webhook_id, body)
@@ -483,4 +486,63 @@ async fn a_rate_limited_providers_budget_caps_its_polls_per_run() {
         .and_then(|a| a.max_polls_per_run);
     assert_eq!(budget, Some(10), "OpusClip's default budget");
     assert_eq!(h.provider.calls().len(), 10, "{:?}", h.provider.calls());
+}
+
+/// RunPod signs nothing: a delivery that claims COMPLETED for a job RunPod
+/// reports IN_PROGRESS leaves the job running, with nothing of the forged
+/// body (no output) applied. The job ends when the API says so, and the
+/// batch's several deliveries for it cost one read.
+#[tokio::test]
+async fn a_forged_completed_delivery_to_an_unsigned_source_leaves_the_job_as_the_provider_reports_it() {
+    let h = harness().await;
+    let job = "c80ffee4-f315-4e25-a146-0f3d98cf024b";
+    h.provider.answer(job, answer("runpod", "status-in-progress.json"));
+    let forged = json!({"id": job, "status": "COMPLETED", "output": {"url": "https://attacker.example/x.mp4"}});
+    assert_eq!(h.deliver(vec![delivery("rp", None, &forged.to_string())]).await, 0);
+    let state = h.state("rp", job).await;
+    assert_eq!(state.fields.status, JobStatus::Processing);
+    assert_eq!(
+        (state.fields.result.as_deref(), state.fields.output_url.as_deref()),
+        (None, None)
+    );
+    let requests = h.provider.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].target, format!("/v1/status/{job}"), "RunPod's status path");
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // RunPod's own completion, and a replay of the forgery, in one batch.
+    let mut done: Value = serde_json::from_str(&body("runpod", "webhook-completed.json")).expect("JSON");
+    done["id"] = json!(job);
+    h.provider.answer(job, Answer::Job(done.clone()));
+    let batch = vec![
+        delivery("rp", None, &done.to_string()),
+        delivery("rp", None, &forged.to_string()),
+    ];
+    assert_eq!(h.deliver(batch).await, 0);
+    let state = h.state("rp", job).await;
+    assert_eq!((state.fields.status, state.transitions), (JobStatus::Completed, 2));
+    assert_eq!(result_of(&state)["output"], json!({"results": [{"success": true}]}));
+    assert_eq!(h.provider.calls().len(), 2, "one read for the batch's two deliveries");
+    let timeline = h.store.timeline("rp", job).await.expect("timeline");
+    assert!(
+        timeline
+            .iter()
+            .all(|e| e.event_id.starts_with("poll-") && e.kind.starts_with("trigger.")),
+        "every entry is an API answer: {timeline:?}"
+    );
+}
+
+/// A job RunPod does not know (yet, or ever) is not applied: the delivery
+/// is retried through the queue, as for a thin event.
+#[tokio::test]
+async fn an_unsigned_delivery_for_a_job_the_provider_does_not_know_applies_nothing_and_is_retried() {
+    let h = harness().await;
+    h.provider.answer("ghost", Answer::Status(404));
+    let forged = json!({"id": "ghost", "status": "COMPLETED"});
+    assert_eq!(h.deliver(vec![delivery("rp", None, &forged.to_string())]).await, 1);
+    assert!(h.store.get("rp", "ghost").await.expect("get").is_none());
+    assert!(h.dead_letters().await.is_empty());
 }

@@ -51,6 +51,7 @@ async fn harness_with_key_sets(
         queue: Arc::new(SqsQueue::new(sqs_client.clone(), &queue_url)),
         clock: Arc::new(FixedClock::at_unix(now)),
         max_body_bytes: 262_144,
+        limits: Default::default(),
     };
     Harness {
         sqs: sqs_client,
@@ -109,6 +110,8 @@ async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envel
         ("rest-v1-base64.json", "gh", None, "github"),
         ("function-url.json", "mux", None, "stripe"),
         ("function-url-base64.json", "mux", None, "stripe"),
+        // RunPod's delivery: its token in the query, no signature header.
+        ("http-api-v2-unsigned.json", "rp", None, "unsigned"),
     ];
     for (name, source, webhook_id, scheme) in cases {
         let h = harness().await;
@@ -149,6 +152,7 @@ async fn every_fixture_verifies_and_lands_on_the_queue_with_the_documented_envel
         let signature = match source {
             "acme" => "webhook-signature",
             "gh" => "x-hub-signature-256",
+            "rp" => "user-agent",
             _ => "mux-signature",
         };
         assert!(
@@ -443,6 +447,65 @@ async fn forged_deliveries_fetch_the_key_set_at_most_once_a_minute() {
         assert_eq!((status, queued), (StatusCode::UNAUTHORIZED, 0));
     }
     assert_eq!(publisher.requests(), 1);
+}
+
+/// An unsigned source (RunPod's) takes a delivery only with its URL token:
+/// without it, or with another, 401 and nothing queued; with it, queued as
+/// unsigned (for the processor to read the job from the API), and the token
+/// is nowhere in what is queued. Over the source's rate, 429.
+#[tokio::test]
+async fn an_unsigned_source_without_its_url_token_gets_401_and_with_it_is_queued_within_its_rate() {
+    const TOKEN: &str = "9b7c5a3e1f0d8b6a4c2e0f9d7b5a3c1e";
+    let doc = serde_json::json!({"sources": {"rp": {"scheme": "unsigned", "url_token": [TOKEN], "provider": "runpod",
+        "rate_limit_per_second": 2}}});
+    let loader = Arc::new(FileSources::new(temp_file("unsigned-sources", &doc.to_string())));
+    let h = harness_with(loader, None, FIXTURE_TS + 5).await;
+    let body = br#"{"id":"j-1","status":"COMPLETED"}"#.to_vec();
+    let post = |path: String| {
+        let body = body.clone();
+        let h = &h;
+        async move {
+            let response = h.receiver.handle(raw_request("POST", &path, &[], body)).await;
+            (
+                response.status(),
+                json_of(&response)["reason"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    for (path, reason) in [
+        ("/webhooks/rp".to_owned(), "missing_url_token"),
+        ("/webhooks/rp?token=".to_owned(), "missing_url_token"),
+        ("/webhooks/rp?tok=x".to_owned(), "missing_url_token"),
+        (format!("/webhooks/rp?token={}", &TOKEN[1..]), "url_token_mismatch"),
+        (format!("/webhooks/rp?token={TOKEN}x"), "url_token_mismatch"),
+    ] {
+        assert_eq!(
+            post(path.clone()).await,
+            (StatusCode::UNAUTHORIZED, Some(reason.to_owned())),
+            "{path}"
+        );
+    }
+    assert!(sqs::drain(&h.sqs, &h.queue_url, 1).await.is_empty());
+
+    // A burst of twice the rate is taken, then 429 until it refills.
+    for i in 0..4 {
+        let (status, _) = post(format!("/webhooks/rp?a={i}&token={TOKEN}")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "delivery {i}");
+    }
+    let (status, reason) = post(format!("/webhooks/rp?token={TOKEN}")).await;
+    assert_eq!(
+        (status, reason.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    let queued = sqs::drain(&h.sqs, &h.queue_url, 4).await;
+    assert_eq!(queued.len(), 4);
+    let text = queued[0].body.as_deref().expect("body");
+    let envelope = Envelope::from_json(text).expect("envelope");
+    assert_eq!(
+        (envelope.scheme.as_str(), envelope.body_bytes().expect("body")),
+        ("unsigned", body.clone())
+    );
+    assert!(!text.contains(TOKEN), "the token is not queued");
 }
 
 /// ElevenLabs' and Cloudflare Stream's deliveries, signed as their docs

@@ -12,11 +12,14 @@ use serde_json::{json, Map, Value};
 
 use super::outputs::{KeepOutputs, DEFAULT_MAX_OUTPUT_BYTES};
 use super::provider;
-use super::signature::Signing;
+use super::signature::{url_token, Signing};
 pub use super::signature::{Scheme, SigningKey, VerifyingKey};
 
 /// Default accepted clock skew for schemes that sign a timestamp.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// Deliveries per second an unsigned source takes, per receiver container,
+/// unless it says otherwise.
+pub const DEFAULT_UNSIGNED_RATE_LIMIT: u32 = 50;
 /// ElevenLabs' documented window (its SDKs' `construct_event`: 30 minutes).
 pub const ELEVENLABS_TOLERANCE_SECS: u64 = 1_800;
 
@@ -67,6 +70,9 @@ pub struct SourceConfig {
     pub api: Option<ApiConfig>,
     /// Where completed jobs' outputs are copied; None: they are not.
     pub keep_outputs: Option<KeepOutputs>,
+    /// Deliveries per second the receiver takes for the source, per
+    /// container (an unsigned source's; others are not limited).
+    pub rate_limit_per_second: Option<u32>,
 }
 
 impl SourceConfig {
@@ -132,6 +138,8 @@ const SOURCE_FIELDS: &[&str] = &[
     "provider",
     "api",
     "keep_outputs",
+    "url_token",
+    "rate_limit_per_second",
 ];
 
 impl Sources {
@@ -274,11 +282,20 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         field_error(
             name,
             "scheme",
-            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\", \"elevenlabs\", \"cloudflare-stream\", \"fal\"",
+            "must be one of \"standard-webhooks\", \"stripe\", \"github\", \"opusclip\", \"header-token\", \"elevenlabs\", \"cloudflare-stream\", \"fal\", \"unsigned\"",
         )
     })?;
 
+    if scheme != Scheme::Unsigned {
+        if let Some(field) = ["url_token", "rate_limit_per_second"]
+            .into_iter()
+            .find(|f| fields.contains_key(*f))
+        {
+            return Err(field_error(name, field, "only the unsigned scheme takes it"));
+        }
+    }
     let (keys, public_keys, jwks_url) = match scheme {
+        Scheme::Unsigned => (parse_url_tokens(name, fields)?, Vec::new(), None),
         Scheme::Fal => match parse_fal_keys(name, fields)? {
             PublicKeys::Listed(listed) => (Vec::new(), listed, None),
             PublicKeys::KeySet(url) => (Vec::new(), Vec::new(), Some(url)),
@@ -304,7 +321,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         // ElevenLabs' own SDKs accept a delivery up to 30 minutes old.
         None if scheme == Scheme::Elevenlabs => ELEVENLABS_TOLERANCE_SECS,
         None => DEFAULT_TOLERANCE_SECS,
-        Some(_) if matches!(scheme, Scheme::Github | Scheme::HeaderToken) => {
+        Some(_) if matches!(scheme, Scheme::Github | Scheme::HeaderToken | Scheme::Unsigned) => {
             return Err(field_error(
                 name,
                 "tolerance_secs",
@@ -340,6 +357,7 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
                     | Scheme::Elevenlabs
                     | Scheme::CloudflareStream
                     | Scheme::Fal
+                    | Scheme::Unsigned
             ) =>
         {
             return Err(field_error(
@@ -353,6 +371,14 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
     };
 
     let provider = match fields.get("provider") {
+        // What an unsigned delivery triggers is a read from this provider's API.
+        None if scheme == Scheme::Unsigned => {
+            return Err(field_error(
+                name,
+                "provider",
+                "is required for the unsigned scheme: the provider whose API has the job's state",
+            ))
+        }
         None => "generic".to_owned(),
         Some(Value::String(p)) if provider::profile(p).is_some() => p.clone(),
         Some(_) => {
@@ -374,6 +400,17 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         Some(value) => Some(parse_keep_outputs(name, value)?),
     };
 
+    let rate_limit_per_second = match fields.get("rate_limit_per_second") {
+        None => (scheme == Scheme::Unsigned).then_some(DEFAULT_UNSIGNED_RATE_LIMIT),
+        Some(value) => Some(
+            value
+                .as_u64()
+                .filter(|n| (1..=10_000).contains(n))
+                .map(|n| n as u32)
+                .ok_or_else(|| field_error(name, "rate_limit_per_second", "must be a whole number from 1 to 10000"))?,
+        ),
+    };
+
     Ok(SourceConfig {
         name: name.to_owned(),
         scheme,
@@ -385,7 +422,50 @@ fn parse_source(name: &str, entry: &Value) -> Result<SourceConfig, SourcesError>
         provider,
         api,
         keep_outputs,
+        rate_limit_per_second,
     })
+}
+
+/// An unsigned source's URL tokens: one string, or a list of them while one
+/// is rotated out. Each long and URL-safe (see [`url_token::is_valid`]).
+fn parse_url_tokens(source: &str, fields: &Map<String, Value>) -> Result<Vec<SigningKey>, SourcesError> {
+    if fields.contains_key("secrets") {
+        return Err(field_error(
+            source,
+            "secrets",
+            "the unsigned scheme has no signing secret: its secret is url_token",
+        ));
+    }
+    let tokens: Vec<(String, &Value)> = match fields.get("url_token") {
+        None => return Err(field_error(source, "url_token", "is required for the unsigned scheme")),
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("url_token[{i}]"), v))
+            .collect(),
+        Some(value @ Value::String(_)) => vec![("url_token".to_owned(), value)],
+        Some(_) => {
+            return Err(field_error(
+                source,
+                "url_token",
+                "must be a string or a non-empty array of strings",
+            ))
+        }
+    };
+    tokens
+        .into_iter()
+        .map(|(field, value)| match value.as_str() {
+            Some(token) if url_token::is_valid(token) => Ok(SigningKey::from_text(token)),
+            _ => Err(field_error(
+                source,
+                field,
+                format!(
+                    "must be at least {} characters of letters, digits, '-', '.', '_' and '~' (for example 32 random bytes as hex)",
+                    url_token::MIN_TOKEN_LEN
+                ),
+            )),
+        })
+        .collect()
 }
 
 /// S3's bucket naming rules, the ones a typo breaks: 3 to 63 lower-case
@@ -517,8 +597,10 @@ fn parse_keys(
             | Scheme::HeaderToken
             | Scheme::Elevenlabs
             | Scheme::CloudflareStream
-            // Never reached: a fal source's keys are its public_keys.
-            | Scheme::Fal => keys.push(SigningKey::from_text(secret)),
+            // Never reached: a fal source's keys are its public_keys, an
+            // unsigned source's its url_token.
+            | Scheme::Fal
+            | Scheme::Unsigned => keys.push(SigningKey::from_text(secret)),
         }
     }
     Ok((keys, public_keys))

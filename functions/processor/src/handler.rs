@@ -16,7 +16,7 @@ use jobhook::domain::archive::{ArchiveLocation, ArchiveRecord};
 use jobhook::domain::event::{job_event_from_body, WebhookEvent};
 use jobhook::domain::job::JobEvent;
 use jobhook::domain::provider::{self, PollAnswer};
-use jobhook::domain::sources::SourceConfig;
+use jobhook::domain::sources::{Scheme, SourceConfig};
 use jobhook::ports::{DeadLetters, ErrorKind, JobPoller, JobStore, PollError, PollOutcome, PortError};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
@@ -76,10 +76,14 @@ impl From<PortError> for RecordError {
 #[error("systemic failure, batch not processed: {0}")]
 pub struct SystemicFailure(pub String);
 
-/// A job event to apply; a thin one with the source whose API has its state.
+/// A job event to apply; a thin one or a trigger with the source whose API
+/// has its state.
 struct Pending {
     event: JobEvent,
     fetch_from: Option<Box<SourceConfig>>,
+    /// An unsigned delivery: nothing of its body but the job id is believed,
+    /// and what is applied is the API's answer.
+    trigger: bool,
     /// The delivery as received. A thin one is archived with the answer its
     /// fetch gets, so only once that answer is in.
     record: ArchiveRecord,
@@ -129,41 +133,96 @@ impl Processor {
         }
         let WebhookEvent { event, fetch } = job_event_from_body(&envelope, &body, profile)
             .map_err(|e| RecordError::Permanent(format!("{} payload: {e}", profile.name())))?;
+        // Queued as unsigned, or from a source that is unsigned now: either way
+        // the body proves nothing.
+        let trigger = envelope.scheme == Scheme::Unsigned.as_str() || source.scheme == Scheme::Unsigned;
         Ok(Parsed::Event(Box::new(Pending {
             event,
-            fetch_from: fetch.then(|| Box::new(source.clone())),
+            fetch_from: (fetch || trigger).then(|| Box::new(source.clone())),
+            trigger,
             record: ArchiveRecord::of_delivery(&envelope, body),
         })))
     }
 
-    /// A thin event's state, read from the provider. Anything that may pass
-    /// (a timeout, a 5xx, a 429, a 404 or an answer behind what the webhook
-    /// announced, as an API catching up gives) is retried through the queue;
-    /// a source without `api` or an answer that cannot be read is poison.
-    async fn fetch(&self, source: &SourceConfig, event: &JobEvent) -> Result<(JobEvent, PollAnswer), RecordError> {
-        let retry = |why: String| RecordError::Retryable(format!("fetching the state of a thin event: {why}"));
-        match self.poller.poll(source, &event.job_id).await {
-            Ok(PollOutcome::Found(answer)) => match provider::thin_event_with_state(event, &answer) {
-                Some(event) => Ok((event, answer)),
-                None => Err(retry(format!(
-                    "the provider's API shows {} while the webhook announced {}",
-                    answer.status, event.status
-                ))),
-            },
+    /// The job's state as the provider's API answers it. Anything that may
+    /// pass (a timeout, a 5xx, a 429, a 404 as an API catching up gives) is
+    /// retried through the queue; a source without `api` or an answer that
+    /// cannot be read is poison. `what` names the delivery in reasons.
+    async fn read_state(&self, source: &SourceConfig, job_id: &str, what: &str) -> Result<PollAnswer, RecordError> {
+        let retry = |why: String| RecordError::Retryable(format!("reading the state of {what}: {why}"));
+        match self.poller.poll(source, job_id).await {
+            Ok(PollOutcome::Found(answer)) => Ok(answer),
             Ok(PollOutcome::NotFound) => Err(retry("the provider answered 404".into())),
             Ok(PollOutcome::RateLimited { .. }) => Err(retry("the provider answered 429".into())),
             Err(PollError::NoApi) => Err(RecordError::Permanent(format!(
-                "source {:?} sends thin events, whose state is read from the provider's API, but has no `api` (add it to the api secret)",
+                "source {:?} sends {what}s, whose state is read from the provider's API, but has no `api` (add it to the api secret)",
                 source.name
             ))),
             Err(e) if e.kind() == ErrorKind::Transient => Err(retry(e.to_string())),
-            Err(e) => Err(RecordError::Permanent(format!("fetching the state of a thin event: {e}"))),
+            Err(e) => Err(RecordError::Permanent(format!("reading the state of {what}: {e}"))),
         }
     }
 
-    async fn apply(&self, pending: &Pending, deadline: Instant) -> Result<(), RecordError> {
+    /// A thin event's state, read from the provider; an answer behind what
+    /// the webhook announced is retried too.
+    async fn fetch(&self, source: &SourceConfig, event: &JobEvent) -> Result<(JobEvent, PollAnswer), RecordError> {
+        let answer = self.read_state(source, &event.job_id, "a thin event").await?;
+        match provider::thin_event_with_state(event, &answer) {
+            Some(event) => Ok((event, answer)),
+            None => Err(RecordError::Retryable(format!(
+                "reading the state of a thin event: the provider's API shows {} while the webhook announced {}",
+                answer.status, event.status
+            ))),
+        }
+    }
+
+    /// An unsigned delivery's event: the API's answer, read once per job per
+    /// batch (`coalesced` holds it for the job's later triggers).
+    async fn triggered(
+        &self,
+        source: &SourceConfig,
+        pending: &Pending,
+        coalesced: &mut Option<PollAnswer>,
+        deadline: Instant,
+    ) -> Result<JobEvent, RecordError> {
+        let e = &pending.event;
+        let answer = match coalesced {
+            Some(answer) => {
+                outcomes::record_thin_fetch(e, "coalesced", None);
+                answer.clone()
+            }
+            None => {
+                let result = self.read_state(source, &e.job_id, "an unsigned delivery").await;
+                match &result {
+                    Ok(_) => outcomes::record_thin_fetch(e, "fetched", None),
+                    Err(RecordError::Retryable(why)) => outcomes::record_thin_fetch(e, "retried", Some(why)),
+                    Err(error) => outcomes::record_thin_fetch(e, "failed", Some(&error.to_string())),
+                }
+                coalesced.insert(result?).clone()
+            }
+        };
+        let mut event = provider::triggered_event(&e.source, &e.job_id, &answer);
+        let record = pending.record.clone().with_answer(&answer);
+        event.archive = self
+            .keep(std::slice::from_ref(&record), deadline)
+            .await?
+            .pop()
+            .flatten();
+        Ok(event)
+    }
+
+    async fn apply(
+        &self,
+        pending: &Pending,
+        coalesced: &mut Option<PollAnswer>,
+        deadline: Instant,
+    ) -> Result<(), RecordError> {
         let fetched;
         let event = match &pending.fetch_from {
+            Some(source) if pending.trigger => {
+                fetched = self.triggered(source, pending, coalesced, deadline).await?;
+                &fetched
+            }
             Some(source) => {
                 let e = &pending.event;
                 let (seen, _) = self
@@ -219,8 +278,9 @@ impl Processor {
     /// order, so its redelivery lands correctly whenever it comes.
     async fn apply_group(&self, group: &JobGroup, deadline: Instant) -> Vec<(usize, Result<(), RecordError>)> {
         let mut results = Vec::with_capacity(group.len());
+        let mut coalesced = None;
         for (i, event) in group {
-            results.push((*i, self.apply(event, deadline).await));
+            results.push((*i, self.apply(event, &mut coalesced, deadline).await));
         }
         results
     }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jobhook::clock::{rfc3339, Clock};
+use jobhook::domain::signature::verify_with_url_token;
 use jobhook::domain::signature::Signing;
 use jobhook::key_sets::KeySetCache;
 use jobhook::ports::{EnqueueError, ErrorKind, EventQueue};
 use jobhook::sources_cache::SourcesCache;
-use jobhook::{outcomes, verify, Envelope, SourceConfig, VerifiedWebhook, VerifyError};
+use jobhook::{outcomes, Envelope, SourceConfig, VerifiedWebhook, VerifyError};
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -24,6 +25,50 @@ pub struct Receiver {
     pub queue: Arc<dyn EventQueue>,
     pub clock: Arc<dyn Clock>,
     pub max_body_bytes: usize,
+    /// Per-source delivery limits (an unsigned source's `rate_limit_per_second`).
+    pub limits: DeliveryLimits,
+}
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+/// One limiter per limited source, in this container: a burst of twice the
+/// rate, refilled at the rate. Rebuilt when the source's rate changes.
+#[derive(Debug, Default)]
+pub struct DeliveryLimits(std::sync::Mutex<std::collections::HashMap<String, (u32, Arc<Limiter>)>>);
+
+impl DeliveryLimits {
+    /// Whether one more delivery for `source` fits its rate now.
+    fn admit(&self, source: &str, per_second: u32) -> bool {
+        let limiter = {
+            let mut limiters = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = limiters
+                .entry(source.to_owned())
+                .or_insert_with(|| (0, Arc::new(limiter(1))));
+            if entry.0 != per_second {
+                *entry = (per_second, Arc::new(limiter(per_second)));
+            }
+            entry.1.clone()
+        };
+        limiter.check().is_ok()
+    }
+}
+
+fn limiter(per_second: u32) -> Limiter {
+    let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("at least one");
+    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("two"));
+    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+}
+
+/// The `token` query parameter of the delivery's URL: from the event's own
+/// parsed query where the runtime gives one, else from the URI.
+fn url_token(req: &Request) -> Option<String> {
+    if let Some(token) = req.query_string_parameters_ref().and_then(|q| q.first("token")) {
+        return Some(token.to_owned());
+    }
+    let query = req.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
@@ -68,15 +113,19 @@ impl Receiver {
         body: Bytes,
         now_unix: i64,
     ) -> Result<VerifiedWebhook, Unverified> {
+        let token = url_token(req);
+        let verify = |signing: Signing<'_>, body| {
+            verify_with_url_token(signing, req.headers(), token.as_deref(), body, now_unix)
+        };
         let Some(url) = &source.jwks_url else {
-            return verify(source, req.headers(), body, now_unix).map_err(Unverified::Refused);
+            return verify(source.into(), body).map_err(Unverified::Refused);
         };
         let with_keys = |keys: &[_], body| {
             let signing = Signing {
                 public_keys: keys,
                 ..Signing::from(source)
             };
-            verify(signing, req.headers(), body, now_unix)
+            verify(signing, body)
         };
         let keys = self.key_sets.keys(url).await.map_err(|_| Unverified::KeysUnavailable)?;
         match with_keys(&keys, body.clone()) {
@@ -130,13 +179,24 @@ impl Receiver {
                 return rejected(StatusCode::UNAUTHORIZED, error.code());
             }
             Err(Unverified::KeysUnavailable) => {
-                outcomes::record_signature_failure(&source.name, "key_set_unavailable");
+                outcomes::record_deferred(&source.name, "key_set_unavailable");
                 return reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"status": "unavailable", "reason": "key_set_unavailable"}),
                 );
             }
         };
+
+        if let Some(per_second) = source.rate_limit_per_second {
+            if !self.limits.admit(&source.name, per_second) {
+                outcomes::record_deferred(&source.name, "rate_limited");
+                let mut response = rejected(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                return response;
+            }
+        }
 
         let envelope = Envelope::from_verified(&verified, rfc3339(now));
         match self.queue.enqueue(&envelope).await {

@@ -42,6 +42,7 @@ async fn start() -> Result<(), Error> {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
         max_body_bytes: config.max_body_bytes,
+        limits: Default::default(),
     };
     let (receiver, metrics) = (&receiver, started.metrics);
     run(service_fn(move |req: Request| async move {

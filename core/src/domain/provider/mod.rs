@@ -8,6 +8,7 @@ mod mux;
 mod openai;
 mod opusclip;
 mod replicate;
+mod runpod;
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -18,6 +19,7 @@ pub use mux::Mux;
 pub use openai::OpenAi;
 pub use opusclip::OpusClip;
 pub use replicate::Replicate;
+pub use runpod::RunPod;
 
 use super::digest::sha256_hex;
 use super::job::{JobEvent, Origin};
@@ -181,7 +183,7 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
 }
 
 /// Every profile, by the name a source's `provider` gives.
-pub const PROFILES: &[&dyn ProviderProfile] = &[&Generic, &OpusClip, &Replicate, &OpenAi, &Mux, &AssemblyAi];
+pub const PROFILES: &[&dyn ProviderProfile] = &[&Generic, &OpusClip, &Replicate, &OpenAi, &Mux, &AssemblyAi, &RunPod];
 
 /// The names a source's `provider` may give, in registration order.
 pub fn names() -> Vec<&'static str> {
@@ -211,6 +213,19 @@ pub fn job_event_from_poll(source: &str, job_id: &str, answer: &PollAnswer) -> J
         result: answer.result.clone(),
         provider_time: answer.updated_at,
         archive: None,
+    }
+}
+
+/// An unsigned delivery's event: what the provider's API answered when the
+/// delivery said "look now", under the poll's identity (so a second trigger
+/// for the same state, or the reconciler's poll of it, is a duplicate), with
+/// the webhook's origin, since a delivery set it off. Nothing of the
+/// delivery's body is in it but the job id it named.
+pub fn triggered_event(source: &str, job_id: &str, answer: &PollAnswer) -> JobEvent {
+    JobEvent {
+        kind: format!("trigger.{}", answer.status),
+        origin: Origin::Webhook,
+        ..job_event_from_poll(source, job_id, answer)
     }
 }
 
@@ -319,7 +334,15 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         assert_eq!(
             names,
-            ["generic", "opusclip", "replicate", "openai", "mux", "assemblyai"]
+            [
+                "generic",
+                "opusclip",
+                "replicate",
+                "openai",
+                "mux",
+                "assemblyai",
+                "runpod"
+            ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
         assert!(profile("stripe").is_none());

@@ -26,6 +26,7 @@ pub mod jwks;
 pub mod opusclip;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod url_token;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -49,6 +50,9 @@ pub enum Scheme {
     /// fal.ai: Ed25519 over the request id, user id, timestamp and body hash,
     /// against the source's `public_keys`.
     Fal,
+    /// A provider that signs nothing: a token in the webhook URL's query,
+    /// and the delivery is only a trigger to read the job from the API.
+    Unsigned,
 }
 
 impl Scheme {
@@ -62,6 +66,7 @@ impl Scheme {
             Self::Elevenlabs => "elevenlabs",
             Self::CloudflareStream => "cloudflare-stream",
             Self::Fal => "fal",
+            Self::Unsigned => "unsigned",
         }
     }
 }
@@ -84,6 +89,7 @@ impl FromStr for Scheme {
             "elevenlabs" => Ok(Self::Elevenlabs),
             "cloudflare-stream" => Ok(Self::CloudflareStream),
             "fal" => Ok(Self::Fal),
+            "unsigned" => Ok(Self::Unsigned),
             _ => Err(()),
         }
     }
@@ -197,6 +203,10 @@ pub enum VerifyError {
     MalformedSignature,
     #[error("no signature matches any active secret")]
     SignatureMismatch,
+    #[error("the webhook URL carries no token")]
+    MissingUrlToken,
+    #[error("the webhook URL's token matches no active token")]
+    UrlTokenMismatch,
 }
 
 impl VerifyError {
@@ -209,6 +219,8 @@ impl VerifyError {
             Self::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Self::MalformedSignature => "malformed_signature",
             Self::SignatureMismatch => "signature_mismatch",
+            Self::MissingUrlToken => "missing_url_token",
+            Self::UrlTokenMismatch => "url_token_mismatch",
         }
     }
 }
@@ -267,6 +279,18 @@ pub fn verify<'a>(
     body: Bytes,
     now_unix: i64,
 ) -> Result<VerifiedWebhook, VerifyError> {
+    verify_with_url_token(signing, headers, None, body, now_unix)
+}
+
+/// [`verify`], for a delivery whose URL carried `url_token` (the `token`
+/// query parameter), which only the `unsigned` scheme reads.
+pub fn verify_with_url_token<'a>(
+    signing: impl Into<Signing<'a>>,
+    headers: &HeaderMap,
+    url_token: Option<&str>,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<VerifiedWebhook, VerifyError> {
     let signing = signing.into();
     let (webhook_id, timestamp) = match signing.scheme {
         Scheme::StandardWebhooks => {
@@ -306,6 +330,10 @@ pub fn verify<'a>(
         }
         Scheme::HeaderToken => {
             header_token::verify(&signing, headers)?;
+            (None, None)
+        }
+        Scheme::Unsigned => {
+            url_token::verify(&signing, url_token)?;
             (None, None)
         }
     };
@@ -458,8 +486,9 @@ pub mod sign {
                     ("x-opus-timestamp".into(), timestamp.to_string()),
                 ]
             }
-            // Signed with fal's private key, which no source holds.
-            Scheme::Fal => Vec::new(),
+            // Signed with fal's private key, which no source holds; an
+            // unsigned delivery's token goes in its URL, not a header.
+            Scheme::Fal | Scheme::Unsigned => Vec::new(),
             Scheme::HeaderToken => vec![(
                 source.header.unwrap_or_default().into(),
                 String::from_utf8_lossy(key.bytes()).into_owned(),

@@ -1125,3 +1125,109 @@ mod fal {
         assert!(sign::headers_for(&fal_source(&[jwk_x(&SEED)]), "x", TS, b"{}").is_empty());
     }
 }
+
+mod unsigned {
+    use super::*;
+
+    const TOKEN: &str = "0f2a8c4e6b1d3f5a7c9e0b2d4f6a8c1e";
+    const NEXT: &str = "f1e2d3c4b5a6978877665544332211ff";
+
+    fn unsigned_source(tokens: serde_json::Value) -> SourceConfig {
+        let doc =
+            serde_json::json!({"sources": {"rp": {"scheme": "unsigned", "provider": "runpod", "url_token": tokens}}});
+        source(&doc.to_string(), "rp")
+    }
+
+    fn check(source: &SourceConfig, token: Option<&str>) -> Result<VerifiedWebhook, VerifyError> {
+        let body = Bytes::from_static(br#"{"id":"j-1","status":"COMPLETED"}"#);
+        verify_with_url_token(source, &HeaderMap::new(), token, body, 0)
+    }
+
+    #[test]
+    fn only_a_delivery_whose_url_carries_an_active_token_verifies() {
+        let source = unsigned_source(serde_json::json!(TOKEN));
+        let verified = check(&source, Some(TOKEN)).expect("the token");
+        assert_eq!(
+            (verified.scheme(), verified.webhook_id(), verified.timestamp()),
+            (Scheme::Unsigned, None, None)
+        );
+        assert_eq!(check(&source, None).unwrap_err(), VerifyError::MissingUrlToken);
+        assert_eq!(check(&source, Some("")).unwrap_err(), VerifyError::MissingUrlToken);
+        for wrong in [NEXT, &TOKEN[..31], &format!("{TOKEN}0"), &TOKEN.to_uppercase()] {
+            assert_eq!(
+                check(&source, Some(wrong)).unwrap_err(),
+                VerifyError::UrlTokenMismatch,
+                "{wrong}"
+            );
+        }
+        // Without the URL, nothing verifies: the headers carry no token.
+        let body = Bytes::from_static(b"{}");
+        assert_eq!(
+            verify(&source, &HeaderMap::new(), body, 0).unwrap_err(),
+            VerifyError::MissingUrlToken
+        );
+        assert!(sign::headers_for(&source, "x", 0, b"{}").is_empty());
+    }
+
+    #[test]
+    fn during_a_rotation_either_listed_token_verifies() {
+        let source = unsigned_source(serde_json::json!([TOKEN, NEXT]));
+        assert!(check(&source, Some(TOKEN)).is_ok());
+        assert!(check(&source, Some(NEXT)).is_ok());
+        assert_eq!(
+            source.rate_limit_per_second,
+            Some(crate::domain::sources::DEFAULT_UNSIGNED_RATE_LIMIT)
+        );
+    }
+
+    #[test]
+    fn an_unsigned_source_needs_a_long_url_safe_token_and_its_provider_and_takes_nothing_signed() {
+        let ok = serde_json::json!({"scheme": "unsigned", "provider": "runpod", "url_token": TOKEN});
+        let with = |field: &str, value: serde_json::Value| {
+            let mut doc = ok.clone();
+            doc[field] = value;
+            doc
+        };
+        let without = |field: &str| {
+            let mut doc = ok.clone();
+            doc.as_object_mut().expect("object").remove(field);
+            doc
+        };
+        for (doc, field) in [
+            (without("url_token"), "url_token"),
+            (without("provider"), "provider"),
+            (with("url_token", serde_json::json!("short")), "url_token"),
+            (
+                with("url_token", serde_json::json!(format!("{TOKEN}&x=1"))),
+                "url_token",
+            ),
+            (with("url_token", serde_json::json!([])), "url_token"),
+            (with("url_token", serde_json::json!([TOKEN, 7])), "url_token[1]"),
+            (with("secrets", serde_json::json!(["s"])), "secrets"),
+            (with("header", serde_json::json!("x-token")), "header"),
+            (with("tolerance_secs", serde_json::json!(60)), "tolerance_secs"),
+            (
+                with("rate_limit_per_second", serde_json::json!(0)),
+                "rate_limit_per_second",
+            ),
+            (
+                serde_json::json!({"scheme": "github", "secrets": ["s"], "url_token": TOKEN}),
+                "url_token",
+            ),
+        ] {
+            let error = Sources::parse(&serde_json::json!({"sources": {"u": doc}}).to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&format!("{field:?}")), "{field}: {error}");
+            assert!(!error.contains(TOKEN), "the token is never quoted: {error}");
+        }
+        let limited = with("rate_limit_per_second", serde_json::json!(5));
+        let doc = serde_json::json!({"sources": {"u": limited}});
+        assert_eq!(source(&doc.to_string(), "u").rate_limit_per_second, Some(5));
+        assert_eq!(sw_source(&[SW_SECRET]).rate_limit_per_second, None);
+        assert!(
+            !format!("{:?}", source(&doc.to_string(), "u")).contains(TOKEN),
+            "Debug hides the token"
+        );
+    }
+}
