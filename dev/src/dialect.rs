@@ -46,6 +46,8 @@ pub enum Dialect {
     OpenAi,
     Mux,
     AssemblyAi,
+    /// Unsigned: each delivery is a trigger, and its event is the API's answer.
+    RunPod,
 }
 
 /// One state of a job at some point of its run.
@@ -66,6 +68,7 @@ impl Dialect {
             "openai" => Self::OpenAi,
             "mux" => Self::Mux,
             "assemblyai" => Self::AssemblyAi,
+            "runpod" => Self::RunPod,
             _ => return None,
         })
     }
@@ -81,7 +84,7 @@ impl Dialect {
 
     /// Whether the provider has a canceled end.
     pub fn cancels(self) -> bool {
-        matches!(self, Self::Generic | Self::Replicate | Self::OpenAi)
+        matches!(self, Self::Generic | Self::Replicate | Self::OpenAi | Self::RunPod)
     }
 
     /// Whether a state change sends a webhook: some providers announce only
@@ -90,7 +93,7 @@ impl Dialect {
         match self {
             Self::Generic | Self::Replicate => true,
             Self::Mux => state.first || state.status.is_terminal(),
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip => state.status.is_terminal(),
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod => state.status.is_terminal(),
         }
     }
 
@@ -98,7 +101,10 @@ impl Dialect {
     /// for providers that send one or two webhooks a job: otherwise a job
     /// whose webhooks are all lost is never known, and never polled.
     pub fn track_every_job(self) -> bool {
-        matches!(self, Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux)
+        matches!(
+            self,
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux | Self::RunPod
+        )
     }
 
     /// The delivery id the scheme carries, for those that carry one.
@@ -110,9 +116,21 @@ impl Dialect {
     }
 
     /// The event id jobhook records for a delivery: the delivery id where
-    /// the scheme has one, else the body's event id, else the body's hash.
-    pub fn event_id(self, delivery_id: &str, body: &str) -> String {
+    /// the scheme has one, else the body's event id, else the body's hash;
+    /// for an unsigned delivery, the id of the API's answer it triggered
+    /// (the simulator sends it once the job has ended as the body says).
+    pub fn event_id(self, source: &str, delivery_id: &str, body: &str) -> String {
         match self {
+            Self::RunPod => {
+                let answer =
+                    jobhook::domain::provider::profile("runpod").and_then(|p| p.parse_poll(body.as_bytes()).ok());
+                let Some(answer) = answer else {
+                    return String::new();
+                };
+                let job: Value = serde_json::from_str(body).unwrap_or_default();
+                let job = job["id"].as_str().unwrap_or_default();
+                jobhook::domain::provider::job_event_from_poll(source, job, &answer).event_id
+            }
             Self::Generic | Self::Replicate | Self::OpenAi => delivery_id.to_owned(),
             Self::Mux => serde_json::from_str::<Value>(body)
                 .ok()
@@ -147,7 +165,7 @@ impl Dialect {
             Self::Replicate => Some(format!("https://replicate.delivery/sim/{job}/out-0.png")),
             Self::Mux => Some(format!("https://stream.mux.com/{}.m3u8", playback_id(job))),
             Self::OpusClip => Some(clip_url(job, 0)),
-            Self::OpenAi | Self::AssemblyAi => None,
+            Self::OpenAi | Self::AssemblyAi | Self::RunPod => None,
         }
     }
 
@@ -160,6 +178,7 @@ impl Dialect {
             Self::Mux => format!("invalid_input: the file is not a video ({job})"),
             Self::AssemblyAi => format!("Download error, unable to download ({job})"),
             Self::OpusClip => format!("STALLED: Failed to import video ({job})"),
+            Self::RunPod => format!("handler raised: CUDA error ({job})"),
         }
     }
 
@@ -192,7 +211,8 @@ impl Dialect {
                                 "error": (state.status == JobStatus::Failed).then(|| self.error(job))}})
                 .to_string()
             }
-            Self::Replicate => self.answer(job, Some(state)).to_string(),
+            // RunPod posts what `/status` answers.
+            Self::Replicate | Self::RunPod => self.answer(job, Some(state)).to_string(),
             Self::OpenAi => {
                 let kind = match state.status {
                     JobStatus::Completed => "batch.completed",
@@ -325,6 +345,7 @@ impl Dialect {
                        "audio_duration": completed.then_some(281),
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
+            Self::RunPod => Self::runpod_status(job, state),
             Self::OpusClip => {
                 let stage = match (status, progress) {
                     (None, _) => "QUEUED",
@@ -341,6 +362,27 @@ impl Dialect {
                        "error": failed.then(|| format!("Failed to import video ({job})")), "stallCount": failed.then_some(1)})
             }
         }
+    }
+
+    /// RunPod's `/status` answer for the job.
+    fn runpod_status(job: &str, state: Option<State>) -> Value {
+        let status = state.map(|s| s.status);
+        let raw = match status {
+            None => "IN_QUEUE",
+            Some(JobStatus::Completed) => "COMPLETED",
+            Some(JobStatus::Failed) => "FAILED",
+            Some(JobStatus::Canceled) => "CANCELLED",
+            Some(_) => "IN_PROGRESS",
+        };
+        let mut answer = json!({"id": job, "status": raw, "delayTime": 2188});
+        if status == Some(JobStatus::Completed) {
+            answer["executionTime"] = 9042.into();
+            answer["output"] = json!({"video": format!("s3://sim-bucket/{job}/out.mp4"), "frames": 240});
+        }
+        if status == Some(JobStatus::Failed) {
+            answer["error"] = Self::RunPod.error(job).into();
+        }
+        answer
     }
 
     /// OpusClip's clips of a finished project.
@@ -380,4 +422,81 @@ fn playback_id(job: &str) -> String {
 
 fn clip_url(job: &str, n: usize) -> String {
     format!("https://ext.cdn.opus.pro/media/org_sim/{job}/c.CU{n}/ehd.mp4")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Dialect; 7] = [
+        Dialect::Generic,
+        Dialect::OpusClip,
+        Dialect::Replicate,
+        Dialect::OpenAi,
+        Dialect::Mux,
+        Dialect::AssemblyAi,
+        Dialect::RunPod,
+    ];
+
+    fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {
+        let name = jobhook::domain::provider::names()
+            .into_iter()
+            .find(|n| Dialect::for_provider(n) == Some(dialect))
+            .expect("a profile");
+        jobhook::domain::provider::profile(name).expect("profile")
+    }
+
+    /// What the simulator answers and sends for a job, its profile reads as
+    /// the state the simulator means: the demo's verdict rests on it.
+    #[test]
+    fn each_dialect_s_answers_and_end_webhooks_read_as_the_state_meant() {
+        for dialect in ALL {
+            let profile = profile_of(dialect);
+            let mut ends = vec![JobStatus::Completed, JobStatus::Failed];
+            if dialect.cancels() {
+                ends.push(JobStatus::Canceled);
+            }
+            let job = dialect.job_id(1);
+            for status in ends {
+                let state = State {
+                    status,
+                    progress: None,
+                    first: false,
+                };
+                let answer = dialect.answer(&job, Some(state)).to_string();
+                if dialect != Dialect::OpusClip || status != JobStatus::Completed {
+                    let read = profile
+                        .parse_poll(answer.as_bytes())
+                        .unwrap_or_else(|e| panic!("{dialect:?} {status}: {e}"));
+                    assert_eq!(read.status, status, "{dialect:?} answer");
+                }
+                if dialect.sends_webhook(state) {
+                    let body = dialect.webhook(&job, 1, state);
+                    let payload = profile
+                        .parse_webhook(body.as_bytes())
+                        .unwrap_or_else(|e| panic!("{dialect:?} {status}: {e}"));
+                    assert_eq!(payload.job_id, job, "{dialect:?}");
+                    if !payload.fetch {
+                        assert_eq!(payload.status, status, "{dialect:?} webhook");
+                    }
+                }
+            }
+        }
+    }
+
+    /// An unsigned delivery is recorded under the id of the answer it
+    /// triggers: the simulator must expect that id, or it counts it lost.
+    #[test]
+    fn a_runpod_delivery_is_expected_under_the_id_of_the_answer_it_triggers() {
+        let state = State {
+            status: JobStatus::Completed,
+            progress: None,
+            first: false,
+        };
+        let body = Dialect::RunPod.webhook("sim-0002", 1, state);
+        let answer = profile_of(Dialect::RunPod).parse_poll(body.as_bytes()).expect("answer");
+        let expected = jobhook::domain::provider::triggered_event("runpod", "sim-0002", &answer).event_id;
+        assert_eq!(Dialect::RunPod.event_id("runpod", "msg_sim-0002_1", &body), expected);
+        assert_ne!(Dialect::RunPod.event_id("other", "msg_sim-0002_1", &body), expected);
+    }
 }

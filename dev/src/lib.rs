@@ -4,6 +4,7 @@
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub mod console_bench;
+pub mod dialect;
 pub mod faults;
 pub mod outputs;
 pub mod seed;

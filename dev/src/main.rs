@@ -3,7 +3,6 @@
 
 mod bench;
 mod bridge;
-mod dialect;
 mod outage;
 
 mod simulator;
@@ -12,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use jobhook_dev::dialect;
 use jobhook_dev::seed::{self, Error};
 
 #[derive(Debug, Parser)]

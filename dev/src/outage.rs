@@ -44,8 +44,18 @@ struct Upstream {
     url: String,
 }
 
-async fn forward(State(upstream): State<Arc<Upstream>>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut request = upstream.http.post(&upstream.url).body(body);
+async fn forward(
+    State(upstream): State<Arc<Upstream>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The query goes on as sent: an unsigned source's token is in it.
+    let url = match uri.query() {
+        Some(query) => format!("{}?{query}", upstream.url),
+        None => upstream.url.clone(),
+    };
+    let mut request = upstream.http.post(&url).body(body);
     for (name, value) in &headers {
         if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
             request = request.header(name.as_str(), value.as_bytes());

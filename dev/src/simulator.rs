@@ -220,6 +220,9 @@ pub struct DeliveryStats {
     /// Answers with a 5xx status other than 503: the receiver must never
     /// give one (503 alone asks the provider to retry).
     pub server_errors_other_than_503: usize,
+    /// Answers 4xx but 429: a delivery the simulator sent as its provider
+    /// would, refused (a signature, a token or a route the demo got wrong).
+    pub refused_4xx: usize,
     pub gave_up: usize,
 }
 
@@ -276,6 +279,7 @@ impl Summary {
             && self.outputs_checksum_match == self.outputs_to_keep
             && self.left_on_dlq == 0
             && self.deliveries.server_errors_other_than_503 == 0
+            && self.deliveries.refused_4xx == 0
             && self
                 .notifications
                 .as_ref()
@@ -296,6 +300,7 @@ impl Summary {
             d.attempts, d.outage_failures, d.connection_refused, d.other_failures, d.gave_up
         );
         println!("5xx other than 503     {}", d.server_errors_other_than_503);
+        println!("refused (4xx but 429)  {}", d.refused_4xx);
         if let Some(faults) = &self.faults {
             let kinds: Vec<String> = faults.injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
             println!("faults injected        {} ({})", faults.total(), kinds.join(", "));
@@ -647,6 +652,7 @@ impl Simulator {
         stats.connection_refused = log.connection_refused;
         stats.other_failures = log.other_failures;
         stats.server_errors_other_than_503 = log.server_errors_other_than_503;
+        stats.refused_4xx = log.refused_4xx;
         stats.gave_up = log.gave_up;
         stats.reordered = log.reordered();
         println!(
@@ -923,6 +929,7 @@ struct DeliveryLog {
     connection_refused: usize,
     other_failures: usize,
     server_errors_other_than_503: usize,
+    refused_4xx: usize,
     gave_up: usize,
     /// Deliveries the receiver accepted (202), by webhook id, with the event
     /// id jobhook records for each.
@@ -970,6 +977,11 @@ async fn deliver(
     let job = &jobs[delivery.job];
     let event = &job.events[delivery.event];
     let body = job.body(delivery.event);
+    // An unsigned provider's URL carries the source's token.
+    let target = match source.scheme {
+        jobhook::Scheme::Unsigned => format!("{url}?token={}", String::from_utf8_lossy(source.keys[0].bytes())),
+        _ => url.to_owned(),
+    };
     let first_attempt = Instant::now();
     let mut attempt = 0;
     loop {
@@ -979,7 +991,7 @@ async fn deliver(
         // Signed at send time, as providers re-sign each retry.
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut request = http
-            .post(url)
+            .post(&target)
             .header("content-type", "application/json")
             .body(body.clone());
         for (name, value) in sign::headers_for(source, &event.webhook_id, now, body.as_bytes()) {
@@ -994,6 +1006,9 @@ async fn deliver(
             if matches!(&answer, Ok(r) if r.status().is_server_error() && r.status() != 503) {
                 l.server_errors_other_than_503 += 1;
             }
+            if matches!(&answer, Ok(r) if r.status().is_client_error() && r.status() != 429) {
+                l.refused_4xx += 1;
+            }
             if !ok && in_outage {
                 l.outage_failures += 1;
                 if matches!(&answer, Err(e) if e.is_connect()) {
@@ -1003,10 +1018,10 @@ async fn deliver(
                 l.other_failures += 1;
             }
             if ok {
-                let event_id = job.dialect.event_id(&event.webhook_id, &body);
+                let event_id = job.dialect.event_id(&source.name, &event.webhook_id, &body);
                 l.sent.entry(event_id).or_default().push(body.clone());
                 if !l.accepted.contains_key(&event.webhook_id) {
-                    let event_id = job.dialect.event_id(&event.webhook_id, &body);
+                    let event_id = job.dialect.event_id(&source.name, &event.webhook_id, &body);
                     l.accepted.insert(event.webhook_id.clone(), event_id);
                     l.arrival.entry(delivery.job).or_default().push(delivery.event);
                 }
