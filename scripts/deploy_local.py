@@ -48,6 +48,7 @@ CODE_KEY = "placeholder.zip"
 TOOL_OUTPUTS = {
     "JOBHOOK_QUEUE_URL": "EventsQueueUrl",
     "JOBHOOK_DLQ_URL": "EventsDlqUrl",
+    "JOBHOOK_TRACK_QUEUE_URL": "TrackQueueUrl",
     "JOBHOOK_TABLE_NAME": "JobsTableName",
     "JOBHOOK_SOURCES_SECRET": "SourcesSecret",
     "JOBHOOK_API_SECRET": "ApiSecret",

@@ -117,6 +117,44 @@ grep -q 'listening on bus' "$run_dir/listen.log" || { cat "$run_dir/listen.log";
   exit 1
 ) || failed "the tracked job was not completed through the user's mock"
 grep -qx '/v1/jobs/job-own' "$run_dir/mock.log" || failed "the mock was never polled for job-own"
+# An application tracks jobs from Python (boto3) and, where Node is
+# installed, TypeScript (AWS SDK v3), with the README's snippets, signed as an
+# IAM user that holds only the stack's TrackJobsPolicy: each job then
+# completes through the pipeline (the reconciler polls the mock).
+(
+  set -a; . "$run_dir/stack/env"; set +a
+  read -r app_key app_secret < <("$python" - <<'PY'
+import boto3
+outputs = {o["OutputKey"]: o["OutputValue"]
+           for s in boto3.client("cloudformation").describe_stacks()["Stacks"] for o in s.get("Outputs", [])}
+iam = boto3.client("iam")
+iam.create_user(UserName="jobhook-test-app")
+iam.attach_user_policy(UserName="jobhook-test-app", PolicyArn=outputs["TrackJobsPolicyArn"])
+key = iam.create_access_key(UserName="jobhook-test-app")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+PY
+  )
+  jobs=(job-py)
+  AWS_ACCESS_KEY_ID=$app_key AWS_SECRET_ACCESS_KEY=$app_secret "$python" docs/snippets/track.py mine job-py
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    ts_dir=target/ts-snippet
+    mkdir -p "$ts_dir"
+    cp docs/snippets/package.json docs/snippets/track.ts "$ts_dir/"
+    [ -d "$ts_dir/node_modules/tsx" ] || npm install --silent --no-audit --no-fund --prefix "$ts_dir" >"$run_dir/npm.log" 2>&1 \
+      || { cat "$run_dir/npm.log"; exit 1; }
+    (cd "$ts_dir" && AWS_ACCESS_KEY_ID=$app_key AWS_SECRET_ACCESS_KEY=$app_secret npx --no-install tsx track.ts mine job-ts)
+    jobs+=(job-ts)
+  fi
+  for job in "${jobs[@]}"; do
+    for _ in $(seq 60); do
+      "$target_dir/debug/jobhook" status mine "$job" --json 2>/dev/null | grep -Eq '"status": ?"completed"' && continue 2
+      sleep 0.5
+    done
+    "$target_dir/debug/jobhook" status mine "$job"
+    exit 1
+  done
+  echo "dev-test: jobs tracked through the tracking queue by the snippets, as a user with only TrackJobsPolicy, completed: ${jobs[*]}" >"$run_dir/track.log"
+) || failed "a job tracked through the tracking queue did not complete"
 # The operator's credential chain: a credential_process profile (handing
 # out the stack's admin key: moto enforces IAM), and no credentials in the
 # environment.
@@ -143,6 +181,7 @@ kill -TERM -- "-$dev_pid" 2>/dev/null || true
 wait "$dev_pid" 2>/dev/null || true
 echo "dev-test: the local stack polled the user's own mock on port $mock_port; the CLI used a credential_process profile;"
 echo "dev-test: jobhook listen forwarded the transition signed (verified by the standardwebhooks library) and retried a 500"
+cat "$run_dir/track.log"
 
 # 2. A setting the template refuses: make dev must say so and stop at once,
 # as CloudFormation refuses the deploy.

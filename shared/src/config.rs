@@ -156,7 +156,12 @@ pub struct ProcessorConfig {
     pub concurrency: usize,
     pub stale_after: Duration,
     pub archive: ArchiveSettings,
+    /// The tracking queue's ARN, whose messages are track requests only.
+    pub track_queue_arn: Option<String>,
 }
+
+/// The tracking queue's ARN (the processor's second trigger).
+pub const TRACK_QUEUE_ARN: &str = "JOBHOOK_TRACK_QUEUE_ARN";
 
 impl ProcessorConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -169,6 +174,7 @@ impl ProcessorConfig {
             concurrency: env.number(PROCESSOR_CONCURRENCY, 8, 1..=100)? as usize,
             stale_after: stale_after(env)?,
             archive: ArchiveSettings::from_env(env)?,
+            track_queue_arn: env.optional(TRACK_QUEUE_ARN),
         })
     }
 }

@@ -25,6 +25,12 @@ pub fn record_deferred(source: &str, reason: &'static str) {
     tracing::warn!(source, reason, "delivery deferred; the provider will retry");
 }
 
+/// A track request applied: `new` when the job was not known before.
+pub fn record_tracked(source: &str, job_id: &str, new: bool) {
+    count(names::JOBS_TRACKED, source);
+    tracing::info!(source, job_id, new, "job tracked");
+}
+
 /// A verified delivery that could not be enqueued (answered 503, or 422
 /// when SQS refused the message for good).
 pub fn record_enqueue_failure(source: &str, event_id: &str, error: &dyn std::fmt::Display) {

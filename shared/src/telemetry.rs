@@ -29,6 +29,7 @@ pub mod names {
     pub const TERMINAL_FIRST_BY_POLL: &str = "TerminalFirstByPoll";
     pub const NOTIFICATIONS_PUBLISHED: &str = "NotificationsPublished";
     pub const DELIVERIES_IGNORED: &str = "DeliveriesIgnored";
+    pub const JOBS_TRACKED: &str = "JobsTracked";
     pub const THIN_EVENT_FETCHES: &str = "ThinEventFetches";
     pub const OUTPUTS_KEPT: &str = "OutputsKept";
     pub const OUTPUTS_EXPIRED_BEFORE_KEPT: &str = "OutputsExpiredBeforeKept";

@@ -97,6 +97,7 @@ async fn stack() -> Stack {
         poller: Arc::new(jobhook::adapters::memory::ScriptedPoller::default()),
         concurrency: 4,
         backoff: TEST_BACKOFF,
+        track_queue_arn: None,
         archiver: jobhook::bootstrap::archiver(
             &config,
             &ArchiveSettings {

@@ -99,6 +99,7 @@ async fn pipeline(sdk_retry: RetryConfig, backoff: Backoff) -> Pipeline {
         concurrency: 8,
         backoff,
         archiver: jobhook::archive::Archiver::inline_only(),
+        track_queue_arn: None,
     };
     Pipeline {
         faulty,

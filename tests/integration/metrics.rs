@@ -133,6 +133,7 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
         concurrency: 1,
         backoff: jobhook_tests::TEST_BACKOFF,
         archiver: jobhook::archive::Archiver::inline_only(),
+        track_queue_arn: None,
     };
     let mut poison = SqsMessage::default();
     poison.message_id = Some(unique_name("poison"));

@@ -55,6 +55,7 @@ async fn harness_with(concurrency: usize, backoff: Backoff) -> Harness {
         concurrency,
         backoff,
         archiver: jobhook::archive::Archiver::inline_only(),
+        track_queue_arn: None,
     };
     probe.reset();
     Harness {
@@ -912,4 +913,66 @@ async fn mux_asset_events_apply_by_event_id_and_other_events_are_acknowledged_no
         sqs::drain(&h.sqs, &h.dlq_url, 1).await.is_empty(),
         "an upload event is not poison"
     );
+}
+
+const TRACK_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:jobhook-track";
+
+fn from_tracking_queue(body: &str) -> SqsMessage {
+    let mut m = message(body);
+    m.event_source_arn = Some(TRACK_QUEUE_ARN.into());
+    m
+}
+
+/// What an application in any language sends to the tracking queue is
+/// recorded once, and the job is then due for a poll; a request that is
+/// malformed or names an unknown source goes to the DLQ with its reason.
+/// The tracking queue takes nothing else: an envelope sent there is never
+/// applied, since only the receiver, after verifying, may queue one.
+#[tokio::test]
+async fn the_tracking_queue_s_requests_track_jobs_and_nothing_else_is_taken_from_it() {
+    let mut h = harness().await;
+    h.processor.track_queue_arn = Some(TRACK_QUEUE_ARN.into());
+    let forged = webhook("tq-1", "job.completed", "job-forged", Some(100))
+        .body
+        .expect("body");
+    let cases = [
+        (r#"{"source": "acme", "job_id": "job-py"}"#, None),
+        (r#"{"source": "acme", "job_id": "job-py"}"#, None),
+        (r#"{"source": "nobody", "job_id": "job-x"}"#, Some("unknown source")),
+        (r#"{"source": "acme"}"#, Some("\"job_id\" is required")),
+        (forged.as_str(), Some("not a track request")),
+    ];
+    let messages: Vec<SqsMessage> = cases.iter().map(|(body, _)| from_tracking_queue(body)).collect();
+    assert!(h.deliver(messages).await.batch_item_failures.is_empty());
+    let state = h.state("job-py").await;
+    assert_eq!((state.fields.status, state.transitions), (JobStatus::Submitted, 0));
+    let later = jobhook::clock::unix_ms(time::OffsetDateTime::now_utc()) + 86_400_000;
+    let due = jobhook::ports::OpenJobIndex::due_open_jobs(&h.store, "acme", later, 100)
+        .await
+        .expect("due");
+    assert!(due.iter().any(|j| j.job_id == "job-py"), "due for a poll: {due:?}");
+    assert!(
+        h.store.get("acme", "job-forged").await.expect("get").is_none(),
+        "the envelope was not applied"
+    );
+    let dead = sqs::drain(&h.sqs, &h.dlq_url, 2).await;
+    assert_eq!(dead.len(), 3);
+    for (body, reason) in cases.iter().filter_map(|(b, r)| r.map(|r| (b, r))) {
+        let m = dead.iter().find(|m| m.body() == Some(*body)).expect("kept");
+        let got = m
+            .message_attributes()
+            .and_then(|a| a.get("reason"))
+            .and_then(|r| r.string_value.clone());
+        assert!(
+            got.as_deref().is_some_and(|r| r.contains(reason)),
+            "{got:?} should mention {reason}"
+        );
+    }
+    // A track request redriven from the DLQ to the events queue still tracks.
+    assert!(h
+        .deliver(vec![message(r#"{"source": "acme", "job_id": "job-redriven"}"#)])
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(h.state("job-redriven").await.fields.status, JobStatus::Submitted);
 }

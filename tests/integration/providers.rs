@@ -86,6 +86,7 @@ async fn harness() -> Harness {
         concurrency: 4,
         backoff: TEST_BACKOFF,
         archiver: jobhook::archive::Archiver::inline_only(),
+        track_queue_arn: None,
     };
     let reconciler = Reconciler {
         store: store.clone(),

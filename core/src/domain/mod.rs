@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod signature;
 pub mod sources;
 pub mod stored;
+pub mod track;
 
 #[cfg(test)]
 mod fuzz;

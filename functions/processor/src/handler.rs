@@ -17,6 +17,7 @@ use jobhook::domain::event::{job_event_from_body, WebhookEvent};
 use jobhook::domain::job::JobEvent;
 use jobhook::domain::provider::{self, PollAnswer};
 use jobhook::domain::sources::{Scheme, SourceConfig};
+use jobhook::domain::track::TrackRequest;
 use jobhook::ports::{DeadLetters, ErrorKind, JobPoller, JobStore, PollError, PollOutcome, PortError};
 use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
@@ -44,6 +45,9 @@ pub struct Processor {
     pub backoff: Backoff,
     /// Where each delivery is kept before the apply that references it.
     pub archiver: Archiver,
+    /// The tracking queue's ARN: its messages are track requests and
+    /// nothing else (never an envelope, which only the receiver may queue).
+    pub track_queue_arn: Option<String>,
 }
 
 /// Why one message was not processed.
@@ -285,6 +289,43 @@ impl Processor {
         results
     }
 
+    /// A track request: the job is recorded, to be polled whether or not a
+    /// webhook for it ever arrives; a second request changes nothing.
+    async fn track(&self, message: &SqsMessage, deadline: Instant) -> Result<(), RecordError> {
+        let body = message.body.as_deref().unwrap_or_default();
+        let request = TrackRequest::parse(body).map_err(|e| RecordError::Permanent(e.to_string()))?;
+        let sources = self.sources.get().await.map_err(|e| {
+            if e.retryable() {
+                RecordError::Retryable(e.to_string())
+            } else {
+                RecordError::Systemic(e.to_string())
+            }
+        })?;
+        if sources.get(&request.source).is_none() {
+            return Err(RecordError::Permanent(format!(
+                "track request for an unknown source {:?}",
+                request.source
+            )));
+        }
+        let (result, _) = self
+            .backoff
+            .run(deadline, || self.store.track(&request.source, &request.job_id))
+            .await;
+        outcomes::record_tracked(&request.source, &request.job_id, result?);
+        Ok(())
+    }
+
+    /// Whether a message is a track request: everything from the tracking
+    /// queue, and a track request's shape from the events queue (whose
+    /// senders, the receiver and an operator's redrive, are trusted).
+    fn is_track_request(&self, message: &SqsMessage) -> bool {
+        let from_tracking_queue = self
+            .track_queue_arn
+            .as_deref()
+            .is_some_and(|arn| message.event_source_arn.as_deref() == Some(arn));
+        from_tracking_queue || message.body.as_deref().is_some_and(TrackRequest::looks_like)
+    }
+
     /// Sends a permanently failing message to the DLQ. If that fails too, the
     /// message is reported as failed so SQS keeps it (and its redrive policy
     /// moves it to the DLQ eventually): nothing is lost.
@@ -318,6 +359,10 @@ impl Processor {
         let mut groups: Vec<JobGroup> = Vec::new();
         let mut group_of: HashMap<(String, String), usize> = HashMap::new();
         for (i, message) in records.iter().enumerate() {
+            if self.is_track_request(message) {
+                results[i] = Some(self.track(message, deadline).await);
+                continue;
+            }
             match self.parse(message).await {
                 Ok(Parsed::NotAJobEvent { source, reason }) => {
                     outcomes::record_not_a_job_event(
@@ -452,6 +497,7 @@ mod tests {
             concurrency: 8,
             backoff: FAST,
             archiver: Archiver::inline_only(),
+            track_queue_arn: None,
         }
     }
 
@@ -693,6 +739,7 @@ mod archive_tests {
                 reserve: Duration::ZERO,
             },
             archiver: Archiver::new(Some(segments), "archive/"),
+            track_queue_arn: None,
         }
     }
 

@@ -31,6 +31,7 @@ async fn start() -> Result<(), Error> {
         concurrency: config.concurrency,
         backoff: jobhook::retry::Backoff::WRITES,
         archiver: started.archiver(&config.archive),
+        track_queue_arn: config.track_queue_arn,
     };
     let (processor, metrics) = (&processor, started.metrics);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

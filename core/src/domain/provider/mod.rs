@@ -3,7 +3,7 @@
 //! line in [`profile`].
 
 mod assemblyai;
-mod generic;
+pub(crate) mod generic;
 mod mux;
 mod openai;
 mod opusclip;
