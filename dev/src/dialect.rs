@@ -48,7 +48,13 @@ pub enum Dialect {
     AssemblyAi,
     /// Unsigned: each delivery is a trigger, and its event is the API's answer.
     RunPod,
+    /// Signed with Ed25519, by the simulator's own key ([`FAL_DEV_SEED`]).
+    Fal,
 }
+
+/// The key the simulator signs fal deliveries with; `events/sources.dev.json`
+/// lists its public key (a test holds the two together).
+pub const FAL_DEV_SEED: [u8; 32] = *b"jobhook-dev-fal-signing-seed-000";
 
 /// One state of a job at some point of its run.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +75,7 @@ impl Dialect {
             "mux" => Self::Mux,
             "assemblyai" => Self::AssemblyAi,
             "runpod" => Self::RunPod,
+            "fal" => Self::Fal,
             _ => return None,
         })
     }
@@ -93,7 +100,7 @@ impl Dialect {
         match self {
             Self::Generic | Self::Replicate => true,
             Self::Mux => state.first || state.status.is_terminal(),
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod => state.status.is_terminal(),
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod | Self::Fal => state.status.is_terminal(),
         }
     }
 
@@ -103,7 +110,7 @@ impl Dialect {
     pub fn track_every_job(self) -> bool {
         matches!(
             self,
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux | Self::RunPod
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux | Self::RunPod | Self::Fal
         )
     }
 
@@ -136,7 +143,7 @@ impl Dialect {
                 .ok()
                 .and_then(|b| b["id"].as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            Self::AssemblyAi | Self::OpusClip => sha256_hex(body.as_bytes()),
+            Self::AssemblyAi | Self::OpusClip | Self::Fal => sha256_hex(body.as_bytes()),
         }
     }
 
@@ -146,6 +153,7 @@ impl Dialect {
         match self {
             Self::Mux => format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token)),
             Self::AssemblyAi => token.to_owned(),
+            Self::Fal => format!("Key {token}"),
             _ => format!("Bearer {token}"),
         }
     }
@@ -165,6 +173,7 @@ impl Dialect {
             Self::Replicate => Some(format!("https://replicate.delivery/sim/{job}/out-0.png")),
             Self::Mux => Some(format!("https://stream.mux.com/{}.m3u8", playback_id(job))),
             Self::OpusClip => Some(clip_url(job, 0)),
+            Self::Fal => Some(format!("https://v3.fal.media/files/sim/{job}.png")),
             Self::OpenAi | Self::AssemblyAi | Self::RunPod => None,
         }
     }
@@ -179,6 +188,7 @@ impl Dialect {
             Self::AssemblyAi => format!("Download error, unable to download ({job})"),
             Self::OpusClip => format!("STALLED: Failed to import video ({job})"),
             Self::RunPod => format!("handler raised: CUDA error ({job})"),
+            Self::Fal => format!("Invalid status code: 422 ({job})"),
         }
     }
 
@@ -209,6 +219,13 @@ impl Dialect {
                        "data": {"job_id": job, "status": state.status.as_str(), "progress": state.progress,
                                 "output_url": if terminal && state.status == JobStatus::Completed { self.output_url(job) } else { None },
                                 "error": (state.status == JobStatus::Failed).then(|| self.error(job))}})
+                .to_string()
+            }
+            Self::Fal => {
+                let ok = state.status == JobStatus::Completed;
+                json!({"request_id": job, "gateway_request_id": job, "status": if ok { "OK" } else { "ERROR" },
+                       "payload": if ok { self.fal_output(job) } else { Value::Null },
+                       "error": (!ok).then(|| self.error(job))})
                 .to_string()
             }
             // RunPod posts what `/status` answers.
@@ -346,6 +363,16 @@ impl Dialect {
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
             Self::RunPod => Self::runpod_status(job, state),
+            // A failed run ends COMPLETED, with its error beside it.
+            Self::Fal => {
+                let raw = match status {
+                    None => "IN_QUEUE",
+                    Some(s) if s.is_terminal() => "COMPLETED",
+                    Some(_) => "IN_PROGRESS",
+                };
+                json!({"status": raw, "request_id": job, "error": failed.then(|| self.error(job)),
+                       "response_url": format!("https://queue.fal.run/fal-ai/flux/requests/{job}")})
+            }
             Self::OpusClip => {
                 let stage = match (status, progress) {
                     (None, _) => "QUEUED",
@@ -362,6 +389,21 @@ impl Dialect {
                        "error": failed.then(|| format!("Failed to import video ({job})")), "stallCount": failed.then_some(1)})
             }
         }
+    }
+
+    /// The HTTP status of a status answer: fal's 202 while a request runs.
+    pub fn answer_code(self, answer: &Value) -> u16 {
+        match self {
+            Self::Fal if answer["status"] != "COMPLETED" => 202,
+            _ => 200,
+        }
+    }
+
+    /// A fal request's output, as `GET …/requests/{id}` and the webhook's
+    /// `payload` give it.
+    pub fn fal_output(self, job: &str) -> Value {
+        json!({"images": [{"url": self.output_url(job), "content_type": "image/png", "width": 1024, "height": 1024}],
+               "seed": 42, "has_nsfw_concepts": [false]})
     }
 
     /// RunPod's `/status` answer for the job.
@@ -428,7 +470,7 @@ fn clip_url(job: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Dialect; 7] = [
+    const ALL: [Dialect; 8] = [
         Dialect::Generic,
         Dialect::OpusClip,
         Dialect::Replicate,
@@ -436,6 +478,7 @@ mod tests {
         Dialect::Mux,
         Dialect::AssemblyAi,
         Dialect::RunPod,
+        Dialect::Fal,
     ];
 
     fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {
@@ -464,7 +507,7 @@ mod tests {
                     first: false,
                 };
                 let answer = dialect.answer(&job, Some(state)).to_string();
-                if dialect != Dialect::OpusClip || status != JobStatus::Completed {
+                if !matches!(dialect, Dialect::OpusClip | Dialect::Fal) || status != JobStatus::Completed {
                     let read = profile
                         .parse_poll(answer.as_bytes())
                         .unwrap_or_else(|e| panic!("{dialect:?} {status}: {e}"));
@@ -498,5 +541,49 @@ mod tests {
         let expected = jobhook::domain::provider::triggered_event("runpod", "sim-0002", &answer).event_id;
         assert_eq!(Dialect::RunPod.event_id("runpod", "msg_sim-0002_1", &body), expected);
         assert_ne!(Dialect::RunPod.event_id("other", "msg_sim-0002_1", &body), expected);
+    }
+}
+
+#[cfg(test)]
+mod fal_tests {
+    use super::*;
+
+    /// The dev sources document lists the public key of the seed the
+    /// simulator signs with, so its fal deliveries verify.
+    #[test]
+    fn the_dev_fal_source_lists_the_simulator_s_public_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/sources.dev.json");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON");
+        let x = jobhook::domain::signature::fal::public_x(&FAL_DEV_SEED);
+        assert_eq!(doc["sources"]["fal"]["public_keys"], json!([x]));
+    }
+
+    /// A completed request's status is read, then its output: what the
+    /// simulator serves reads as the job's truth.
+    #[test]
+    fn a_completed_fal_request_reads_as_its_output_and_a_running_one_answers_202() {
+        let profile = jobhook::domain::provider::profile("fal").expect("fal");
+        let done = State {
+            status: JobStatus::Completed,
+            progress: None,
+            first: false,
+        };
+        let status = Dialect::Fal.answer("sim-0001", Some(done));
+        let read = profile.parse_poll(status.to_string().as_bytes()).expect("status");
+        let output = Dialect::Fal.fal_output("sim-0001").to_string();
+        let read = profile
+            .parse_follow_up("sim-0001", read, output.as_bytes())
+            .expect("output");
+        assert_eq!(read.output_url, Dialect::Fal.output_url("sim-0001"));
+        assert_eq!(Dialect::Fal.answer_code(&status), 200);
+        let running = State {
+            status: JobStatus::Processing,
+            progress: Some(40),
+            first: false,
+        };
+        assert_eq!(
+            Dialect::Fal.answer_code(&Dialect::Fal.answer("sim-0001", Some(running))),
+            202
+        );
     }
 }

@@ -415,11 +415,27 @@ async fn get_job(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> R
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }
-    let id = path.rsplit('/').next().unwrap_or_default();
-    match api.jobs.get(id) {
-        Some(job) => Json(job.answer(elapsed)).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    // fal's `…/requests/{id}/status`, and `…/requests/{id}` its output.
+    let mut segments = path.rsplit('/');
+    let (id, status_path) = match segments.next().unwrap_or_default() {
+        "status" if api.dialect == Dialect::Fal => (segments.next().unwrap_or_default(), true),
+        id => (id, false),
+    };
+    let Some(job) = api.jobs.get(id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if api.dialect == Dialect::Fal && !status_path {
+        let done = job
+            .latest(elapsed)
+            .is_some_and(|i| job.events[i].status == JobStatus::Completed);
+        return match done {
+            true => Json(api.dialect.fal_output(&job.id)).into_response(),
+            false => StatusCode::BAD_REQUEST.into_response(),
+        };
     }
+    let answer = job.answer(elapsed);
+    let code = StatusCode::from_u16(api.dialect.answer_code(&answer)).unwrap_or(StatusCode::OK);
+    (code, Json(answer)).into_response()
 }
 
 pub struct Simulator {
@@ -994,7 +1010,12 @@ async fn deliver(
             .post(&target)
             .header("content-type", "application/json")
             .body(body.clone());
-        for (name, value) in sign::headers_for(source, &event.webhook_id, now, body.as_bytes()) {
+        let headers = match source.scheme {
+            // The simulator plays fal with a key of its own.
+            jobhook::Scheme::Fal => sign::fal(&dialect::FAL_DEV_SEED, &job.id, "sim|user", now, body.as_bytes()),
+            _ => sign::headers_for(source, &event.webhook_id, now, body.as_bytes()),
+        };
+        for (name, value) in headers {
             request = request.header(name, value);
         }
         let answer = request.send().await;

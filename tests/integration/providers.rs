@@ -55,6 +55,7 @@ fn sources_doc(base_url: &str) -> String {
         "muxv": {"scheme": "stripe", "header": "mux-signature", "secrets": ["mux-secret"], "provider": "mux",
                  "api": api},
         "rp": {"scheme": "unsigned", "url_token": RUNPOD_URL_TOKEN, "provider": "runpod", "api": api},
+        "fal": {"scheme": "fal", "public_keys": ["11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"], "provider": "fal", "api": api},
     }})
     .to_string()
 }
@@ -122,6 +123,7 @@ fn delivery(source: &str, webhook_id: Option<&str>, body: &str) -> SqsMessage {
         "aai" => "header-token",
         "muxv" => "stripe",
         "rp" => "unsigned",
+        "fal" => "fal",
         _ => "standard-webhooks",
     };
     queued(source, scheme, webhook_id, body)
@@ -546,4 +548,62 @@ async fn an_unsigned_delivery_for_a_job_the_provider_does_not_know_applies_nothi
     assert_eq!(h.deliver(vec![delivery("rp", None, &forged.to_string())]).await, 1);
     assert!(h.store.get("rp", "ghost").await.expect("get").is_none());
     assert!(h.dead_letters().await.is_empty());
+}
+
+/// fal: a delivery applies as it comes; a request whose webhook is lost is
+/// polled at its status path (202 while it runs), and once COMPLETED its
+/// output is read at the request's path, all with fal's `Key` auth.
+#[tokio::test]
+async fn fal_requests_end_by_webhook_or_by_polling_the_status_then_the_output() {
+    let h = harness().await;
+    h.provider.expect_authorization(format!("Key {TOKEN}"));
+    let ok = body("fal", "webhook-ok.json");
+    assert_eq!(
+        h.deliver(vec![delivery("fal", None, &ok), delivery("fal", None, &ok)])
+            .await,
+        0
+    );
+    let done = h.state("fal", "123e4567-e89b-12d3-a456-426614174000").await;
+    assert_eq!((done.fields.status, done.transitions), (JobStatus::Completed, 1));
+    assert_eq!(done.fields.output_url.as_deref(), Some("https://url.to/image.png"));
+    assert!(h.provider.calls().is_empty(), "a delivery is applied as it comes");
+
+    let lost = "3e3e5b55-45fb-4e5c-b4d1-05702dffc8bf";
+    h.store
+        .apply(&job_event("fal", lost, "seen-fal", JobStatus::Submitted, None))
+        .await
+        .expect("apply");
+    let running: Value = serde_json::from_str(&body("fal", "status-in-progress.json")).expect("JSON");
+    h.provider.answer(&format!("status:{lost}"), Answer::Accepted(running));
+    h.clock.advance(Duration::from_secs(3600));
+    h.reconciler.run(&h.sources, deadline()).await.expect("run");
+    assert_eq!(
+        h.state("fal", lost).await.fields.status,
+        JobStatus::Processing,
+        "202 is read"
+    );
+
+    h.provider
+        .answer(&format!("status:{lost}"), answer("fal", "status-completed.json"));
+    h.provider.answer(
+        lost,
+        Answer::Job(json!({"images": [{"url": "https://v3.fal.media/files/out.png"}]})),
+    );
+    h.clock.advance(Duration::from_secs(3600));
+    let summary = h.reconciler.run(&h.sources, deadline()).await.expect("run");
+    assert_eq!(summary.missed_webhooks_recovered(), 1, "{summary:?}");
+    let state = h.state("fal", lost).await;
+    assert_eq!(
+        state.fields.output_url.as_deref(),
+        Some("https://v3.fal.media/files/out.png")
+    );
+    let targets: Vec<String> = h.provider.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        [
+            format!("/v1/requests/{lost}/status"),
+            format!("/v1/requests/{lost}/status"),
+            format!("/v1/requests/{lost}")
+        ]
+    );
 }

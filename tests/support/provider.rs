@@ -22,6 +22,8 @@ use serde_json::Value;
 pub enum Answer {
     /// 200 with this body.
     Job(Value),
+    /// 202 with this body (fal's status while a request runs).
+    Accepted(Value),
     /// This status with an empty body.
     Status(u16),
     /// 429 with `Retry-After: secs`.
@@ -72,6 +74,7 @@ pub fn job(id: &str, status: &str, progress: Option<u8>) -> Value {
 async fn respond(answer: Answer) -> Response {
     match answer {
         Answer::Job(body) => Json(body).into_response(),
+        Answer::Accepted(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
         Answer::Status(code) => StatusCode::from_u16(code).expect("status").into_response(),
         Answer::RateLimited(secs) => {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())]).into_response()
@@ -83,8 +86,9 @@ async fn respond(answer: Answer) -> Response {
     }
 }
 
-/// The scripted answer's key for a request: the path's last segment, or
-/// `clips:{projectId}` for OpusClip's clip list.
+/// The scripted answer's key for a request: the path's last segment,
+/// `status:{id}` for fal's `…/{id}/status`, or `clips:{projectId}` for
+/// OpusClip's clip list.
 fn answer_key(uri: &Uri) -> Option<String> {
     let path = uri.path().strip_prefix("/v1/")?;
     if path == "exportable-clips" {
@@ -95,7 +99,11 @@ fn answer_key(uri: &Uri) -> Option<String> {
         return Some(format!("clips:{project}"));
     }
     // Test job ids need no percent-decoding.
-    path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_owned)
+    let mut segments = path.rsplit('/');
+    match segments.next().filter(|s| !s.is_empty())? {
+        "status" => segments.next().map(|id| format!("status:{id}")),
+        id => Some(id.to_owned()),
+    }
 }
 
 async fn get_job(State(state): State<Arc<ProviderState>>, uri: Uri, headers: HeaderMap) -> Response {

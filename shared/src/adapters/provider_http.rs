@@ -77,7 +77,8 @@ impl HttpJobPoller {
             .map_err(classify)?;
         let status = response.status();
         match status {
-            StatusCode::OK => {}
+            // fal answers a request still queued or running with 202 and its status.
+            StatusCode::OK | StatusCode::ACCEPTED => {}
             StatusCode::NOT_FOUND => return Ok(Answer::NotFound),
             StatusCode::TOO_MANY_REQUESTS => {
                 return Ok(Answer::RateLimited(retry_after(

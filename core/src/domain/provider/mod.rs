@@ -3,6 +3,7 @@
 //! line in [`profile`].
 
 mod assemblyai;
+mod fal;
 pub(crate) mod generic;
 mod mux;
 mod openai;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use assemblyai::AssemblyAi;
+pub use fal::Fal;
 pub use generic::Generic;
 pub use mux::Mux;
 pub use openai::OpenAi;
@@ -63,6 +65,21 @@ pub struct PollAnswer {
     /// JSON object text of at most [`MAX_RESULT_BYTES`].
     pub result: Option<String>,
     pub updated_at: Option<OffsetDateTime>,
+}
+
+impl PollAnswer {
+    /// An answer that says only `status` (an end without a result, or a
+    /// state still moving).
+    pub fn bare_ended(status: JobStatus) -> Self {
+        Self {
+            status,
+            progress: None,
+            output_url: None,
+            error: None,
+            result: None,
+            updated_at: None,
+        }
+    }
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -183,7 +200,16 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
 }
 
 /// Every profile, by the name a source's `provider` gives.
-pub const PROFILES: &[&dyn ProviderProfile] = &[&Generic, &OpusClip, &Replicate, &OpenAi, &Mux, &AssemblyAi, &RunPod];
+pub const PROFILES: &[&dyn ProviderProfile] = &[
+    &Generic,
+    &OpusClip,
+    &Replicate,
+    &OpenAi,
+    &Mux,
+    &AssemblyAi,
+    &RunPod,
+    &Fal,
+];
 
 /// The names a source's `provider` may give, in registration order.
 pub fn names() -> Vec<&'static str> {
@@ -341,7 +367,8 @@ mod tests {
                 "openai",
                 "mux",
                 "assemblyai",
-                "runpod"
+                "runpod",
+                "fal"
             ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));

@@ -45,3 +45,29 @@ pub(super) fn verify(
         Err(VerifyError::SignatureMismatch)
     }
 }
+
+/// fal's four headers for `body`, signed with the Ed25519 key of `seed`, as
+/// fal signs: for the simulator and tests, which play fal with a key of
+/// their own (a source lists its public key).
+pub fn sign(seed: &[u8; 32], request_id: &str, user_id: &str, timestamp: i64, body: &[u8]) -> Vec<(String, String)> {
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
+    let message = format!("{request_id}\n{user_id}\n{timestamp}\n{}", sha256_hex(body));
+    vec![
+        ("x-fal-webhook-request-id".into(), request_id.into()),
+        ("x-fal-webhook-user-id".into(), user_id.into()),
+        ("x-fal-webhook-timestamp".into(), timestamp.to_string()),
+        (
+            "x-fal-webhook-signature".into(),
+            hex::encode(pair.sign(message.as_bytes())),
+        ),
+    ]
+}
+
+/// The public key of `seed`, as a JWK's `x` (base64url, unpadded).
+pub fn public_x(seed: &[u8; 32]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
+    URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())
+}

@@ -434,6 +434,7 @@ pub mod sign {
 
     use super::{Scheme, Signing};
 
+    pub use super::fal::sign as fal;
     pub use super::github::sign as github;
     pub use super::opusclip::sign as opusclip;
     pub use super::standard_webhooks::sign as standard_webhooks;
