@@ -50,6 +50,7 @@ pub enum Dialect {
     RunPod,
     /// Signed with Ed25519, by the simulator's own key ([`FAL_DEV_SEED`]).
     Fal,
+    CloudflareStream,
 }
 
 /// The key the simulator signs fal deliveries with; `events/sources.dev.json`
@@ -76,6 +77,7 @@ impl Dialect {
             "assemblyai" => Self::AssemblyAi,
             "runpod" => Self::RunPod,
             "fal" => Self::Fal,
+            "cloudflare-stream" => Self::CloudflareStream,
             _ => return None,
         })
     }
@@ -100,7 +102,9 @@ impl Dialect {
         match self {
             Self::Generic | Self::Replicate => true,
             Self::Mux => state.first || state.status.is_terminal(),
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod | Self::Fal => state.status.is_terminal(),
+            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod | Self::Fal | Self::CloudflareStream => {
+                state.status.is_terminal()
+            }
         }
     }
 
@@ -110,7 +114,13 @@ impl Dialect {
     pub fn track_every_job(self) -> bool {
         matches!(
             self,
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::Mux | Self::RunPod | Self::Fal
+            Self::OpenAi
+                | Self::AssemblyAi
+                | Self::OpusClip
+                | Self::Mux
+                | Self::RunPod
+                | Self::Fal
+                | Self::CloudflareStream
         )
     }
 
@@ -143,7 +153,7 @@ impl Dialect {
                 .ok()
                 .and_then(|b| b["id"].as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            Self::AssemblyAi | Self::OpusClip | Self::Fal => sha256_hex(body.as_bytes()),
+            Self::AssemblyAi | Self::OpusClip | Self::Fal | Self::CloudflareStream => sha256_hex(body.as_bytes()),
         }
     }
 
@@ -174,6 +184,9 @@ impl Dialect {
             Self::Mux => Some(format!("https://stream.mux.com/{}.m3u8", playback_id(job))),
             Self::OpusClip => Some(clip_url(job, 0)),
             Self::Fal => Some(format!("https://v3.fal.media/files/sim/{job}.png")),
+            Self::CloudflareStream => Some(format!(
+                "https://customer-sim.cloudflarestream.com/{job}/manifest/video.m3u8"
+            )),
             Self::OpenAi | Self::AssemblyAi | Self::RunPod => None,
         }
     }
@@ -189,6 +202,7 @@ impl Dialect {
             Self::OpusClip => format!("STALLED: Failed to import video ({job})"),
             Self::RunPod => format!("handler raised: CUDA error ({job})"),
             Self::Fal => format!("Invalid status code: 422 ({job})"),
+            Self::CloudflareStream => format!("ERR_MALFORMED_VIDEO: The video was deemed to be corrupted ({job})."),
         }
     }
 
@@ -228,6 +242,8 @@ impl Dialect {
                        "error": (!ok).then(|| self.error(job))})
                 .to_string()
             }
+            // Cloudflare posts the video object itself.
+            Self::CloudflareStream => self.answer(job, Some(state))["result"].to_string(),
             // RunPod posts what `/status` answers.
             Self::Replicate | Self::RunPod => self.answer(job, Some(state)).to_string(),
             Self::OpenAi => {
@@ -363,6 +379,28 @@ impl Dialect {
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
             Self::RunPod => Self::runpod_status(job, state),
+            Self::CloudflareStream => {
+                let state_text = match status {
+                    None => "queued",
+                    Some(JobStatus::Completed) => "ready",
+                    Some(JobStatus::Failed) => "error",
+                    Some(_) => "inprogress",
+                };
+                let mut video = json!({"uid": job, "readyToStream": completed, "created": "2026-05-13T12:00:00.000000Z",
+                    "modified": "2026-05-13T12:00:09.000000Z", "meta": {"name": format!("{job}.mp4")},
+                    "status": {"state": state_text, "pctComplete": format!("{}.000000", progress.unwrap_or(0))},
+                    "playback": {"hls": self.output_url(job), "dash": self.output_url(job).map(|u| u.replace(".m3u8", ".mpd"))}});
+                if completed {
+                    video["duration"] = 23.8.into();
+                }
+                if failed {
+                    let error = self.error(job);
+                    let (code, text) = error.split_once(": ").unwrap_or(("ERR", &error));
+                    video["status"]["errReasonCode"] = code.into();
+                    video["status"]["errReasonText"] = text.into();
+                }
+                json!({"success": true, "errors": [], "messages": [], "result": video})
+            }
             // A failed run ends COMPLETED, with its error beside it.
             Self::Fal => {
                 let raw = match status {
@@ -470,7 +508,7 @@ fn clip_url(job: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Dialect; 8] = [
+    const ALL: [Dialect; 9] = [
         Dialect::Generic,
         Dialect::OpusClip,
         Dialect::Replicate,
@@ -479,6 +517,7 @@ mod tests {
         Dialect::AssemblyAi,
         Dialect::RunPod,
         Dialect::Fal,
+        Dialect::CloudflareStream,
     ];
 
     fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {

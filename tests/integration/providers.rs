@@ -55,6 +55,8 @@ fn sources_doc(base_url: &str) -> String {
         "muxv": {"scheme": "stripe", "header": "mux-signature", "secrets": ["mux-secret"], "provider": "mux",
                  "api": api},
         "rp": {"scheme": "unsigned", "url_token": RUNPOD_URL_TOKEN, "provider": "runpod", "api": api},
+        "cfs": {"scheme": "cloudflare-stream", "secrets": ["85011ed3a913c6ad5f9cf6c5573cc0a7"], "provider": "cloudflare-stream",
+                "api": api},
         "fal": {"scheme": "fal", "public_keys": ["11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"], "provider": "fal", "api": api},
     }})
     .to_string()
@@ -124,6 +126,7 @@ fn delivery(source: &str, webhook_id: Option<&str>, body: &str) -> SqsMessage {
         "muxv" => "stripe",
         "rp" => "unsigned",
         "fal" => "fal",
+        "cfs" => "cloudflare-stream",
         _ => "standard-webhooks",
     };
     queued(source, scheme, webhook_id, body)
@@ -605,5 +608,58 @@ async fn fal_requests_end_by_webhook_or_by_polling_the_status_then_the_output() 
             format!("/v1/requests/{lost}/status"),
             format!("/v1/requests/{lost}")
         ]
+    );
+}
+
+/// Cloudflare Stream: a ready video's delivery completes it with its HLS
+/// playback; an errored one fails it with the reason; a video whose webhook
+/// is lost is polled at `stream/{uid}` with a Bearer token, its progress read.
+#[tokio::test]
+async fn cloudflare_stream_videos_end_by_webhook_or_by_polling_with_their_progress() {
+    let h = harness().await;
+    let ready = body("cloudflare-stream", "webhook-ready.json");
+    assert_eq!(h.deliver(vec![delivery("cfs", None, &ready)]).await, 0);
+    let video = h.state("cfs", "6b9e68b07dfee8cc2d116e4c51d6a957").await;
+    assert_eq!(video.fields.status, JobStatus::Completed);
+    assert!(video
+        .fields
+        .output_url
+        .as_deref()
+        .is_some_and(|u| u.ends_with("/manifest/video.m3u8")));
+    // The error arrives late, after the ready: the first end stands.
+    assert_eq!(
+        h.deliver(vec![delivery(
+            "cfs",
+            None,
+            &body("cloudflare-stream", "webhook-error.json")
+        )])
+        .await,
+        0
+    );
+    assert_eq!(
+        h.state("cfs", "6b9e68b07dfee8cc2d116e4c51d6a957").await.fields.status,
+        JobStatus::Completed
+    );
+
+    let lost = "ea95132c15732412d22c1476fa83f27a";
+    h.store
+        .apply(&job_event("cfs", lost, "seen-cfs", JobStatus::Submitted, None))
+        .await
+        .expect("apply");
+    h.provider
+        .answer(lost, answer("cloudflare-stream", "get-video-inprogress.json"));
+    h.clock.advance(Duration::from_secs(3600));
+    h.reconciler.run(&h.sources, deadline()).await.expect("run");
+    let state = h.state("cfs", lost).await;
+    assert_eq!(
+        (state.fields.status, state.fields.progress),
+        (JobStatus::Processing, Some(51))
+    );
+    let requests = h.provider.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].target, format!("/v1/stream/{lost}"));
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
     );
 }

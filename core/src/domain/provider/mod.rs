@@ -3,6 +3,7 @@
 //! line in [`profile`].
 
 mod assemblyai;
+mod cloudflare_stream;
 mod fal;
 pub(crate) mod generic;
 mod mux;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use assemblyai::AssemblyAi;
+pub use cloudflare_stream::CloudflareStream;
 pub use fal::Fal;
 pub use generic::Generic;
 pub use mux::Mux;
@@ -209,6 +211,7 @@ pub const PROFILES: &[&dyn ProviderProfile] = &[
     &AssemblyAi,
     &RunPod,
     &Fal,
+    &CloudflareStream,
 ];
 
 /// The names a source's `provider` may give, in registration order.
@@ -368,7 +371,8 @@ mod tests {
                 "mux",
                 "assemblyai",
                 "runpod",
-                "fal"
+                "fal",
+                "cloudflare-stream"
             ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
