@@ -51,6 +51,8 @@ pub enum Dialect {
     /// Signed with Ed25519, by the simulator's own key ([`FAL_DEV_SEED`]).
     Fal,
     CloudflareStream,
+    /// Unsigned, and posts every update.
+    Luma,
 }
 
 /// The key the simulator signs fal deliveries with; `events/sources.dev.json`
@@ -78,6 +80,7 @@ impl Dialect {
             "runpod" => Self::RunPod,
             "fal" => Self::Fal,
             "cloudflare-stream" => Self::CloudflareStream,
+            "luma" => Self::Luma,
             _ => return None,
         })
     }
@@ -100,7 +103,7 @@ impl Dialect {
     /// the end (and Mux the asset's creation too).
     pub fn sends_webhook(self, state: State) -> bool {
         match self {
-            Self::Generic | Self::Replicate => true,
+            Self::Generic | Self::Replicate | Self::Luma => true,
             Self::Mux => state.first || state.status.is_terminal(),
             Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod | Self::Fal | Self::CloudflareStream => {
                 state.status.is_terminal()
@@ -124,6 +127,29 @@ impl Dialect {
         )
     }
 
+    /// Whether the provider signs nothing, so that each delivery is a
+    /// trigger: what jobhook records is the API's answer, under the poll's
+    /// identity, not the delivery.
+    pub fn is_trigger(self) -> bool {
+        matches!(self, Self::RunPod | Self::Luma)
+    }
+
+    /// The event a trigger delivery leads to: the job's end as the API
+    /// answers it. A trigger for an earlier state may be read after the job
+    /// moved on (and several coalesce into one read), so only the end is
+    /// sure to be recorded.
+    pub fn trigger_event_id(self, source: &str, job: &str, end: State) -> String {
+        let name = jobhook::domain::provider::names()
+            .into_iter()
+            .find(|n| Self::for_provider(n) == Some(self))
+            .unwrap_or_default();
+        let answer = jobhook::domain::provider::profile(name)
+            .and_then(|p| p.parse_poll(self.answer(job, Some(end)).to_string().as_bytes()).ok());
+        answer.map_or_else(String::new, |a| {
+            jobhook::domain::provider::job_event_from_poll(source, job, &a).event_id
+        })
+    }
+
     /// The delivery id the scheme carries, for those that carry one.
     pub fn delivery_id(self, job: &str, index: usize) -> String {
         match self {
@@ -134,20 +160,11 @@ impl Dialect {
 
     /// The event id jobhook records for a delivery: the delivery id where
     /// the scheme has one, else the body's event id, else the body's hash;
-    /// for an unsigned delivery, the id of the API's answer it triggered
-    /// (the simulator sends it once the job has ended as the body says).
-    pub fn event_id(self, source: &str, delivery_id: &str, body: &str) -> String {
+    /// an unsigned delivery's is [`Self::trigger_event_id`].
+    pub fn event_id(self, delivery_id: &str, body: &str) -> String {
         match self {
-            Self::RunPod => {
-                let answer =
-                    jobhook::domain::provider::profile("runpod").and_then(|p| p.parse_poll(body.as_bytes()).ok());
-                let Some(answer) = answer else {
-                    return String::new();
-                };
-                let job: Value = serde_json::from_str(body).unwrap_or_default();
-                let job = job["id"].as_str().unwrap_or_default();
-                jobhook::domain::provider::job_event_from_poll(source, job, &answer).event_id
-            }
+            // Never asked: see trigger_event_id.
+            Self::RunPod | Self::Luma => String::new(),
             Self::Generic | Self::Replicate | Self::OpenAi => delivery_id.to_owned(),
             Self::Mux => serde_json::from_str::<Value>(body)
                 .ok()
@@ -188,6 +205,7 @@ impl Dialect {
                 "https://customer-sim.cloudflarestream.com/{job}/manifest/video.m3u8"
             )),
             Self::OpenAi | Self::AssemblyAi | Self::RunPod => None,
+            Self::Luma => Some(format!("https://storage.cdn-luma.com/dream_machine/sim/{job}.mp4")),
         }
     }
 
@@ -202,6 +220,7 @@ impl Dialect {
             Self::OpusClip => format!("STALLED: Failed to import video ({job})"),
             Self::RunPod => format!("handler raised: CUDA error ({job})"),
             Self::Fal => format!("Invalid status code: 422 ({job})"),
+            Self::Luma => format!("400: prompt not allowed because advanced moderation failed ({job})"),
             Self::CloudflareStream => format!("ERR_MALFORMED_VIDEO: The video was deemed to be corrupted ({job})."),
         }
     }
@@ -245,7 +264,7 @@ impl Dialect {
             // Cloudflare posts the video object itself.
             Self::CloudflareStream => self.answer(job, Some(state))["result"].to_string(),
             // RunPod posts what `/status` answers.
-            Self::Replicate | Self::RunPod => self.answer(job, Some(state)).to_string(),
+            Self::Replicate | Self::RunPod | Self::Luma => self.answer(job, Some(state)).to_string(),
             Self::OpenAi => {
                 let kind = match state.status {
                     JobStatus::Completed => "batch.completed",
@@ -379,6 +398,18 @@ impl Dialect {
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
             Self::RunPod => Self::runpod_status(job, state),
+            Self::Luma => {
+                let raw = match status {
+                    None => "queued",
+                    Some(JobStatus::Completed) => "completed",
+                    Some(JobStatus::Failed) => "failed",
+                    Some(_) => "dreaming",
+                };
+                json!({"id": job, "state": raw, "created_at": "2026-05-13T12:00:00Z", "model": "ray-2",
+                       "failure_reason": failed.then(|| self.error(job)),
+                       "assets": if completed { json!({"video": self.output_url(job)}) } else { Value::Null },
+                       "request": {"prompt": format!("a lake at sunset ({job})"), "aspect_ratio": "16:9"}})
+            }
             Self::CloudflareStream => {
                 let state_text = match status {
                     None => "queued",
@@ -508,7 +539,7 @@ fn clip_url(job: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Dialect; 9] = [
+    const ALL: [Dialect; 10] = [
         Dialect::Generic,
         Dialect::OpusClip,
         Dialect::Replicate,
@@ -518,6 +549,7 @@ mod tests {
         Dialect::RunPod,
         Dialect::Fal,
         Dialect::CloudflareStream,
+        Dialect::Luma,
     ];
 
     fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {
@@ -566,20 +598,30 @@ mod tests {
         }
     }
 
-    /// An unsigned delivery is recorded under the id of the answer it
-    /// triggers: the simulator must expect that id, or it counts it lost.
+    /// An unsigned delivery leads to the record of the job's end as the API
+    /// answers it: the simulator must expect that id, or it counts it lost.
     #[test]
-    fn a_runpod_delivery_is_expected_under_the_id_of_the_answer_it_triggers() {
-        let state = State {
-            status: JobStatus::Completed,
-            progress: None,
-            first: false,
-        };
-        let body = Dialect::RunPod.webhook("sim-0002", 1, state);
-        let answer = profile_of(Dialect::RunPod).parse_poll(body.as_bytes()).expect("answer");
-        let expected = jobhook::domain::provider::triggered_event("runpod", "sim-0002", &answer).event_id;
-        assert_eq!(Dialect::RunPod.event_id("runpod", "msg_sim-0002_1", &body), expected);
-        assert_ne!(Dialect::RunPod.event_id("other", "msg_sim-0002_1", &body), expected);
+    fn a_trigger_delivery_is_expected_under_the_id_of_the_end_the_api_answers() {
+        for dialect in [Dialect::RunPod, Dialect::Luma] {
+            let end = State {
+                status: JobStatus::Completed,
+                progress: None,
+                first: false,
+            };
+            let profile = profile_of(dialect);
+            let answer = profile
+                .parse_poll(dialect.answer("sim-0002", Some(end)).to_string().as_bytes())
+                .expect("answer");
+            let expected = jobhook::domain::provider::triggered_event("src", "sim-0002", &answer).event_id;
+            assert_eq!(
+                dialect.trigger_event_id("src", "sim-0002", end),
+                expected,
+                "{dialect:?}"
+            );
+            assert_ne!(dialect.trigger_event_id("other", "sim-0002", end), expected);
+            assert!(dialect.is_trigger());
+        }
+        assert!(!Dialect::Fal.is_trigger());
     }
 }
 

@@ -6,6 +6,7 @@ mod assemblyai;
 mod cloudflare_stream;
 mod fal;
 pub(crate) mod generic;
+mod luma;
 mod mux;
 mod openai;
 mod opusclip;
@@ -19,6 +20,7 @@ pub use assemblyai::AssemblyAi;
 pub use cloudflare_stream::CloudflareStream;
 pub use fal::Fal;
 pub use generic::Generic;
+pub use luma::Luma;
 pub use mux::Mux;
 pub use openai::OpenAi;
 pub use opusclip::OpusClip;
@@ -212,6 +214,7 @@ pub const PROFILES: &[&dyn ProviderProfile] = &[
     &RunPod,
     &Fal,
     &CloudflareStream,
+    &Luma,
 ];
 
 /// The names a source's `provider` may give, in registration order.
@@ -372,7 +375,8 @@ mod tests {
                 "assemblyai",
                 "runpod",
                 "fal",
-                "cloudflare-stream"
+                "cloudflare-stream",
+                "luma"
             ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
