@@ -53,6 +53,8 @@ pub enum Dialect {
     CloudflareStream,
     /// Unsigned, and posts every update.
     Luma,
+    /// Basic credentials in the callback URL, sent as `Authorization`.
+    Deepgram,
 }
 
 /// The key the simulator signs fal deliveries with; `events/sources.dev.json`
@@ -81,6 +83,7 @@ impl Dialect {
             "fal" => Self::Fal,
             "cloudflare-stream" => Self::CloudflareStream,
             "luma" => Self::Luma,
+            "deepgram" => Self::Deepgram,
             _ => return None,
         })
     }
@@ -105,9 +108,13 @@ impl Dialect {
         match self {
             Self::Generic | Self::Replicate | Self::Luma => true,
             Self::Mux => state.first || state.status.is_terminal(),
-            Self::OpenAi | Self::AssemblyAi | Self::OpusClip | Self::RunPod | Self::Fal | Self::CloudflareStream => {
-                state.status.is_terminal()
-            }
+            Self::OpenAi
+            | Self::AssemblyAi
+            | Self::OpusClip
+            | Self::RunPod
+            | Self::Fal
+            | Self::CloudflareStream
+            | Self::Deepgram => state.status.is_terminal(),
         }
     }
 
@@ -124,6 +131,7 @@ impl Dialect {
                 | Self::RunPod
                 | Self::Fal
                 | Self::CloudflareStream
+                | Self::Deepgram
         )
     }
 
@@ -170,7 +178,9 @@ impl Dialect {
                 .ok()
                 .and_then(|b| b["id"].as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            Self::AssemblyAi | Self::OpusClip | Self::Fal | Self::CloudflareStream => sha256_hex(body.as_bytes()),
+            Self::AssemblyAi | Self::OpusClip | Self::Fal | Self::CloudflareStream | Self::Deepgram => {
+                sha256_hex(body.as_bytes())
+            }
         }
     }
 
@@ -181,6 +191,7 @@ impl Dialect {
             Self::Mux => format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token)),
             Self::AssemblyAi => token.to_owned(),
             Self::Fal => format!("Key {token}"),
+            Self::Deepgram => format!("Token {token}"),
             _ => format!("Bearer {token}"),
         }
     }
@@ -204,7 +215,7 @@ impl Dialect {
             Self::CloudflareStream => Some(format!(
                 "https://customer-sim.cloudflarestream.com/{job}/manifest/video.m3u8"
             )),
-            Self::OpenAi | Self::AssemblyAi | Self::RunPod => None,
+            Self::OpenAi | Self::AssemblyAi | Self::RunPod | Self::Deepgram => None,
             Self::Luma => Some(format!("https://storage.cdn-luma.com/dream_machine/sim/{job}.mp4")),
         }
     }
@@ -221,6 +232,7 @@ impl Dialect {
             Self::RunPod => format!("handler raised: CUDA error ({job})"),
             Self::Fal => format!("Invalid status code: 422 ({job})"),
             Self::Luma => format!("400: prompt not allowed because advanced moderation failed ({job})"),
+            Self::Deepgram => format!("Bad Request: failed to process audio: corrupt or unsupported data ({job})"),
             Self::CloudflareStream => format!("ERR_MALFORMED_VIDEO: The video was deemed to be corrupted ({job})."),
         }
     }
@@ -261,6 +273,14 @@ impl Dialect {
                        "error": (!ok).then(|| self.error(job))})
                 .to_string()
             }
+            Self::Deepgram => match state.status {
+                JobStatus::Completed => json!({"metadata": {"transaction_key": "deprecated", "request_id": job,
+                    "sha256": sha256_hex(job.as_bytes()), "created": "2026-05-13T12:00:00.000Z", "duration": 25.9, "channels": 1},
+                    "results": {"channels": [{"alternatives": [{"transcript": format!("Transcript of {job}."),
+                        "confidence": 0.99, "words": [{"word": "transcript", "start": 0.08, "end": 0.32, "confidence": 0.99}]}]}]}})
+                .to_string(),
+                _ => self.deepgram_error(job).to_string(),
+            },
             // Cloudflare posts the video object itself.
             Self::CloudflareStream => self.answer(job, Some(state))["result"].to_string(),
             // RunPod posts what `/status` answers.
@@ -398,6 +418,17 @@ impl Dialect {
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
             Self::RunPod => Self::runpod_status(job, state),
+            // The request log: a response once the request ended.
+            Self::Deepgram => {
+                let response = match status {
+                    Some(JobStatus::Completed) => json!({"details": {"duration": 25.9}}),
+                    Some(JobStatus::Failed) => self.deepgram_error(job),
+                    _ => Value::Null,
+                };
+                json!({"request": {"request_id": job, "project_uuid": "sim-project", "created": "2026-05-13T12:00:00Z",
+                    "path": "/v1/listen?callback=…", "code": if failed { json!(400) } else if completed { json!(200) } else { Value::Null },
+                    "response": response}})
+            }
             Self::Luma => {
                 let raw = match status {
                     None => "queued",
@@ -475,6 +506,13 @@ impl Dialect {
                "seed": 42, "has_nsfw_concepts": [false]})
     }
 
+    /// Deepgram's error body for a request it could not transcribe.
+    fn deepgram_error(self, job: &str) -> Value {
+        let error = self.error(job);
+        let (code, message) = error.split_once(": ").unwrap_or(("Bad Request", &error));
+        json!({"err_code": code, "err_msg": message, "request_id": job})
+    }
+
     /// RunPod's `/status` answer for the job.
     fn runpod_status(job: &str, state: Option<State>) -> Value {
         let status = state.map(|s| s.status);
@@ -539,7 +577,7 @@ fn clip_url(job: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Dialect; 10] = [
+    const ALL: [Dialect; 11] = [
         Dialect::Generic,
         Dialect::OpusClip,
         Dialect::Replicate,
@@ -550,6 +588,7 @@ mod tests {
         Dialect::Fal,
         Dialect::CloudflareStream,
         Dialect::Luma,
+        Dialect::Deepgram,
     ];
 
     fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {

@@ -4,6 +4,7 @@
 
 mod assemblyai;
 mod cloudflare_stream;
+mod deepgram;
 mod fal;
 pub(crate) mod generic;
 mod luma;
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 
 pub use assemblyai::AssemblyAi;
 pub use cloudflare_stream::CloudflareStream;
+pub use deepgram::Deepgram;
 pub use fal::Fal;
 pub use generic::Generic;
 pub use luma::Luma;
@@ -215,6 +217,7 @@ pub const PROFILES: &[&dyn ProviderProfile] = &[
     &Fal,
     &CloudflareStream,
     &Luma,
+    &Deepgram,
 ];
 
 /// The names a source's `provider` may give, in registration order.
@@ -376,7 +379,8 @@ mod tests {
                 "runpod",
                 "fal",
                 "cloudflare-stream",
-                "luma"
+                "luma",
+                "deepgram"
             ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
