@@ -11,7 +11,7 @@ export VENV
 help:
 	@echo "make demo   the whole pipeline locally against a chaos provider, checked against its truth"
 	@echo "            (FAULTS=aws: behind a proxy that fails as DynamoDB and SQS do on AWS)"
-	@echo "            (PROVIDER=opusclip|replicate|openai|mux|assemblyai|runpod|fal|cloudflare-stream|luma|deepgram: in that provider's formats)"
+	@echo "            (PROVIDER=opusclip|replicate|openai|mux|assemblyai|runpod|fal|cloudflare-stream|luma|deepgram|elevenlabs: in that provider's formats)"
 	@echo "make dev    the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make test   run all tests against a local moto server (and the console's in headless chromium)"
 	@echo "make browser install Debian's chromium and chromium-driver, for the console's browser test"
@@ -118,7 +118,7 @@ fmt:
 
 # make demo FAULTS=aws: the same run with the functions behind a proxy that
 # fails as DynamoDB and SQS fail on AWS (see README, Failure model).
-# make demo PROVIDER=opusclip (replicate, openai, mux, assemblyai, runpod, fal, cloudflare-stream, luma, deepgram): the same
+# make demo PROVIDER=opusclip (replicate, openai, mux, assemblyai, runpod, fal, cloudflare-stream, luma, deepgram, elevenlabs): the same
 # run in that provider's webhooks, signatures and polling API.
 demo: venv
 	$(if $(FAULTS),JOBHOOK_FAULTS=$(FAULTS)) $(if $(PROVIDER),PROVIDER=$(PROVIDER)) scripts/with-moto.sh scripts/demo.sh

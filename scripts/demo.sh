@@ -17,7 +17,7 @@ export JOBHOOK_NO_RELOAD=1
 trap stop_stack EXIT
 start_stack
 
-# PROVIDER=opusclip|replicate|openai|mux|assemblyai|runpod|fal|cloudflare-stream|luma|deepgram speaks that provider,
+# PROVIDER=opusclip|replicate|openai|mux|assemblyai|runpod|fal|cloudflare-stream|luma|deepgram|elevenlabs speaks that provider,
 # through the source of that name in events/sources.dev.json. PROVIDERS="a b"
 # runs one after another on the same stack (the e2e test): the first writes
 # DEMO_SUMMARY, each other one its own file beside it, with DEMO_MORE_JOBS jobs.

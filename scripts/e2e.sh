@@ -15,7 +15,7 @@ print(*[s.getsockname()[1] for s in socks])')
 export JOBHOOK_DEV_PORT=$dev_port JOBHOOK_SIM_PORT=$sim_port JOBHOOK_DEV_DIR=target/e2e
 export DEMO_JOBS=${E2E_JOBS:-30} DEMO_SUMMARY=target/e2e/summary.json
 # Then each provider briefly, on the same stack and faults.
-export PROVIDERS=${E2E_PROVIDERS:-generic opusclip replicate openai mux assemblyai runpod fal cloudflare-stream luma deepgram} DEMO_MORE_JOBS=${E2E_MORE_JOBS:-12}
+export PROVIDERS=${E2E_PROVIDERS:-generic opusclip replicate openai mux assemblyai runpod fal cloudflare-stream luma deepgram elevenlabs} DEMO_MORE_JOBS=${E2E_MORE_JOBS:-12}
 export JOBHOOK_STALE_AFTER_SECS=5 JOBHOOK_POLL_INTERVAL_SECS=2 JOBHOOK_MAX_POLL_INTERVAL_SECS=8 JOBHOOK_DEV_SCHEDULE_SECS=3
 # S3 puts are few (a segment per batch with a large delivery, about 15 in the
 # first run): their faults are set high enough that each kind meets one.

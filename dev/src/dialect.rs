@@ -55,6 +55,8 @@ pub enum Dialect {
     Luma,
     /// Basic credentials in the callback URL, sent as `Authorization`.
     Deepgram,
+    /// Speech to text: a transcription webhook, and 404 until it is done.
+    ElevenLabs,
 }
 
 /// The key the simulator signs fal deliveries with; `events/sources.dev.json`
@@ -84,6 +86,7 @@ impl Dialect {
             "cloudflare-stream" => Self::CloudflareStream,
             "luma" => Self::Luma,
             "deepgram" => Self::Deepgram,
+            "elevenlabs" => Self::ElevenLabs,
             _ => return None,
         })
     }
@@ -94,6 +97,20 @@ impl Dialect {
             Self::OpenAi => format!("batch_sim{n:04}"),
             Self::OpusClip => format!("Psim{n:04}"),
             _ => format!("sim-{n:04}"),
+        }
+    }
+
+    /// Whether the provider has a failed end the simulator can play: the
+    /// documented one (ElevenLabs documents no failed transcription).
+    pub fn fails(self) -> bool {
+        self != Self::ElevenLabs
+    }
+
+    /// The header the polling API takes its key in.
+    pub fn auth_header(self) -> &'static str {
+        match self {
+            Self::ElevenLabs => "xi-api-key",
+            _ => "authorization",
         }
     }
 
@@ -114,7 +131,8 @@ impl Dialect {
             | Self::RunPod
             | Self::Fal
             | Self::CloudflareStream
-            | Self::Deepgram => state.status.is_terminal(),
+            | Self::Deepgram
+            | Self::ElevenLabs => state.status.is_terminal(),
         }
     }
 
@@ -132,6 +150,7 @@ impl Dialect {
                 | Self::Fal
                 | Self::CloudflareStream
                 | Self::Deepgram
+                | Self::ElevenLabs
         )
     }
 
@@ -178,9 +197,12 @@ impl Dialect {
                 .ok()
                 .and_then(|b| b["id"].as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            Self::AssemblyAi | Self::OpusClip | Self::Fal | Self::CloudflareStream | Self::Deepgram => {
-                sha256_hex(body.as_bytes())
-            }
+            Self::AssemblyAi
+            | Self::OpusClip
+            | Self::Fal
+            | Self::CloudflareStream
+            | Self::Deepgram
+            | Self::ElevenLabs => sha256_hex(body.as_bytes()),
         }
     }
 
@@ -189,7 +211,7 @@ impl Dialect {
         use base64::Engine as _;
         match self {
             Self::Mux => format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(token)),
-            Self::AssemblyAi => token.to_owned(),
+            Self::AssemblyAi | Self::ElevenLabs => token.to_owned(),
             Self::Fal => format!("Key {token}"),
             Self::Deepgram => format!("Token {token}"),
             _ => format!("Bearer {token}"),
@@ -215,7 +237,7 @@ impl Dialect {
             Self::CloudflareStream => Some(format!(
                 "https://customer-sim.cloudflarestream.com/{job}/manifest/video.m3u8"
             )),
-            Self::OpenAi | Self::AssemblyAi | Self::RunPod | Self::Deepgram => None,
+            Self::OpenAi | Self::AssemblyAi | Self::RunPod | Self::Deepgram | Self::ElevenLabs => None,
             Self::Luma => Some(format!("https://storage.cdn-luma.com/dream_machine/sim/{job}.mp4")),
         }
     }
@@ -233,6 +255,7 @@ impl Dialect {
             Self::Fal => format!("Invalid status code: 422 ({job})"),
             Self::Luma => format!("400: prompt not allowed because advanced moderation failed ({job})"),
             Self::Deepgram => format!("Bad Request: failed to process audio: corrupt or unsupported data ({job})"),
+            Self::ElevenLabs => format!("unreachable: ElevenLabs jobs do not fail here ({job})"),
             Self::CloudflareStream => format!("ERR_MALFORMED_VIDEO: The video was deemed to be corrupted ({job})."),
         }
     }
@@ -281,6 +304,10 @@ impl Dialect {
                 .to_string(),
                 _ => self.deepgram_error(job).to_string(),
             },
+            Self::ElevenLabs => json!({"type": "speech_to_text_transcription", "event_timestamp": now.unix_timestamp(),
+                "data": {"request_id": format!("req-{job}"), "webhook_metadata": {"job": job},
+                         "transcription": self.answer(job, Some(state))}})
+            .to_string(),
             // Cloudflare posts the video object itself.
             Self::CloudflareStream => self.answer(job, Some(state))["result"].to_string(),
             // RunPod posts what `/status` answers.
@@ -418,6 +445,15 @@ impl Dialect {
                        "error": failed.then(|| format!("Download error, unable to download ({job})"))})
             }
             Self::RunPod => Self::runpod_status(job, state),
+            // The transcript, once there is one; before, nothing (404).
+            Self::ElevenLabs => match completed {
+                true => {
+                    json!({"language_code": "en", "language_probability": 0.98, "text": format!("Transcript of {job}."),
+                    "words": [{"text": "Transcript", "start": 0.0, "end": 0.5, "type": "word", "speaker_id": "speaker_1"}],
+                    "transcription_id": job, "audio_duration_secs": 1.1})
+                }
+                false => json!({"detail": {"status": "not_found", "message": "transcript not ready"}}),
+            },
             // The request log: a response once the request ended.
             Self::Deepgram => {
                 let response = match status {
@@ -495,6 +531,7 @@ impl Dialect {
     pub fn answer_code(self, answer: &Value) -> u16 {
         match self {
             Self::Fal if answer["status"] != "COMPLETED" => 202,
+            Self::ElevenLabs if answer.get("text").is_none() => 404,
             _ => 200,
         }
     }
@@ -577,7 +614,7 @@ fn clip_url(job: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Dialect; 11] = [
+    const ALL: [Dialect; 12] = [
         Dialect::Generic,
         Dialect::OpusClip,
         Dialect::Replicate,
@@ -589,6 +626,7 @@ mod tests {
         Dialect::CloudflareStream,
         Dialect::Luma,
         Dialect::Deepgram,
+        Dialect::ElevenLabs,
     ];
 
     fn profile_of(dialect: Dialect) -> &'static dyn jobhook::domain::provider::ProviderProfile {
@@ -605,7 +643,10 @@ mod tests {
     fn each_dialect_s_answers_and_end_webhooks_read_as_the_state_meant() {
         for dialect in ALL {
             let profile = profile_of(dialect);
-            let mut ends = vec![JobStatus::Completed, JobStatus::Failed];
+            let mut ends = vec![JobStatus::Completed];
+            if dialect.fails() {
+                ends.push(JobStatus::Failed);
+            }
             if dialect.cancels() {
                 ends.push(JobStatus::Canceled);
             }

@@ -181,7 +181,7 @@ fn plan(args: &SimArgs, dialect: Dialect, rng: &mut StdRng) -> Vec<SimJob> {
                 push(JobStatus::Processing, Some(p), at);
             }
             at += rng.random_range(0.3..1.0);
-            let failed = rng.random_bool(args.failure_rate);
+            let failed = dialect.fails() && rng.random_bool(args.failure_rate);
             let canceled = !failed && rng.random_bool(args.cancel_rate) && dialect.cancels();
             let end = if canceled {
                 JobStatus::Canceled
@@ -402,7 +402,7 @@ async fn get_output(
 /// list names the project in its query.
 async fn get_job(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Response {
     let expected = api.dialect.authorization(&api.token);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    if headers.get(api.dialect.auth_header()).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let path = uri.path();

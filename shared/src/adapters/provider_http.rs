@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
 
 use crate::domain::provider::{self, ApiRequest, PayloadError, ProviderProfile};
@@ -71,7 +71,7 @@ impl HttpJobPoller {
         let response = self
             .client
             .get(url)
-            .header(AUTHORIZATION, credentials)
+            .header(profile.auth_header(), credentials)
             .send()
             .await
             .map_err(classify)?;

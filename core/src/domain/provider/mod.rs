@@ -5,6 +5,7 @@
 mod assemblyai;
 mod cloudflare_stream;
 mod deepgram;
+mod elevenlabs;
 mod fal;
 pub(crate) mod generic;
 mod luma;
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 pub use assemblyai::AssemblyAi;
 pub use cloudflare_stream::CloudflareStream;
 pub use deepgram::Deepgram;
+pub use elevenlabs::ElevenLabs;
 pub use fal::Fal;
 pub use generic::Generic;
 pub use luma::Luma;
@@ -186,7 +188,11 @@ pub trait ProviderProfile: Send + Sync + std::fmt::Debug {
     fn parse_follow_up(&self, _job_id: &str, answer: PollAnswer, _body: &[u8]) -> Result<PollAnswer, PayloadError> {
         Ok(answer)
     }
-    /// The `Authorization` header value for the source's `api.token`.
+    /// The header the source's `api.token` is sent in.
+    fn auth_header(&self) -> &'static str {
+        "authorization"
+    }
+    /// The value of [`Self::auth_header`] for the source's `api.token`.
     fn authorization(&self, token: &str) -> String {
         format!("Bearer {token}")
     }
@@ -218,6 +224,7 @@ pub const PROFILES: &[&dyn ProviderProfile] = &[
     &CloudflareStream,
     &Luma,
     &Deepgram,
+    &ElevenLabs,
 ];
 
 /// The names a source's `provider` may give, in registration order.
@@ -380,7 +387,8 @@ mod tests {
                 "fal",
                 "cloudflare-stream",
                 "luma",
-                "deepgram"
+                "deepgram",
+                "elevenlabs"
             ]
         );
         assert!(names.iter().all(|n| profile(n).is_some_and(|p| p.name() == *n)));
@@ -481,6 +489,7 @@ mod tests {
     fn a_profile_s_defaults_are_bearer_auth_no_follow_up_and_a_one_mib_answer() {
         let generic = profile("generic").expect("generic");
         assert_eq!(generic.authorization("tok"), "Bearer tok");
+        assert_eq!(generic.auth_header(), "authorization");
         assert_eq!(generic.not_a_job_event(b"{}"), None);
         let defaults = generic.api_defaults();
         assert_eq!(defaults.max_answer_bytes, 1 << 20);
