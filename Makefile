@@ -151,8 +151,8 @@ bench: bench-venv
 
 figures: venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
-	  write_budget in_order_events only_for_jobs_that_lost concurrency_bound unknown_jobs_back_off 2>&1 \
-	  | grep -E '^(write budget|in-order write budget|reconciler efficiency|reconciler fairness|poll concurrency)|test result'
+	  write_budget in_order_events reversed_within_a_batch only_for_jobs_that_lost concurrency_bound unknown_jobs_back_off 2>&1 \
+	  | grep -E '^(write budget|in-order write budget|reversed write budget|reconciler efficiency|reconciler fairness|poll concurrency)|test result'
 
 # Each target runs for FUZZ_SECS with fresh seeds and prints its case count.
 FUZZ_SECS ?= 20

@@ -146,17 +146,22 @@ async fn the_main_outcomes_are_emitted_as_emf_metrics() {
     batch.records = vec![
         webhook_message(&source, "e1", "job.progress", "j1", Some(50)),
         webhook_message(&source, "e1", "job.progress", "j1", Some(50)),
-        webhook_message(&source, "e2", "job.progress", "j1", Some(20)),
         webhook_message(&source, "e3", "job.completed", "j1", None),
         webhook_message(&source, "e4", "job.failed", "j1", None),
         poison,
     ];
-    assert!(processor
-        .handle(batch, jobhook_tests::deadline())
-        .await
-        .expect("handled")
-        .batch_item_failures
-        .is_empty());
+    // A later batch's lower progress is stale (in one batch it would be
+    // taken first, in forward order).
+    let mut late = SqsEvent::default();
+    late.records = vec![webhook_message(&source, "e2", "job.progress", "j1", Some(20))];
+    for batch in [batch, late] {
+        assert!(processor
+            .handle(batch, jobhook_tests::deadline())
+            .await
+            .expect("handled")
+            .batch_item_failures
+            .is_empty());
+    }
 
     // Thin events: one read from the API, one whose API fails (retried),
     // and the first again (already recorded, not read again).

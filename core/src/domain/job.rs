@@ -209,6 +209,20 @@ pub fn moves_forward(
             && progress > current_progress)
 }
 
+/// Where an event sits in the order the state rule moves a job forward:
+/// rank, then a processing event's progress. Ends share one place, so
+/// sorting by it keeps their arrival order (the first end wins). Taken in
+/// this order, one job's events end in the state any order gives (the rule
+/// does not depend on order), and each one that can moves the job forward
+/// instead of finding it already past: one write where a stale event costs
+/// two.
+pub fn forward_order(event: &JobEvent) -> (u8, Option<u8>) {
+    let progress = (event.status == JobStatus::Processing)
+        .then_some(event.progress)
+        .flatten();
+    (event.status.rank(), progress)
+}
+
 pub fn decide(current: Option<(JobStatus, Option<u8>)>, event: &JobEvent) -> Decision {
     let Some((status, progress)) = current else {
         return Decision::Apply;
@@ -545,6 +559,20 @@ mod tests {
             prop_assert_eq!(log.len() - recorded, delivered.len() - in_order.len());
         }
 
+        /// A batch may take one job's events in forward order: the final
+        /// state is the one arrival order gives, and no event that applied
+        /// in arrival order is found stale instead.
+        #[test]
+        fn taken_in_forward_order_a_job_s_events_end_the_same_and_apply_at_least_as_often((_, delivered) in delivery()) {
+            let mut sorted = delivered.clone();
+            sorted.sort_by_key(forward_order);
+            let (arrival, arrival_log) = fold(&delivered);
+            let (forward, forward_log) = fold(&sorted);
+            prop_assert_eq!(forward, arrival);
+            let applied = |log: &[(String, Outcome)]| log.iter().filter(|(_, o)| *o == Outcome::Applied).count();
+            prop_assert!(applied(&forward_log) >= applied(&arrival_log));
+        }
+
         #[test]
         fn state_never_moves_backwards((_, delivered) in delivery()) {
             let mut state: Option<JobFields> = None;
@@ -562,6 +590,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Ends keep their arrival order, so the first end still wins; a
+    /// start and progress come before them, lowest progress first.
+    #[test]
+    fn forward_order_puts_a_start_before_progress_before_ends_and_keeps_ends_as_they_came() {
+        let mut events = [
+            event("failed", JobStatus::Failed, None),
+            event("completed", JobStatus::Completed, Some(100)),
+            event("p75", JobStatus::Processing, Some(75)),
+            event("started", JobStatus::Processing, None),
+            event("p25", JobStatus::Processing, Some(25)),
+            event("submitted", JobStatus::Submitted, None),
+        ];
+        events.sort_by_key(forward_order);
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["submitted", "started", "p25", "p75", "failed", "completed"]);
     }
 
     /// The names are stored in the table and sent on the bus: each one parses

@@ -2,7 +2,8 @@
 //! the store's idempotent, monotonic path. Failures are reported per message.
 //!
 //! Within a batch, the events of one job are applied one after another in
-//! queue order, and different jobs concurrently. Two concurrent writes to one
+//! the order the state rule moves a job forward (queue order among equals),
+//! and different jobs concurrently. Two concurrent writes to one
 //! job would only race: on DynamoDB the loser gets `TransactionConflict` or
 //! fails its condition and must write again.
 
@@ -14,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use jobhook::archive::Archiver;
 use jobhook::domain::archive::{ArchiveLocation, ArchiveRecord};
 use jobhook::domain::event::{job_event_from_body, WebhookEvent};
-use jobhook::domain::job::JobEvent;
+use jobhook::domain::job::{forward_order, JobEvent};
 use jobhook::domain::provider::{self, PollAnswer};
 use jobhook::domain::sources::{Scheme, SourceConfig};
 use jobhook::domain::track::TrackRequest;
@@ -382,6 +383,13 @@ impl Processor {
                 }
                 Err(error) => results[i] = Some(Err(error)),
             }
+        }
+
+        // One job's events are applied in forward order (`forward_order`): an
+        // event queued behind a later one of its job then moves the job
+        // forward at one write, instead of being recorded stale at two.
+        for group in &mut groups {
+            group.sort_by_key(|(_, pending)| forward_order(&pending.event));
         }
 
         // Every delivery is kept before its apply references it: one segment
