@@ -26,6 +26,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+mod matrix;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Warm invocations per function.
@@ -68,8 +70,11 @@ const FUNCTION_KEYS: &[&str] = &[
     "python_noop",
     "rust_receiver",
     "python_receiver",
+    "rust_receiver_reconnect",
+    "python_receiver_reconnect",
     "rust_processor",
     "python_processor",
+    "processor_matrix",
 ];
 
 impl BenchArgs {
@@ -183,6 +188,11 @@ struct Counter {
     upstream: String,
     http: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// DynamoDB capacity units (write, read) the counted requests cost.
+    units: Arc<Mutex<(f64, f64)>>,
+    /// Answers `Connection: close`, as an AWS endpoint does to a connection
+    /// it recycles or one idle past its timeout: a new connection per request.
+    close: bool,
 }
 
 async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Response {
@@ -193,8 +203,14 @@ async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
         .unwrap_or_else(|| "other".into());
-    *c.counts.lock().expect("lock").entry(target).or_default() += 1;
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let (wru, rru) = capacity_units(&target, &body);
+    {
+        let mut units = c.units.lock().expect("lock");
+        units.0 += wru;
+        units.1 += rru;
+    }
+    *c.counts.lock().expect("lock").entry(target).or_default() += 1;
     let url = format!(
         "{}{}",
         c.upstream,
@@ -213,11 +229,16 @@ async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Respo
             let bytes = answer.bytes().await.unwrap_or_default();
             let mut out = (status, bytes).into_response();
             // moto closes each connection (`Connection: close`); AWS keeps
-            // them open, so the functions must see them kept open.
+            // them open, so the functions see them kept open unless this
+            // proxy is the one for the reconnect path.
             for (name, value) in &headers {
                 if !is_hop_by_hop(name) {
                     out.headers_mut().insert(name, value.clone());
                 }
+            }
+            if c.close {
+                out.headers_mut()
+                    .insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
             }
             out
         }
@@ -225,9 +246,86 @@ async fn forward(State(c): State<Counter>, req: axum::extract::Request) -> Respo
     }
 }
 
+/// Serves a counting proxy on a free loopback port; its URL.
+async fn serve_proxy(counter: Counter) -> Result<String, Error> {
+    let app = Router::new().fallback(any(forward)).with_state(counter);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
 impl Counter {
     fn take(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut *self.counts.lock().expect("lock"))
+    }
+
+    fn take_units(&self) -> (f64, f64) {
+        std::mem::take(&mut *self.units.lock().expect("lock"))
+    }
+}
+
+/// The (write, read) capacity units a DynamoDB request costs on demand, from
+/// its JSON body: a write 1 WRU per KB of the item, a transaction's item 2; a
+/// strongly consistent read 1 RRU per 4 KB, an eventually consistent one half.
+/// An update or condition check is taken as one KB (the state items are
+/// smaller); a put is charged by the size of the item sent, which undercounts
+/// an overwritten larger item, never the bench's.
+fn capacity_units(target: &str, body: &[u8]) -> (f64, f64) {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return (0.0, 0.0);
+    };
+    let kb_of = |item: &Value| (item.to_string().len() as f64 / 1024.0).ceil().max(1.0);
+    let read = |consistent: bool| if consistent { 1.0 } else { 0.5 };
+    match target {
+        "PutItem" => (kb_of(&request["Item"]), 0.0),
+        "UpdateItem" | "DeleteItem" => (1.0, 0.0),
+        "TransactWriteItems" => {
+            let items = request["TransactItems"].as_array().cloned().unwrap_or_default();
+            let wru = items
+                .iter()
+                .map(|item| 2.0 * item.get("Put").map_or(1.0, |put| kb_of(&put["Item"])))
+                .sum();
+            (wru, 0.0)
+        }
+        "BatchWriteItem" => {
+            let wru = request["RequestItems"]
+                .as_object()
+                .map(|tables| {
+                    tables
+                        .values()
+                        .filter_map(Value::as_array)
+                        .flatten()
+                        .map(|w| w.get("PutRequest").map_or(1.0, |put| kb_of(&put["Item"])))
+                        .sum()
+                })
+                .unwrap_or(0.0);
+            (wru, 0.0)
+        }
+        "GetItem" => (0.0, read(request["ConsistentRead"].as_bool().unwrap_or(false))),
+        "BatchGetItem" => {
+            let rru = request["RequestItems"]
+                .as_object()
+                .map(|tables| {
+                    tables
+                        .values()
+                        .map(|t| {
+                            let keys = t["Keys"].as_array().map_or(0, Vec::len) as f64;
+                            keys * read(t["ConsistentRead"].as_bool().unwrap_or(false))
+                        })
+                        .sum()
+                })
+                .unwrap_or(0.0);
+            (0.0, rru)
+        }
+        "TransactGetItems" => (
+            0.0,
+            2.0 * request["TransactItems"].as_array().map_or(0, Vec::len) as f64,
+        ),
+        "Query" | "Scan" => (0.0, read(request["ConsistentRead"].as_bool().unwrap_or(false))),
+        _ => (0.0, 0.0),
     }
 }
 
@@ -661,9 +759,13 @@ pub struct Bench {
     pub moto_url: String,
 }
 
+#[derive(Clone)]
 struct Env {
     shared: Vec<(String, String)>,
+    /// `shared` with AWS reached through the proxy that closes every connection.
+    reconnecting: Vec<(String, String)>,
     queue_url: String,
+    table: String,
     counter: Counter,
 }
 
@@ -673,13 +775,15 @@ impl Bench {
             upstream: self.moto_url.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder().tcp_nodelay(true).build()?,
             counts: Arc::default(),
+            units: Arc::default(),
+            close: false,
         };
-        let app = Router::new().fallback(any(forward)).with_state(counter.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let proxy_url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let proxy_url = serve_proxy(counter.clone()).await?;
+        let closing_url = serve_proxy(Counter {
+            close: true,
+            ..counter.clone()
+        })
+        .await?;
 
         // The stack's queue, DLQ and table as template.yaml declares them.
         let template = jobhook_dev::template::Template::load()?;
@@ -743,7 +847,7 @@ impl Bench {
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("JOBHOOK_QUEUE_URL".into(), queue_url.clone()),
             ("JOBHOOK_DLQ_URL".into(), dlq_url),
-            ("JOBHOOK_TABLE_NAME".into(), table),
+            ("JOBHOOK_TABLE_NAME".into(), table.clone()),
             ("JOBHOOK_SOURCES_FILE".into(), sources_file.display().to_string()),
             ("BENCH_WEBHOOK_SECRET".into(), SECRET.into()),
             ("BENCH_JOBS_TABLE".into(), py_tables[0].0.clone()),
@@ -751,9 +855,18 @@ impl Bench {
             ("POWERTOOLS_SERVICE_NAME".into(), "bench".into()),
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
         ]);
+        let reconnecting = shared
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "AWS_ENDPOINT_URL" => (k.clone(), closing_url.clone()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
         Ok(Env {
             shared,
+            reconnecting,
             queue_url,
+            table,
             counter,
         })
     }
@@ -875,11 +988,29 @@ impl Bench {
         report.send_floor_ms = self.send_floor(&env).await?;
 
         let mut webhooks = |i: usize| webhook_event(i, &source);
-        for (key, f) in [
-            ("rust_noop", self.rust("rust-noop", "noop-function")),
-            ("python_noop", self.python("python-noop", "noop.handler")),
-            ("rust_receiver", self.rust("receiver", "receiver")),
-            ("python_receiver", self.python("python-receiver", "receiver.handler")),
+        let reconnecting = Env {
+            shared: env.reconnecting.clone(),
+            ..env.clone()
+        };
+        for (key, f, env) in [
+            ("rust_noop", self.rust("rust-noop", "noop-function"), &env),
+            ("python_noop", self.python("python-noop", "noop.handler"), &env),
+            ("rust_receiver", self.rust("receiver", "receiver"), &env),
+            (
+                "python_receiver",
+                self.python("python-receiver", "receiver.handler"),
+                &env,
+            ),
+            (
+                "rust_receiver_reconnect",
+                self.rust("receiver-reconnect", "receiver"),
+                &reconnecting,
+            ),
+            (
+                "python_receiver_reconnect",
+                self.python("python-receiver-reconnect", "receiver.handler"),
+                &reconnecting,
+            ),
         ] {
             if !self.args.wanted(key) {
                 continue;
@@ -887,7 +1018,7 @@ impl Bench {
             println!("bench: {key}");
             report
                 .functions
-                .insert(key.into(), self.measure(&env, &f, &mut webhooks, n).await?);
+                .insert(key.into(), self.measure(env, &f, &mut webhooks, n).await?);
         }
 
         // Processors: batches of new in-order events, then the same again
@@ -934,6 +1065,10 @@ impl Bench {
             report.functions.insert(key.into(), fresh);
             report.functions.insert(format!("{key}_duplicates"), dup);
         }
+        if self.args.wanted("processor_matrix") {
+            println!("bench: processor_matrix");
+            report.matrix = self.matrix(&env, &self.rust("processor", "processor")).await?;
+        }
         for name in ["receiver", "processor", "reconciler", "notifier"] {
             let zip = self.args.lambda_dir.join(name).join("bootstrap.zip");
             if let Ok(meta) = std::fs::metadata(&zip) {
@@ -962,6 +1097,7 @@ pub struct Report {
     pub send_floor_ms: f64,
     pub functions: BTreeMap<String, Figures>,
     pub processors: BTreeMap<String, ProcessorFigures>,
+    pub matrix: Vec<matrix::Cell>,
     pub zipped_mb: BTreeMap<String, f64>,
 }
 
@@ -1053,6 +1189,21 @@ impl Report {
             "ms",
             "≤ 0.80",
         );
+        let (rc, pc) = (f("rust_receiver_reconnect"), f("python_receiver_reconnect"));
+        row(
+            "P2w receiver warm wall, a new connection per request (median)",
+            pc.warm_wall_ms,
+            rc.warm_wall_ms,
+            "ms",
+            "≤ 0.80",
+        );
+        row(
+            "receiver CPU per invocation above the floor, a new connection per request (median)",
+            pc.cpu_us_per_invocation - pn.cpu_us_per_invocation,
+            rc.cpu_us_per_invocation - rn.cpu_us_per_invocation,
+            "µs",
+            "",
+        );
         row(
             "receiver first invocation wall",
             pr.first_wall_ms,
@@ -1118,5 +1269,6 @@ impl Report {
         if failed > 0 {
             println!("WARNING: {failed} invocations failed; see target/bench/*.log");
         }
+        matrix::print(&self.matrix);
     }
 }

@@ -74,7 +74,7 @@ pub fn record_apply(event: &JobEvent, result: &ApplyResult) {
                 event_id,
                 origin,
                 outcome = "applied",
-                from = result.from.map(|s| s.as_str()).unwrap_or("new"),
+                from = result.from.map(|s| s.as_str()),
                 to,
                 progress = event.progress,
                 "job transition applied"
@@ -173,6 +173,7 @@ pub fn record_notified(n: &crate::domain::notification::Notification) {
         source = n.source.as_str(),
         job_id = n.job_id.as_str(),
         transition_id = n.transition_id.as_str(),
+        from = n.from.map(|s| s.as_str()),
         to = n.to.as_str(),
         "notification published"
     );

@@ -18,7 +18,7 @@ use jobhook::retry::Backoff;
 use jobhook::sources_cache::SourcesCache;
 use jobhook::{Envelope, Sources};
 use jobhook_dev::faults::{self, Fault, FaultPlan, FaultProxy};
-use jobhook_tests::messages::{batch, webhook};
+use jobhook_tests::messages::{batch, message, webhook};
 use jobhook_tests::{aws, deadline, dynamodb, fixture, fixture_path, job_event, sqs, TEST_BACKOFF};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
@@ -201,19 +201,18 @@ async fn a_transaction_conflict_is_retried_and_the_event_applied_once() {
 #[tokio::test]
 async fn a_conflict_exception_on_a_plain_write_is_retried_not_dead_lettered() {
     let p = pipeline(RetryConfig::disabled(), TEST_BACKOFF).await;
-    p.deliver_ok(vec![webhook("ce-2", "job.completed", "job-ce", None)])
-        .await;
-    // The stale event is recorded with a plain PutItem, which meets an
-    // ongoing transaction twice.
-    p.faulty.proxy.script(Fault::ConflictException, Some("ce-1"), 2);
-    p.deliver_ok(vec![webhook("ce-1", "job.progress", "job-ce", Some(10))])
+    // A track request is recorded with a plain PutItem (every event's apply
+    // is a transaction), which meets an ongoing transaction twice.
+    p.faulty.proxy.script(Fault::ConflictException, Some("job-ce"), 2);
+    p.deliver_ok(vec![message(r#"{"source": "acme", "job_id": "job-ce"}"#)])
         .await;
 
     assert_eq!(p.injected(Fault::ConflictException), 2);
-    let timeline = p.timeline("job-ce").await;
-    let stale = timeline.iter().find(|e| e.event_id == "ce-1").expect("recorded");
-    assert_eq!(stale.outcome, Outcome::Stale);
-    assert_applied_once(&p, "job-ce", &["ce-1", "ce-2"]).await;
+    let state = p.state("job-ce").await;
+    assert_eq!((state.fields.status, state.transitions), (JobStatus::Submitted, 0));
+    p.deliver_ok(vec![webhook("ce-1", "job.completed", "job-ce", None)])
+        .await;
+    assert_applied_once(&p, "job-ce", &["ce-1"]).await;
     p.assert_dlq_empty().await;
 }
 

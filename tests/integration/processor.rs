@@ -166,7 +166,7 @@ async fn the_sqs_fixture_batch_is_applied_and_its_poison_goes_to_the_dlq() {
 }
 
 #[tokio::test]
-async fn each_applied_transition_is_logged_with_from_and_to() {
+async fn each_applied_transition_is_logged_with_its_status_and_each_unapplied_event_with_the_state_it_met() {
     let h = harness().await;
     assert!(h.store.track("acme", "job-log-tracked").await.expect("track"));
     let (logs, _guard) = logs::capture();
@@ -174,7 +174,7 @@ async fn each_applied_transition_is_logged_with_from_and_to() {
         webhook("lg-1", "job.started", "job-log", None),
         webhook("lg-2", "job.progress", "job-log", Some(40)),
         webhook("lg-3", "job.completed", "job-log", None),
-        // The usual guess of the previous status is wrong for these two.
+        // A tracked job, and a job whose end came first.
         webhook("lg-4", "job.started", "job-log-tracked", None),
         webhook("lg-5", "job.completed", "job-log-late", None),
         webhook("lg-6", "job.started", "job-log-late", None),
@@ -182,17 +182,20 @@ async fn each_applied_transition_is_logged_with_from_and_to() {
     .await;
 
     let field = |f: &serde_json::Value, name: &str| f[name].as_str().unwrap_or("<missing>").to_owned();
+    // The apply's one condition holds for every earlier state, so the
+    // processor does not know which it was: the notifier logs it, from the
+    // stream's old image.
     let applied: Vec<[String; 5]> = logs
         .with_message("job transition applied")
         .iter()
         .map(|f| ["source", "job_id", "event_id", "from", "to"].map(|name| field(f, name)))
         .collect();
     let expected = [
-        ["acme", "job-log", "lg-1", "new", "processing"],
-        ["acme", "job-log", "lg-2", "processing", "processing"],
-        ["acme", "job-log", "lg-3", "processing", "completed"],
-        ["acme", "job-log-tracked", "lg-4", "submitted", "processing"],
-        ["acme", "job-log-late", "lg-5", "new", "completed"],
+        ["acme", "job-log", "lg-1", "<missing>", "processing"],
+        ["acme", "job-log", "lg-2", "<missing>", "processing"],
+        ["acme", "job-log", "lg-3", "<missing>", "completed"],
+        ["acme", "job-log-tracked", "lg-4", "<missing>", "processing"],
+        ["acme", "job-log-late", "lg-5", "<missing>", "completed"],
     ]
     .map(|line| line.map(str::to_owned));
     assert_eq!(applied, expected);
@@ -205,43 +208,72 @@ async fn each_applied_transition_is_logged_with_from_and_to() {
     assert_eq!(h.state("job-log-tracked").await.transitions, 1);
 }
 
+/// What another container's store, sharing the table, writes.
+fn another_container(h: &Harness) -> DynamoJobStore {
+    DynamoJobStore::new(
+        h.ddb.clone(),
+        h.store.table(),
+        Duration::from_secs(30 * 86_400),
+        Arc::new(SystemClock),
+    )
+}
+
+#[tokio::test]
+async fn a_store_that_did_not_see_a_job_move_pays_one_more_write_and_still_records_the_right_outcome() {
+    let h = harness().await;
+    let other = another_container(&h);
+    let event = |id: &str, status: JobStatus, progress: Option<u8>| job_event("acme", "moved", id, status, progress);
+    use JobStatus::{Completed, Failed, Processing};
+    // (store, event, outcome, write requests), one after another.
+    let cases = [
+        (&h.store, event("mv-1", Processing, Some(10)), Outcome::Applied, 1),
+        // Moved on elsewhere: this store still remembers progress 10.
+        (&other, event("mv-2", Completed, None), Outcome::Applied, 1),
+        (&h.store, event("mv-3", Processing, Some(50)), Outcome::Stale, 2),
+        // Now it has seen the end.
+        (&h.store, event("mv-4", Processing, Some(60)), Outcome::Stale, 1),
+        (&h.store, event("mv-5", Failed, None), Outcome::Conflict, 1),
+        (&h.store, event("mv-2", Completed, None), Outcome::Duplicate, 1),
+    ];
+    for (store, e, outcome, writes) in cases {
+        h.probe.reset();
+        let result = store.apply(&e).await.expect("apply");
+        assert_eq!(result.outcome, outcome, "{}", e.event_id);
+        assert_eq!(h.probe.total(WRITE_OPERATIONS), writes, "{}", e.event_id);
+    }
+    let state = h.store.get("acme", "moved").await.expect("get").expect("stored");
+    assert_eq!((state.fields.status, state.transitions), (Completed, 2));
+}
+
 #[tokio::test]
 async fn each_kind_of_event_costs_the_documented_write_requests() {
     let h = harness().await;
     let event =
         |id: &str, job: &str, status: JobStatus, progress: Option<u8>| job_event("acme", job, id, status, progress);
-    use JobStatus::{Completed, Failed, Processing, Submitted};
+    use JobStatus::{Completed, Failed, Processing};
     assert!(h.store.track("acme", "wr-tracked").await.expect("track"));
-    // (event, outcome, from, write requests), applied one after another.
+    // (event, outcome, from, write requests), applied one after another by
+    // one store, which remembers what it wrote.
     let cases = [
         (event("wr-1", "wr", Processing, None), Outcome::Applied, None, 1),
-        (
-            event("wr-2", "wr", Processing, Some(40)),
-            Outcome::Applied,
-            Some(Processing),
-            1,
-        ),
+        (event("wr-2", "wr", Processing, Some(40)), Outcome::Applied, None, 1),
         (event("wr-2", "wr", Processing, Some(40)), Outcome::Duplicate, None, 1),
         (
             event("wr-3", "wr", Processing, Some(20)),
             Outcome::Stale,
             Some(Processing),
-            2,
-        ),
-        (
-            event("wr-4", "wr", Completed, None),
-            Outcome::Applied,
-            Some(Processing),
             1,
         ),
-        (event("wr-5", "wr", Failed, None), Outcome::Conflict, Some(Completed), 2),
-        (event("wr-6", "wr-late", Completed, None), Outcome::Applied, None, 2),
+        (event("wr-4", "wr", Completed, None), Outcome::Applied, None, 1),
+        (event("wr-5", "wr", Failed, None), Outcome::Conflict, Some(Completed), 1),
+        (event("wr-6", "wr-late", Completed, None), Outcome::Applied, None, 1),
         (
-            event("wr-7", "wr-tracked", Processing, None),
-            Outcome::Applied,
-            Some(Submitted),
-            2,
+            event("wr-7", "wr-late", Processing, None),
+            Outcome::Stale,
+            Some(Completed),
+            1,
         ),
+        (event("wr-8", "wr-tracked", Processing, None), Outcome::Applied, None, 1),
     ];
     for (e, outcome, from, writes) in cases {
         h.probe.reset();
@@ -474,7 +506,7 @@ async fn a_crash_after_the_apply_write_then_redelivery_ends_as_if_no_crash() {
 }
 
 #[tokio::test]
-async fn a_crash_after_the_second_write_then_redelivery_ends_as_if_no_crash() {
+async fn a_crash_after_a_stale_event_is_recorded_then_redelivery_ends_as_if_no_crash() {
     let h = harness_with(
         8,
         Backoff {
@@ -485,8 +517,8 @@ async fn a_crash_after_the_second_write_then_redelivery_ends_as_if_no_crash() {
     .await;
     h.deliver_each(&[webhook("cs-2", "job.completed", "job-crash2", None)])
         .await;
-    // The stale event's timeline put (the second write) commits, then fails.
-    h.probe.fail_after_execution("PutItem", Some("cs-1"), 1);
+    // The transaction recording the stale event commits, then fails.
+    h.probe.fail_after_execution("TransactWriteItems", Some("cs-1"), 1);
     let stale = webhook("cs-1", "job.progress", "job-crash2", Some(10));
     assert_eq!(h.deliver(vec![stale.clone()]).await.batch_item_failures.len(), 1);
     h.deliver_each(&[stale]).await;

@@ -214,8 +214,8 @@ pub fn moves_forward(
 /// sorting by it keeps their arrival order (the first end wins). Taken in
 /// this order, one job's events end in the state any order gives (the rule
 /// does not depend on order), and each one that can moves the job forward
-/// instead of finding it already past: one write where a stale event costs
-/// two.
+/// instead of finding it already past, so each state it passed through is
+/// notified.
 pub fn forward_order(event: &JobEvent) -> (u8, Option<u8>) {
     let progress = (event.status == JobStatus::Processing)
         .then_some(event.progress)
@@ -233,20 +233,6 @@ pub fn decide(current: Option<(JobStatus, Option<u8>)>, event: &JobEvent) -> Dec
         Decision::Conflict
     } else {
         Decision::Stale
-    }
-}
-
-/// The status a job most likely has just before `event` moves it forward
-/// (None: the job is not stored yet), in the usual order of delivery:
-/// `started` opens a job, progress and terminal events follow `processing`.
-/// Storage conditions its write on this guess so that a successful write
-/// also proves the previous status; a wrong guess costs one more write.
-pub fn likely_previous_status(event: &JobEvent) -> Option<JobStatus> {
-    match (event.status, event.progress) {
-        (JobStatus::Submitted, _) | (JobStatus::Processing, None) => None,
-        (JobStatus::Processing, Some(_)) | (JobStatus::Completed | JobStatus::Failed | JobStatus::Canceled, _) => {
-            Some(JobStatus::Processing)
-        }
     }
 }
 
@@ -307,7 +293,10 @@ impl From<Decision> for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyResult {
     pub outcome: Outcome,
-    /// The job's status before the event (None for a job first seen now).
+    /// The job's status before the event, where the store learned it: None
+    /// for a job first seen now, or when its write did not say (the DynamoDB
+    /// store's apply condition holds for every earlier state; the stream's
+    /// old image, and so the notification, always says).
     pub from: Option<JobStatus>,
     /// The job's status after the event.
     pub to: Option<JobStatus>,
@@ -510,40 +499,6 @@ mod tests {
                 (Just(events), Just(delivered).prop_shuffle())
             })
         })
-    }
-
-    #[test]
-    fn the_previous_status_guess_is_right_for_in_order_delivery() {
-        let in_order = [
-            event("s", JobStatus::Processing, None),
-            event("p1", JobStatus::Processing, Some(30)),
-            event("p2", JobStatus::Processing, Some(60)),
-            event("c", JobStatus::Completed, None),
-        ];
-        let mut current: Option<JobStatus> = None;
-        for e in &in_order {
-            assert_eq!(likely_previous_status(e), current, "{}", e.event_id);
-            current = Some(e.status);
-        }
-        let failed = event("f", JobStatus::Failed, None);
-        assert_eq!(likely_previous_status(&failed), Some(JobStatus::Processing));
-    }
-
-    #[test]
-    fn every_guessed_previous_status_is_one_the_event_can_move_forward_from() {
-        for status in [
-            JobStatus::Submitted,
-            JobStatus::Processing,
-            JobStatus::Completed,
-            JobStatus::Failed,
-            JobStatus::Canceled,
-        ] {
-            for progress in [None, Some(0), Some(50), Some(100)] {
-                let e = event("e", status, progress);
-                let current = likely_previous_status(&e).map(|s| (s, None));
-                assert_eq!(decide(current, &e), Decision::Apply, "{status} {progress:?}");
-            }
-        }
     }
 
     proptest! {

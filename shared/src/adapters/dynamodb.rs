@@ -13,22 +13,28 @@
 //! (`poll_misses` counts those in a row). Both index attributes are removed
 //! when the job ends or is abandoned.
 //!
-//! **Apply protocol** (no reads; at most two write requests per event unless
-//! another event of the job is written in between):
-//! 1. One `TransactWriteItems`: the state update, conditioned on the job being
-//!    at its likely previous status and the event moving it forward, and the
-//!    timeline put (`applied`), conditioned on the event id being new. Atomic,
-//!    so no crash can leave one without the other. Success means applied, from
-//!    the status in the condition.
-//! 2. If the timeline condition failed, the event was seen before: duplicate.
+//! **Apply protocol** (no reads; one write request per event unless the
+//! store's memory of the job is missing or out of date):
+//! 1. The store keeps, per container, the state it last saw of each job it
+//!    wrote (a bounded LRU). States only move forward, so that is a lower
+//!    bound of the job's state, and it says whether the event will apply.
+//! 2. If it may (or the job is not remembered), one `TransactWriteItems`: the
+//!    state update, conditioned on the event moving the job forward from
+//!    whatever state it is in (or the job not being stored), and the timeline
+//!    put (`applied`), conditioned on the event id being new. Atomic, so no
+//!    crash can leave one without the other.
+//! 3. If the store saw the job past the event, one `TransactWriteItems`: a
+//!    condition check that the state still makes the event stale (or
+//!    conflicting), and the timeline put recording it so. A wrong memory
+//!    costs one more request, never a wrong outcome.
+//! 4. If the timeline condition failed, the event was seen before: duplicate.
 //!    If only the state condition failed, the cancellation carries the current
-//!    state (`ReturnValuesOnConditionCheckFailure=ALL_OLD`). If the event moves
-//!    that state forward, step 1 runs again expecting exactly that state.
-//!    Otherwise the event is stale or conflicting, and a second conditional put
-//!    records it. A crash before that put only means the redelivery records it.
+//!    state (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), and the event
+//!    goes to step 2 or 3 from it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,17 +42,18 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
+use lru::LruCache;
 use time::OffsetDateTime;
 
 use super::sdk_port_error;
 use crate::clock::{rfc3339, unix_ms, Clock};
 use crate::domain::archive::{ArchiveLocation, SegmentRef};
 use crate::domain::job::{
-    decide, likely_previous_status, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome,
-    TimelineEntry,
+    decide, ApplyResult, Decision, JobEvent, JobFields, JobState, JobStatus, Origin, Outcome, TimelineEntry,
 };
 use crate::domain::listing::{JobSummary, Position, SourceRead};
 use crate::domain::notification::StateImage;
@@ -70,6 +77,8 @@ pub const ARCHIVE_ATTRIBUTE: &str = "archive";
 pub const ARCHIVE_REF_ATTRIBUTE: &str = "archive_ref";
 
 type Item = HashMap<String, AttributeValue>;
+/// A job's status and progress: all the apply rule reads of its state.
+type StatusAt = (JobStatus, Option<u8>);
 
 pub fn job_pk(source: &str, job_id: &str) -> String {
     format!("JOB#{source}#{job_id}")
@@ -95,13 +104,52 @@ fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
-fn status_of(item: &Item) -> Option<(JobStatus, Option<u8>)> {
+fn status_of(item: &Item) -> Option<StatusAt> {
     let status = get_s(item, "status")?.parse().ok()?;
     Some((status, get_n(item, "progress")))
 }
 
+/// The state condition under which an event with these fields moves a job
+/// forward: [`crate::domain::job::moves_forward`] as an expression on `#rank`,
+/// `#status` and `#progress` (an absent job fails it). It declares `:rank`,
+/// and, for progress, `:processing` and `:progress`.
+fn forward_condition(status: JobStatus, progress: Option<u8>, values: &mut Item) -> String {
+    values.insert(":rank".into(), n(status.rank()));
+    let mut forward = "#rank < :rank".to_owned();
+    if let (JobStatus::Processing, Some(progress)) = (status, progress) {
+        values.insert(":processing".into(), s(JobStatus::Processing.as_str()));
+        values.insert(":progress".into(), n(progress));
+        forward.push_str(" OR (#status = :processing AND (attribute_not_exists(#progress) OR #progress < :progress))");
+    }
+    format!("({forward})")
+}
+
+/// The state condition under which `event` is `decision` (stale or
+/// conflicting) against the job as stored, `seen` being the status the store
+/// last saw: [`decide`] as an expression.
+fn unapplied_condition(event: &JobEvent, decision: Decision, seen: JobStatus) -> (String, Item) {
+    let mut values = Item::new();
+    let condition = match decision {
+        // Two ends: the one stored is the one seen (an end never changes).
+        Decision::Conflict => {
+            values.insert(":seen".into(), s(seen.as_str()));
+            "#status = :seen".to_owned()
+        }
+        // An end is stale only against the same end.
+        Decision::Stale if event.status.is_terminal() => {
+            values.insert(":status".into(), s(event.status.as_str()));
+            "#status = :status".to_owned()
+        }
+        Decision::Stale | Decision::Apply => format!(
+            "attribute_exists(#pk) AND NOT {}",
+            forward_condition(event.status, event.progress, &mut values)
+        ),
+    };
+    (condition, values)
+}
+
 /// The conditional state update and its expression, mirroring
-/// [`crate::domain::job::moves_forward`] from the `expected` previous status.
+/// [`crate::domain::job::moves_forward`] from any previous status.
 struct StateUpdate {
     update: String,
     condition: String,
@@ -112,9 +160,8 @@ struct StateUpdate {
 /// What a state update is conditioned on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Guard {
-    /// An apply: the job is at this status (None: not stored yet) and the
-    /// event moves it forward.
-    Forward(Option<JobStatus>),
+    /// An apply: the job is not stored yet, or the event moves it forward.
+    Forward,
     /// A replay's correction: the job has exactly this many transitions, so
     /// nothing was applied since the archive was read.
     Transitions(u64),
@@ -199,7 +246,7 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
     values.insert(":origin".into(), s(transition.origin.as_str()));
     set.push("#last_origin = :origin");
     match (transition.terminal_origin, guard) {
-        (Some(origin), Guard::Forward(_)) => {
+        (Some(origin), Guard::Forward) => {
             values.insert(":terminal_origin".into(), s(origin.as_str()));
             set.push("#terminal_origin = :terminal_origin");
         }
@@ -209,7 +256,7 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
             set.push("#terminal_origin = if_not_exists(#terminal_origin, :terminal_origin)");
         }
         (None, Guard::Transitions(_)) => remove.push("#terminal_origin".to_owned()),
-        (None, Guard::Forward(_)) => {}
+        (None, Guard::Forward) => {}
     }
     // The corrected job's outputs are kept again, as it says them now (an
     // apply never moves a completed job, so it leaves them).
@@ -241,25 +288,17 @@ fn state_update(event: &JobEvent, transition: &Transition, guard: Guard, now: &s
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
     }
 
-    // The write succeeds only if the job is at `expected` and the event moves
-    // it forward, so success also tells the previous status without a read.
+    // One condition for every previous state, so that the first write applies
+    // whatever the job's state; the stream's old image says which it was.
     let condition = match guard {
         Guard::Transitions(expected) => {
             values.insert(":expected_transitions".into(), n(expected));
             "attribute_exists(#pk) AND #transitions = :expected_transitions".to_owned()
         }
-        Guard::Forward(None) => "attribute_not_exists(#pk)".to_owned(),
-        Guard::Forward(Some(previous)) => {
-            values.insert(":expected".into(), s(previous.as_str()));
-            let mut forward = "#rank < :rank".to_owned();
-            if fields.status == JobStatus::Processing && fields.progress.is_some() {
-                values.insert(":processing".into(), s(JobStatus::Processing.as_str()));
-                forward.push_str(
-                    " OR (#status = :processing AND (attribute_not_exists(#progress) OR #progress < :progress))",
-                );
-            }
-            format!("#status = :expected AND ({forward})")
-        }
+        Guard::Forward => format!(
+            "attribute_not_exists(#pk) OR {}",
+            forward_condition(fields.status, fields.progress, &mut values)
+        ),
     };
     // Only names the expressions use may be declared.
     names.retain(|placeholder, _| update.contains(placeholder.as_str()) || condition.contains(placeholder.as_str()));
@@ -279,6 +318,9 @@ pub struct DynamoJobStore {
     event_ttl: Duration,
     clock: Arc<dyn Clock>,
     stale_after: Duration,
+    /// The state this store last saw of each job it wrote, by `pk`: which
+    /// write an event needs, since a job only moves forward.
+    seen: Arc<Mutex<LruCache<String, StatusAt>>>,
 }
 
 impl DynamoJobStore {
@@ -289,6 +331,9 @@ impl DynamoJobStore {
             event_ttl,
             clock,
             stale_after: crate::domain::schedule::DEFAULT_STALE_AFTER,
+            seen: Arc::new(Mutex::new(LruCache::new(
+                NonZeroUsize::new(REMEMBERED_JOBS).expect("not zero"),
+            ))),
         }
     }
 
@@ -346,24 +391,6 @@ impl DynamoJobStore {
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .expect("table, item and condition are set")
-    }
-
-    /// Records a stale or conflicting event. Returns `Duplicate` if another
-    /// delivery of it got there first.
-    async fn record(&self, item: Item, outcome: Outcome) -> Result<Outcome, PortError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(sk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(outcome),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(Outcome::Duplicate),
-            Err(e) => Err(sdk_port_error("dynamodb:PutItem", e)),
-        }
     }
 }
 
@@ -1027,17 +1054,38 @@ impl OpenJobIndex for DynamoJobStore {
     }
 }
 
-/// How one conditional transaction ended.
-enum Attempt {
-    Applied,
-    /// The event id was already in the timeline.
-    Duplicate(Option<(JobStatus, Option<u8>)>),
-    /// The state condition failed; this is the state that failed it.
-    NotApplied(Option<(JobStatus, Option<u8>)>),
+/// What one apply request writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// The state update and the `applied` timeline entry.
+    Forward,
+    /// The timeline entry of an event that does not apply, with a check that
+    /// the job is still where the store saw it (`seen`) in that respect.
+    Unapplied(Decision, JobStatus),
 }
 
-/// A wrong previous-status guess, then a lost race per further attempt.
+/// The plan for `event` against what the store last saw of its job.
+fn plan_for(seen: Option<StatusAt>, event: &JobEvent) -> Plan {
+    match (seen, decide(seen, event)) {
+        (Some((status, _)), decision @ (Decision::Stale | Decision::Conflict)) => Plan::Unapplied(decision, status),
+        _ => Plan::Forward,
+    }
+}
+
+/// How one conditional transaction ended.
+enum Attempt {
+    Written,
+    /// The event id was already in the timeline.
+    Duplicate(Option<StatusAt>),
+    /// The state condition failed; this is the state that failed it.
+    Refused(Option<StatusAt>),
+}
+
+/// A stale memory of the job, then a lost race per further attempt.
 const MAX_APPLY_ATTEMPTS: u32 = 4;
+
+/// Jobs whose last seen state one store remembers: about 100 bytes each.
+const REMEMBERED_JOBS: usize = 4096;
 
 impl DynamoJobStore {
     /// One `TransactWriteItems` of a transition: the state update `guard`
@@ -1074,11 +1122,54 @@ impl DynamoJobStore {
             .build()
             .expect("table, key and expression are set");
         let timeline = self.timeline_item(event, Outcome::Applied, &now_text, now.unix_timestamp());
+        self.transact(
+            TransactWriteItem::builder().update(state).build(),
+            self.timeline_put(timeline),
+        )
+        .await
+    }
+
+    /// One `TransactWriteItems` recording an event that does not apply: a
+    /// check that the state still makes it `decision`, and its timeline put.
+    async fn write_unapplied(
+        &self,
+        event: &JobEvent,
+        decision: Decision,
+        seen: JobStatus,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
+        let (condition, values) = unapplied_condition(event, decision, seen);
+        let mut names = names(&["pk", "rank", "status", "progress"]);
+        names.retain(|placeholder, _| condition.contains(placeholder.as_str()));
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&event.source, &event.job_id)))
+            .key("sk", s(STATE_SK))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, key and condition are set");
+        let timeline = self.timeline_item(event, decision.into(), &rfc3339(now), now.unix_timestamp());
+        self.transact(
+            TransactWriteItem::builder().condition_check(check).build(),
+            self.timeline_put(timeline),
+        )
+        .await
+    }
+
+    /// A state item's write or check, then a timeline put, as one transaction.
+    async fn transact(
+        &self,
+        state: TransactWriteItem,
+        timeline: Put,
+    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(state).build())
-            .transact_items(TransactWriteItem::builder().put(self.timeline_put(timeline)).build())
+            .transact_items(state)
+            .transact_items(TransactWriteItem::builder().put(timeline).build())
             .send()
             .await;
         match result {
@@ -1096,25 +1187,39 @@ impl DynamoJobStore {
         }
     }
 
-    /// One apply attempt: the state update conditioned on the job being at
-    /// `expected` and the event moving it forward.
-    async fn try_apply(
-        &self,
-        event: &JobEvent,
-        expected: Option<JobStatus>,
-        now: OffsetDateTime,
-    ) -> Result<Attempt, PortError> {
-        let Some(reasons) = self.write_transition(event, Guard::Forward(expected), now).await? else {
-            return Ok(Attempt::Applied);
+    /// One apply attempt as `plan` says.
+    async fn try_apply(&self, event: &JobEvent, plan: Plan, now: OffsetDateTime) -> Result<Attempt, PortError> {
+        let written = match plan {
+            Plan::Forward => self.write_transition(event, Guard::Forward, now).await?,
+            Plan::Unapplied(decision, seen) => self.write_unapplied(event, decision, seen, now).await?,
+        };
+        let Some(reasons) = written else {
+            return Ok(Attempt::Written);
         };
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some(CONDITIONAL_CHECK_FAILED);
         let current = reasons.first().and_then(|r| r.item()).and_then(status_of);
         if failed(1) {
             Ok(Attempt::Duplicate(current))
         } else if failed(0) {
-            Ok(Attempt::NotApplied(current))
+            Ok(Attempt::Refused(current))
         } else {
             Err(cancelled(&reasons))
+        }
+    }
+
+    fn seen(&self, pk: &str) -> Option<StatusAt> {
+        self.seen.lock().expect("seen lock").get(pk).copied()
+    }
+
+    fn remember(&self, pk: &str, state: Option<StatusAt>) {
+        let mut seen = self.seen.lock().expect("seen lock");
+        match state {
+            Some(state) => {
+                seen.put(pk.to_owned(), state);
+            }
+            None => {
+                seen.pop(pk);
+            }
         }
     }
 }
@@ -1183,6 +1288,8 @@ impl JobStore for DynamoJobStore {
 
     async fn correct(&self, event: &JobEvent, expected_transitions: u64) -> Result<bool, PortError> {
         let guard = Guard::Transitions(expected_transitions);
+        // A correction may move a job anywhere: forget what was seen of it.
+        self.remember(&job_pk(&event.source, &event.job_id), None);
         match self.write_transition(event, guard, self.clock.now()).await? {
             None => Ok(true),
             // The job moved since it was read, or this replay ran already.
@@ -1253,20 +1360,38 @@ impl JobStore for DynamoJobStore {
 
     async fn apply(&self, event: &JobEvent) -> Result<ApplyResult, PortError> {
         let now = self.clock.now();
-        let mut expected = likely_previous_status(event);
+        let pk = job_pk(&event.source, &event.job_id);
+        let mut plan = plan_for(self.seen(&pk), event);
         let mut write_requests = 0;
         loop {
             write_requests += 1;
-            let current = match self.try_apply(event, expected, now).await? {
-                Attempt::Applied => {
-                    return Ok(ApplyResult {
-                        outcome: Outcome::Applied,
-                        from: expected,
-                        to: Some(event.status),
-                        write_requests,
-                    })
+            let current = match self.try_apply(event, plan, now).await? {
+                Attempt::Written => {
+                    return Ok(match plan {
+                        Plan::Forward => {
+                            let after = Transition::of(event, unix_ms(now), self.stale_after).fields;
+                            self.remember(&pk, Some((after.status, after.progress)));
+                            ApplyResult {
+                                outcome: Outcome::Applied,
+                                // The condition held for every earlier state.
+                                from: None,
+                                to: Some(event.status),
+                                write_requests,
+                            }
+                        }
+                        Plan::Unapplied(decision, seen) => ApplyResult {
+                            outcome: decision.into(),
+                            // At least this far along: the check held.
+                            from: Some(seen),
+                            to: Some(seen),
+                            write_requests,
+                        },
+                    });
                 }
                 Attempt::Duplicate(current) => {
+                    if current.is_some() {
+                        self.remember(&pk, current);
+                    }
                     let status = current.map(|(s, _)| s);
                     return Ok(ApplyResult {
                         outcome: Outcome::Duplicate,
@@ -1275,30 +1400,19 @@ impl JobStore for DynamoJobStore {
                         write_requests,
                     });
                 }
-                Attempt::NotApplied(current) => current,
+                Attempt::Refused(current) => current,
             };
-            let decision = decide(current, event);
-            if decision == Decision::Apply {
-                // The guess was wrong, or another event of the job landed
-                // first: try again from the state the condition saw.
-                if write_requests >= MAX_APPLY_ATTEMPTS {
-                    return Err(PortError::transient(
-                        "dynamodb:TransactWriteItems",
-                        "job state kept changing concurrently",
-                    ));
-                }
-                expected = current.map(|(s, _)| s);
-                continue;
+            // The job is not where the store remembered it (another container
+            // or a replay moved it), or another event landed first: plan again
+            // from the state the condition saw.
+            self.remember(&pk, current);
+            if write_requests >= MAX_APPLY_ATTEMPTS {
+                return Err(PortError::transient(
+                    "dynamodb:TransactWriteItems",
+                    "job state kept changing concurrently",
+                ));
             }
-            let item = self.timeline_item(event, decision.into(), &rfc3339(now), now.unix_timestamp());
-            let outcome = self.record(item, decision.into()).await?;
-            let status = current.map(|(s, _)| s);
-            return Ok(ApplyResult {
-                outcome,
-                from: status,
-                to: status,
-                write_requests: write_requests + 1,
-            });
+            plan = plan_for(current, event);
         }
     }
 }
@@ -1374,26 +1488,20 @@ mod tests {
         }
     }
 
-    fn update_for(event: &JobEvent, expected: Option<JobStatus>) -> StateUpdate {
+    fn update_for(event: &JobEvent) -> StateUpdate {
         let transition = Transition::of(event, 1_000, Duration::from_secs(600));
-        state_update(
-            event,
-            &transition,
-            Guard::Forward(expected),
-            "2026-05-13T12:00:05.123Z",
-            1_000,
-        )
+        state_update(event, &transition, Guard::Forward, "2026-05-13T12:00:05.123Z", 1_000)
     }
 
     fn placeholders(update: &StateUpdate) -> BTreeSet<&str> {
         update.names.keys().map(String::as_str).collect()
     }
 
-    /// The expressions as DynamoDB receives them, for a progress event on a
-    /// job believed to be processing: the write moves the job only forward.
+    /// The expressions as DynamoDB receives them, for a progress event: the
+    /// write moves the job only forward, from whatever state it is in.
     #[test]
     fn a_progress_event_sets_its_fields_stays_open_and_moves_only_forward() {
-        let update = update_for(&event(JobStatus::Processing, Some(40)), Some(JobStatus::Processing));
+        let update = update_for(&event(JobStatus::Processing, Some(40)));
         assert_eq!(
             update.update,
             "SET #status = :status, #rank = :rank, #source = :source, #job_id = :job_id, #updated_at = :now, \
@@ -1404,22 +1512,22 @@ mod tests {
         );
         assert_eq!(
             update.condition,
-            "#status = :expected AND (#rank < :rank OR (#status = :processing AND \
+            "attribute_not_exists(#pk) OR (#rank < :rank OR (#status = :processing AND \
              (attribute_not_exists(#progress) OR #progress < :progress)))"
         );
         assert_eq!(update.values[":due"], n(601_000));
-        assert_eq!(update.values[":expected"], s("processing"));
+        assert_eq!(update.values[":progress"], n(40));
         assert!(
             !placeholders(&update).contains("#terminal_origin"),
             "declared only where used"
         );
     }
 
-    /// A first event that ends the job: written only if the job is new, it
-    /// leaves the open-jobs index and records who got there first.
+    /// An event that ends the job: written only if the job is new or not
+    /// ended, it leaves the open-jobs index and records who got there first.
     #[test]
-    fn an_ending_event_for_a_new_job_records_its_origin_and_leaves_the_index() {
-        let update = update_for(&event(JobStatus::Completed, None), None);
+    fn an_ending_event_records_its_origin_and_leaves_the_index() {
+        let update = update_for(&event(JobStatus::Completed, None));
         assert_eq!(
             update.update,
             "SET #status = :status, #rank = :rank, #source = :source, #job_id = :job_id, #updated_at = :now, \
@@ -1428,7 +1536,7 @@ mod tests {
              #progress = :progress, #output_url = :output_url \
              REMOVE #error, #result, #provider_time, #poll_misses, #abandoned_at, #open_pk, #last_activity, #next_poll_at"
         );
-        assert_eq!(update.condition, "attribute_not_exists(#pk)");
+        assert_eq!(update.condition, "attribute_not_exists(#pk) OR (#rank < :rank)");
         assert_eq!(update.values[":progress"], n(100), "a completed job is at 100%");
         assert!(!update.values.contains_key(":due"));
         // Every placeholder used is declared, and no other (DynamoDB refuses both).
@@ -1443,5 +1551,67 @@ mod tests {
             .filter(|w| w.starts_with('#'))
             .collect();
         assert_eq!(placeholders(&update), used);
+    }
+
+    /// What records an event that does not apply checks: the state still
+    /// makes it so, as `decide` would say.
+    #[test]
+    fn an_unapplied_event_is_recorded_only_while_the_state_still_makes_it_so() {
+        let stale = unapplied_condition(
+            &event(JobStatus::Processing, Some(20)),
+            Decision::Stale,
+            JobStatus::Processing,
+        );
+        assert_eq!(
+            stale.0,
+            "attribute_exists(#pk) AND NOT (#rank < :rank OR (#status = :processing AND \
+             (attribute_not_exists(#progress) OR #progress < :progress)))"
+        );
+        assert_eq!(stale.1[":progress"], n(20));
+        let stale_end = unapplied_condition(
+            &event(JobStatus::Completed, None),
+            Decision::Stale,
+            JobStatus::Completed,
+        );
+        assert_eq!(stale_end.0, "#status = :status");
+        assert_eq!(stale_end.1[":status"], s("completed"));
+        let conflict = unapplied_condition(
+            &event(JobStatus::Failed, None),
+            Decision::Conflict,
+            JobStatus::Completed,
+        );
+        assert_eq!(
+            (conflict.0.as_str(), &conflict.1[":seen"]),
+            ("#status = :seen", &s("completed"))
+        );
+    }
+
+    /// The store writes as its memory of the job says: an event that can
+    /// move the job forward, or a job it has not seen, gets the state update.
+    #[test]
+    fn the_plan_follows_what_the_store_last_saw_of_the_job() {
+        use JobStatus::{Completed, Failed, Processing};
+        let cases = [
+            (None, event(Completed, None), Plan::Forward),
+            (Some((Processing, Some(40))), event(Processing, Some(50)), Plan::Forward),
+            (
+                Some((Processing, Some(40))),
+                event(Processing, Some(30)),
+                Plan::Unapplied(Decision::Stale, Processing),
+            ),
+            (
+                Some((Completed, Some(100))),
+                event(Failed, None),
+                Plan::Unapplied(Decision::Conflict, Completed),
+            ),
+            (
+                Some((Completed, Some(100))),
+                event(Completed, None),
+                Plan::Unapplied(Decision::Stale, Completed),
+            ),
+        ];
+        for (seen, e, plan) in cases {
+            assert_eq!(plan_for(seen, &e), plan, "{seen:?} {e:?}");
+        }
     }
 }
