@@ -149,10 +149,14 @@ dev: venv
 bench: bench-venv
 	scripts/bench.sh
 
-figures: venv
+# The store's and the reconciler's budgets from the tests, then the bench's
+# workload matrix and both receiver rows (kept-open and new connections).
+FIGURES_BENCH = processor_matrix,rust_noop,python_noop,rust_receiver,python_receiver,rust_receiver_reconnect,python_receiver_reconnect
+figures: venv bench-venv
 	scripts/with-moto.sh cargo test -p jobhook-tests --test integration -- --nocapture \
 	  write_budget in_order_events reversed_within_a_batch only_for_jobs_that_lost concurrency_bound unknown_jobs_back_off 2>&1 \
 	  | grep -E '^(write budget|in-order write budget|reversed write budget|reconciler efficiency|reconciler fairness|poll concurrency)|test result'
+	scripts/bench.sh --only $(FIGURES_BENCH) --invocations 100 --spawns 2
 
 # Each target runs for FUZZ_SECS with fresh seeds and prints its case count.
 FUZZ_SECS ?= 20

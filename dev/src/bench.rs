@@ -951,10 +951,15 @@ impl Bench {
         Ok(figures)
     }
 
-    /// `SendMessage` straight from here to moto, with the SDK: the floor
-    /// under any receiver's warm wall time.
-    async fn send_floor(&self, env: &Env) -> Result<f64, Error> {
-        let sqs = aws_sdk_sqs::Client::new(&self.aws);
+    /// `SendMessage` from here with the SDK, to moto or through one of the
+    /// functions' proxies (`endpoint`): the floor under a receiver's warm
+    /// wall time on that path.
+    async fn send_floor(&self, env: &Env, endpoint: Option<&str>) -> Result<f64, Error> {
+        let mut config = aws_sdk_sqs::config::Builder::from(&self.aws);
+        if let Some(url) = endpoint {
+            config = config.endpoint_url(url);
+        }
+        let sqs = aws_sdk_sqs::Client::from_conf(config.build());
         let mut walls = Vec::new();
         for i in 0..self.args.invocations.min(100) {
             let t = Instant::now();
@@ -985,7 +990,16 @@ impl Bench {
             machine: machine(),
             ..Default::default()
         };
-        report.send_floor_ms = self.send_floor(&env).await?;
+        report.send_floor_ms = self.send_floor(&env, None).await?;
+        if self.args.wanted("rust_receiver_reconnect") || self.args.wanted("python_receiver_reconnect") {
+            let endpoint = |vars: &[(String, String)]| {
+                vars.iter()
+                    .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+                    .map(|(_, v)| v.clone())
+            };
+            report.send_floor_kept_open_ms = self.send_floor(&env, endpoint(&env.shared).as_deref()).await?;
+            report.send_floor_reconnect_ms = self.send_floor(&env, endpoint(&env.reconnecting).as_deref()).await?;
+        }
 
         let mut webhooks = |i: usize| webhook_event(i, &source);
         let reconnecting = Env {
@@ -1095,6 +1109,11 @@ pub struct Report {
     pub batch: usize,
     pub function_cpu: Option<usize>,
     pub send_floor_ms: f64,
+    /// The same through the functions' keep-alive proxy, and through the
+    /// one that closes every connection: what a new connection adds to any
+    /// receiver's wall.
+    pub send_floor_kept_open_ms: f64,
+    pub send_floor_reconnect_ms: f64,
     pub functions: BTreeMap<String, Figures>,
     pub processors: BTreeMap<String, ProcessorFigures>,
     pub matrix: Vec<matrix::Cell>,
@@ -1144,6 +1163,12 @@ impl Report {
             "moto SendMessage from the bench (the floor under a receiver's warm wall): {:.2} ms",
             self.send_floor_ms
         );
+        if self.send_floor_reconnect_ms > 0.0 {
+            println!(
+                "the same through the functions' proxy: {:.2} ms with the connection kept open, {:.2} ms with a new connection per request",
+                self.send_floor_kept_open_ms, self.send_floor_reconnect_ms
+            );
+        }
         println!();
         println!("| figure | Python/Powertools | jobhook | ratio | goal |");
         println!("|---|---|---|---|---|");

@@ -1,7 +1,7 @@
 //! Invariants of `template.yaml` that a deploy would only reveal in
 //! production: queue timing, least privilege, configuration, triggers.
 
-use jobhook::adapters::dynamodb::{ACTIVITY_INDEX, ACTIVITY_PROJECTION, OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
+use jobhook::adapters::dynamodb::{ACTIVITY_INDEX, ACTIVITY_PROJECTION, APPLY_ACTIONS, OPEN_JOBS_INDEX, TTL_ATTRIBUTE};
 use jobhook::config::{KeeperConfig, NotifierConfig, ProcessorConfig, ReceiverConfig};
 use reconciler::ReconcilerConfig;
 use serde_yaml_ng::Value;
@@ -212,6 +212,27 @@ fn the_public_receiver_cannot_read_the_provider_api_tokens() {
     }
     let key: Vec<String> = mentions(&resource(&t, "ReceiverFunction")["Properties"]["Policies"]);
     assert!(key.iter().any(|m| m == "kms:Decrypt"), "a supplied KMS key can be used");
+}
+
+/// AWS authorizes a transaction item by item, so a function that applies
+/// events without one of the item actions fails every event that needs it
+/// (a stale one, for `ConditionCheckItem`) while the others pass.
+#[test]
+fn the_functions_that_apply_events_may_write_every_item_of_an_apply() {
+    let t = template();
+    for function in ["ProcessorFunction", "ReconcilerFunction"] {
+        let on_table: Vec<String> = statements(resource(&t, function))
+            .into_iter()
+            .filter(|s| mentions(&s["Resource"]).iter().any(|m| m == "JobsTable.Arn"))
+            .flat_map(|s| strings(&s["Action"]))
+            .collect();
+        for action in APPLY_ACTIONS {
+            assert!(
+                on_table.iter().any(|a| a == action),
+                "{function} lacks {action} on the table"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1081,6 +1081,10 @@ enum Attempt {
     Refused(Option<StatusAt>),
 }
 
+/// The IAM actions an apply's transactions are authorized as (AWS checks a
+/// transaction item by item): every function that applies events needs them.
+pub const APPLY_ACTIONS: &[&str] = &["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"];
+
 /// A stale memory of the job, then a lost race per further attempt.
 const MAX_APPLY_ATTEMPTS: u32 = 4;
 
@@ -1088,15 +1092,9 @@ const MAX_APPLY_ATTEMPTS: u32 = 4;
 const REMEMBERED_JOBS: usize = 4096;
 
 impl DynamoJobStore {
-    /// One `TransactWriteItems` of a transition: the state update `guard`
-    /// conditions, and the `applied` timeline put conditioned on the event id
-    /// being new. None once written; otherwise why it was cancelled.
-    async fn write_transition(
-        &self,
-        event: &JobEvent,
-        guard: Guard,
-        now: OffsetDateTime,
-    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
+    /// A transition's transaction: the state update `guard` conditions, and
+    /// the `applied` timeline put conditioned on the event id being new.
+    fn transition_items(&self, event: &JobEvent, guard: Guard, now: OffsetDateTime) -> [TransactWriteItem; 2] {
         let now_text = rfc3339(now);
         let StateUpdate {
             update,
@@ -1122,22 +1120,21 @@ impl DynamoJobStore {
             .build()
             .expect("table, key and expression are set");
         let timeline = self.timeline_item(event, Outcome::Applied, &now_text, now.unix_timestamp());
-        self.transact(
+        [
             TransactWriteItem::builder().update(state).build(),
-            self.timeline_put(timeline),
-        )
-        .await
+            TransactWriteItem::builder().put(self.timeline_put(timeline)).build(),
+        ]
     }
 
-    /// One `TransactWriteItems` recording an event that does not apply: a
-    /// check that the state still makes it `decision`, and its timeline put.
-    async fn write_unapplied(
+    /// The transaction recording an event that does not apply: a check that
+    /// the state still makes it `decision`, and its timeline put.
+    fn unapplied_items(
         &self,
         event: &JobEvent,
         decision: Decision,
         seen: JobStatus,
         now: OffsetDateTime,
-    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
+    ) -> [TransactWriteItem; 2] {
         let (condition, values) = unapplied_condition(event, decision, seen);
         let mut names = names(&["pk", "rank", "status", "progress"]);
         names.retain(|placeholder, _| condition.contains(placeholder.as_str()));
@@ -1152,24 +1149,28 @@ impl DynamoJobStore {
             .build()
             .expect("table, key and condition are set");
         let timeline = self.timeline_item(event, decision.into(), &rfc3339(now), now.unix_timestamp());
-        self.transact(
+        [
             TransactWriteItem::builder().condition_check(check).build(),
-            self.timeline_put(timeline),
-        )
-        .await
+            TransactWriteItem::builder().put(self.timeline_put(timeline)).build(),
+        ]
     }
 
-    /// A state item's write or check, then a timeline put, as one transaction.
-    async fn transact(
-        &self,
-        state: TransactWriteItem,
-        timeline: Put,
-    ) -> Result<Option<Vec<CancellationReason>>, PortError> {
+    /// The items of `plan`'s transaction: the state item's write or check,
+    /// then the timeline put.
+    fn apply_items(&self, event: &JobEvent, plan: Plan, now: OffsetDateTime) -> [TransactWriteItem; 2] {
+        match plan {
+            Plan::Forward => self.transition_items(event, Guard::Forward, now),
+            Plan::Unapplied(decision, seen) => self.unapplied_items(event, decision, seen, now),
+        }
+    }
+
+    /// One `TransactWriteItems`: None once written; otherwise why it was
+    /// cancelled.
+    async fn transact(&self, items: [TransactWriteItem; 2]) -> Result<Option<Vec<CancellationReason>>, PortError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(state)
-            .transact_items(TransactWriteItem::builder().put(timeline).build())
+            .set_transact_items(Some(items.into()))
             .send()
             .await;
         match result {
@@ -1189,10 +1190,7 @@ impl DynamoJobStore {
 
     /// One apply attempt as `plan` says.
     async fn try_apply(&self, event: &JobEvent, plan: Plan, now: OffsetDateTime) -> Result<Attempt, PortError> {
-        let written = match plan {
-            Plan::Forward => self.write_transition(event, Guard::Forward, now).await?,
-            Plan::Unapplied(decision, seen) => self.write_unapplied(event, decision, seen, now).await?,
-        };
+        let written = self.transact(self.apply_items(event, plan, now)).await?;
         let Some(reasons) = written else {
             return Ok(Attempt::Written);
         };
@@ -1290,7 +1288,10 @@ impl JobStore for DynamoJobStore {
         let guard = Guard::Transitions(expected_transitions);
         // A correction may move a job anywhere: forget what was seen of it.
         self.remember(&job_pk(&event.source, &event.job_id), None);
-        match self.write_transition(event, guard, self.clock.now()).await? {
+        match self
+            .transact(self.transition_items(event, guard, self.clock.now()))
+            .await?
+        {
             None => Ok(true),
             // The job moved since it was read, or this replay ran already.
             Some(reasons) if reasons.iter().any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED)) => Ok(false),
@@ -1613,5 +1614,48 @@ mod tests {
         for (seen, e, plan) in cases {
             assert_eq!(plan_for(seen, &e), plan, "{seen:?} {e:?}");
         }
+    }
+    /// The IAM action AWS authorizes a transaction item as.
+    fn item_action(item: &TransactWriteItem) -> &'static str {
+        if item.update().is_some() {
+            "dynamodb:UpdateItem"
+        } else if item.put().is_some() {
+            "dynamodb:PutItem"
+        } else if item.condition_check().is_some() {
+            "dynamodb:ConditionCheckItem"
+        } else {
+            "dynamodb:DeleteItem"
+        }
+    }
+
+    /// The template grants `APPLY_ACTIONS` to the functions that apply (a
+    /// test there holds it): every item of every plan's transaction is one.
+    #[test]
+    fn every_item_an_apply_writes_is_authorized_as_one_of_the_apply_actions() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = DynamoJobStore::new(
+            Client::from_conf(config),
+            "jobs",
+            Duration::from_secs(86_400),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let plans = [
+            Plan::Forward,
+            Plan::Unapplied(Decision::Stale, JobStatus::Completed),
+            Plan::Unapplied(Decision::Conflict, JobStatus::Failed),
+        ];
+        let mut used = BTreeSet::new();
+        for plan in plans {
+            for item in store.apply_items(&event(JobStatus::Processing, Some(10)), plan, now) {
+                used.insert(item_action(&item));
+            }
+        }
+        for item in store.transition_items(&event(JobStatus::Completed, None), Guard::Transitions(2), now) {
+            used.insert(item_action(&item));
+        }
+        assert_eq!(used, APPLY_ACTIONS.iter().copied().collect::<BTreeSet<_>>());
     }
 }
